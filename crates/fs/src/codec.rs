@@ -1,0 +1,1 @@
+//! The sans-IO protocol codec. (Placeholder: being written.)

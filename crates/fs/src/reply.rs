@@ -1,0 +1,73 @@
+//! Replies to client commands and their wire form.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// What a command answers. Every reply line ends with `\r\n`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Reply {
+    /// `CONTENTS VERSION NUMBYTES EXPTIME\r\n<content>\r\n`: a successful read.
+    Contents {
+        /// The file's version.
+        version: u64,
+        /// Seconds until expiry, rounded up; 0 if the file never expires.
+        exptime_s: u64,
+        /// The file's content.
+        content: Bytes,
+    },
+    /// `OK VERSION`: a successful write or cas, with the file's new version.
+    Written {
+        /// The version the write or cas gave the file.
+        version: u64,
+    },
+    /// `OK`: a successful delete.
+    Deleted,
+    /// `ERR_FILE_NOT_FOUND`: no such file (or it has expired).
+    FileNotFound,
+    /// `ERR_VERSION CURRENT`: a cas named a version other than the file's current one.
+    VersionMismatch {
+        /// The file's current version.
+        current: u64,
+    },
+    /// `ERR_CMD_ERR`: the command was malformed.
+    CmdErr,
+    /// `ERR_INTERNAL`: the server could not complete the command; a mutation's outcome is unknown.
+    Internal,
+    /// `ERR_REDIRECT HOST:PORT`: this server is not the leader; the leader's client address.
+    Redirect(String),
+}
+
+impl Reply {
+    /// Appends the reply's wire form to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        match self {
+            Reply::Contents {
+                version,
+                exptime_s,
+                content,
+            } => {
+                dst.reserve(content.len() + 48);
+                dst.put_slice(
+                    format!("CONTENTS {version} {} {exptime_s}\r\n", content.len()).as_bytes(),
+                );
+                dst.put_slice(content);
+                dst.put_slice(b"\r\n");
+            }
+            Reply::Written { version } => dst.put_slice(format!("OK {version}\r\n").as_bytes()),
+            Reply::Deleted => dst.put_slice(b"OK\r\n"),
+            Reply::FileNotFound => dst.put_slice(b"ERR_FILE_NOT_FOUND\r\n"),
+            Reply::VersionMismatch { current } => {
+                dst.put_slice(format!("ERR_VERSION {current}\r\n").as_bytes())
+            }
+            Reply::CmdErr => dst.put_slice(b"ERR_CMD_ERR\r\n"),
+            Reply::Internal => dst.put_slice(b"ERR_INTERNAL\r\n"),
+            Reply::Redirect(addr) => dst.put_slice(format!("ERR_REDIRECT {addr}\r\n").as_bytes()),
+        }
+    }
+
+    /// The reply's wire form as a fresh buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+}

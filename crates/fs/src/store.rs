@@ -1,0 +1,1 @@
+//! The file store state machine. (Placeholder: being written.)

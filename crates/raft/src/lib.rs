@@ -1,0 +1,1 @@
+//! The raftfs consensus core. (Being written.)

@@ -1,0 +1,1 @@
+//! The raftfs server. (Being written.)

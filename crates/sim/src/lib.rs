@@ -1,0 +1,1 @@
+//! The raftfs cluster simulator and linearizability checker. (Being written.)

@@ -1,0 +1,1 @@
+//! The raftfs durable log. (Being written.)
