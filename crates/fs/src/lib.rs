@@ -9,13 +9,15 @@
 //! Nothing here reads a clock, a socket or a file: the caller passes clock readings in and moves
 //! bytes in and out, so the same code runs in the server and in the deterministic simulator.
 
+mod binary;
 pub mod codec;
 pub mod command;
 pub mod reply;
 pub mod stamped;
 pub mod store;
 
+pub use codec::{Decoded, Decoder, Limits, ParseError, ReplyDecoder, ReplyError};
 pub use command::{Command, Name, NameError};
 pub use reply::Reply;
-
-
+pub use stamped::StampedCommand;
+pub use store::Store;
