@@ -2,6 +2,9 @@
 //! store-wide version counter, and expiry judged deterministically from clock stamps that never
 //! go backwards.
 
+// Test helpers unwrap like tests do: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use bytes::Bytes;
 use fs::{Command, Name, Reply, Store};
 

@@ -2,6 +2,9 @@
 //! drift from the SPEC semantics, by checking it against a naive reference model under random
 //! command sequences with a non-decreasing but sometimes lagging clock.
 
+// Test helpers unwrap like tests do: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use bytes::Bytes;
 use fs::{Command, Name, Reply, Store};
 use proptest::prelude::*;
