@@ -27,6 +27,20 @@ fn decode_all(limits: Limits, input: &[u8]) -> (Vec<Decoded>, Decoder, BytesMut)
     (out, decoder, src)
 }
 
+/// Feeds `input` in pieces of `chunk` bytes and collects everything decoded.
+fn decode_pieces(limits: Limits, input: &[u8], chunk: usize) -> Vec<Decoded> {
+    let mut decoder = Decoder::new(limits);
+    let mut src = BytesMut::new();
+    let mut out = Vec::new();
+    for piece in input.chunks(chunk.min(input.len()).max(1)) {
+        src.extend_from_slice(piece);
+        while let Some(decoded) = decoder.decode(&mut src) {
+            out.push(decoded);
+        }
+    }
+    out
+}
+
 fn read_cmd(n: &str) -> Decoded {
     Decoded::Command(Command::Read { name: name(n) })
 }
@@ -187,18 +201,20 @@ fn line_of_exactly_the_limit_parses_and_one_more_byte_does_not() {
         line.resize(LINE_BYTES_MAX - 4, b' ');
         line.extend_from_slice(b"abcd");
         assert_eq!(line.len(), LINE_BYTES_MAX);
-        let mut input = line.clone();
-        input.extend_from_slice(terminator);
-        assert_eq!(decode_all(TEST_LIMITS, &input).0, vec![read_cmd("abcd")]);
-
+        let fits = [&line[..], terminator, b"read next\r\n"].concat();
         line.insert(4, b' ');
-        let mut input = line;
-        input.extend_from_slice(terminator);
-        input.extend_from_slice(b"read next\r\n");
-        assert_eq!(
-            decode_all(TEST_LIMITS, &input).0,
-            vec![Decoded::Error(ParseError::LineTooLong), read_cmd("next")]
-        );
+        let over = [&line[..], terminator, b"read next\r\n"].concat();
+        // Whole and byte by byte: the `\r` of a terminator must not count against the line.
+        for chunk in [usize::MAX, 1] {
+            assert_eq!(
+                decode_pieces(TEST_LIMITS, &fits, chunk),
+                vec![read_cmd("abcd"), read_cmd("next")]
+            );
+            assert_eq!(
+                decode_pieces(TEST_LIMITS, &over, chunk),
+                vec![Decoded::Error(ParseError::LineTooLong), read_cmd("next")]
+            );
+        }
     }
 }
 
