@@ -459,15 +459,32 @@ fn content_at_the_default_limit_is_accepted() {
 #[test]
 fn partial_input_is_kept_until_complete() {
     let mut decoder = Decoder::new(TEST_LIMITS);
+    assert!(decoder.at_command_boundary());
     let mut src = BytesMut::from(&b"write foo 5\r\nab"[..]);
     assert_eq!(decoder.decode(&mut src), None);
+    assert!(!decoder.at_command_boundary(), "inside content");
     src.extend_from_slice(b"cde\r");
     assert_eq!(decoder.decode(&mut src), None);
     src.extend_from_slice(b"\nread");
-    assert_eq!(
-        decoder.decode(&mut src),
-        Some(write_cmd("foo", b"abcde", 0))
-    );
+    let written = write_cmd("foo", b"abcde", 0);
+    assert_eq!(decoder.decode(&mut src), Some(written));
+    assert!(decoder.at_command_boundary());
     assert_eq!(decoder.decode(&mut src), None);
     assert_eq!(&src[..], b"read");
+}
+
+#[test]
+fn skipping_and_discarding_are_not_command_boundaries() {
+    let mut decoder = Decoder::new(TEST_LIMITS);
+    let mut src = BytesMut::from(&b"write big 100\r\nxx"[..]);
+    assert!(matches!(decoder.decode(&mut src), Some(Decoded::Error(_))));
+    assert_eq!(decoder.decode(&mut src), None);
+    assert!(!decoder.at_command_boundary());
+    let mut decoder = Decoder::default();
+    let mut src = BytesMut::from(&[b'x'; LINE_BYTES_MAX + 2][..]);
+    assert!(matches!(decoder.decode(&mut src), Some(Decoded::Error(_))));
+    assert!(!decoder.at_command_boundary());
+    src.extend_from_slice(b"\n");
+    assert_eq!(decoder.decode(&mut src), None);
+    assert!(decoder.at_command_boundary());
 }

@@ -223,6 +223,13 @@ pub struct Decoder {
     state: State,
 }
 
+impl Default for Decoder {
+    /// A decoder with the default [`Limits`].
+    fn default() -> Self {
+        Decoder::new(Limits::default())
+    }
+}
+
 impl Decoder {
     /// A decoder at the start of a connection.
     pub fn new(limits: Limits) -> Decoder {
@@ -270,6 +277,13 @@ impl Decoder {
     /// Whether framing was lost and the connection should be closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
+    }
+
+    /// Whether the decoder is at the start of a command line, not inside content, skipped
+    /// content or an over-long line. With an empty buffer too, the connection is between
+    /// commands: the point where a server shutting down may stop reading it.
+    pub fn at_command_boundary(&self) -> bool {
+        matches!(self.state, State::Line)
     }
 
     /// The limits this decoder enforces.

@@ -73,6 +73,13 @@ pub struct ReplyDecoder {
     state: State,
 }
 
+impl Default for ReplyDecoder {
+    /// A decoder with the default [`Limits`].
+    fn default() -> Self {
+        ReplyDecoder::new(Limits::default())
+    }
+}
+
 impl ReplyDecoder {
     /// A decoder at the start of a connection; `limits.file_bytes_max` bounds `CONTENTS`.
     pub fn new(limits: Limits) -> ReplyDecoder {
