@@ -246,6 +246,9 @@ impl Decoder {
     /// content). After an error that [closes the connection](ParseError::closes_connection) it
     /// discards all input and returns `None`. The result does not depend on how the stream was
     /// split into calls.
+    ///
+    /// Content is a zero-copy slice of `src`'s buffer, so it keeps that buffer alive: whatever
+    /// holds content for long should copy it (the store does).
     pub fn decode(&mut self, src: &mut BytesMut) -> Option<Decoded> {
         loop {
             let step = match std::mem::replace(&mut self.state, State::Line) {
