@@ -1,6 +1,6 @@
 //! The client commands of SPEC.md as typed values.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
 /// Longest file name accepted, in bytes (SPEC: 1 to 250 bytes).
@@ -121,5 +121,63 @@ impl Command {
     /// Whether the command changes the store (and so must go through the log).
     pub fn is_mutation(&self) -> bool {
         !matches!(self, Command::Read { .. })
+    }
+
+    /// Appends the command's wire form (see the type's documentation) to `dst`, as a client
+    /// sends it. EXPTIME is written only when it is not 0, which means the same.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        // Header lines are short: a verb, a name of at most NAME_BYTES_MAX and three numbers.
+        dst.reserve(NAME_BYTES_MAX + 80);
+        let (line, content) = match self {
+            Command::Read { name } => (format!("read {name}"), None),
+            Command::Delete { name } => (format!("delete {name}"), None),
+            Command::Write {
+                name,
+                content,
+                exptime_s,
+            } => (
+                format!(
+                    "write {name} {}{}",
+                    content.len(),
+                    exptime_suffix(*exptime_s)
+                ),
+                Some(content),
+            ),
+            Command::Cas {
+                name,
+                version,
+                content,
+                exptime_s,
+            } => (
+                format!(
+                    "cas {name} {version} {}{}",
+                    content.len(),
+                    exptime_suffix(*exptime_s)
+                ),
+                Some(content),
+            ),
+        };
+        dst.put_slice(line.as_bytes());
+        dst.put_slice(b"\r\n");
+        if let Some(content) = content {
+            dst.reserve(content.len() + 2);
+            dst.put_slice(content);
+            dst.put_slice(b"\r\n");
+        }
+    }
+
+    /// The command's wire form as a fresh buffer.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        self.encode(&mut buf);
+        buf.freeze()
+    }
+}
+
+/// The optional EXPTIME field of a write or cas line: omitted when 0 (never expires).
+fn exptime_suffix(exptime_s: u64) -> String {
+    match exptime_s {
+        0 => String::new(),
+        s => format!(" {s}"),
     }
 }

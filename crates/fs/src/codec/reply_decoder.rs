@@ -1,0 +1,226 @@
+//! Client side: server bytes to replies.
+//!
+//! ```text
+//! CONTENTS VERSION NUMBYTES EXPTIME\r\n<NUMBYTES bytes>\r\n
+//! OK VERSION\r\n    OK\r\n    ERR_VERSION CURRENT\r\n    ERR_FILE_NOT_FOUND\r\n
+//! ERR_CMD_ERR\r\n   ERR_INTERNAL\r\n   ERR_REDIRECT HOST:PORT\r\n
+//! ```
+//!
+//! Strict, because its peer is our own server and the tests and simulator use it to check that
+//! server: lines end with `\r\n` only, fields are separated by exactly one space. Any error means
+//! the stream can no longer be trusted; the decoder then returns that error on every call.
+
+use super::{Fields, LINE_BYTES_MAX, Limits, LineScan, parse_u64, scan_line};
+use crate::reply::Reply;
+use bytes::{Buf, BytesMut};
+
+/// Why a server's reply stream could not be parsed. Every one is fatal for the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A reply line was longer than [`LINE_BYTES_MAX`] bytes.
+    #[error("reply line longer than {LINE_BYTES_MAX} bytes")]
+    LineTooLong,
+    /// A reply line ended with a bare `\n`.
+    #[error("reply line not ended by \\r\\n")]
+    BareNewline,
+    /// A reply line is none of the known replies, or has a bad field.
+    #[error("unrecognised reply line")]
+    Unrecognised,
+    /// A `CONTENTS` reply announced more content than the limit.
+    #[error("reply content of {numbytes} bytes exceeds the limit of {max} bytes")]
+    ContentTooLarge {
+        /// The announced content length.
+        numbytes: u64,
+        /// The configured limit.
+        max: u64,
+    },
+    /// A `CONTENTS` reply's content was not followed by `\r\n`.
+    #[error("reply content not followed by \\r\\n")]
+    ContentNotTerminated,
+}
+
+/// Where the decoder is in the byte stream.
+#[derive(Debug)]
+enum State {
+    /// At the start of a reply line.
+    Line,
+    /// After a `CONTENTS` line: waiting for `numbytes` bytes and `\r\n`.
+    Content {
+        version: u64,
+        exptime_s: u64,
+        numbytes: usize,
+    },
+    /// The stream was malformed; this error is returned from now on.
+    Failed(ReplyError),
+}
+
+/// What a reply line says.
+enum Line {
+    /// A complete reply.
+    Reply(Reply),
+    /// A `CONTENTS` header; the content follows.
+    Contents {
+        version: u64,
+        numbytes: u64,
+        exptime_s: u64,
+    },
+}
+
+/// The client's incremental reply parser.
+#[derive(Debug)]
+pub struct ReplyDecoder {
+    limits: Limits,
+    state: State,
+}
+
+impl Default for ReplyDecoder {
+    /// A decoder with the default [`Limits`].
+    fn default() -> Self {
+        ReplyDecoder::new(Limits::default())
+    }
+}
+
+impl ReplyDecoder {
+    /// A decoder at the start of a connection; `limits.file_bytes_max` bounds `CONTENTS`.
+    pub fn new(limits: Limits) -> ReplyDecoder {
+        ReplyDecoder {
+            limits,
+            state: State::Line,
+        }
+    }
+
+    /// Consumes what it can use from the front of `src` and returns the next reply, `Ok(None)`
+    /// when it needs more bytes, or the error that made the stream unusable (then again on every
+    /// later call). The result does not depend on how the stream was split into calls.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Reply>, ReplyError> {
+        loop {
+            match &self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Line => match self.line(src) {
+                    Ok(None) => return Ok(None),
+                    Ok(Some(Line::Reply(reply))) => return Ok(Some(reply)),
+                    Ok(Some(Line::Contents {
+                        version,
+                        numbytes,
+                        exptime_s,
+                    })) => self.start_content(version, numbytes, exptime_s)?,
+                    Err(e) => return Err(self.fail(e)),
+                },
+                &State::Content {
+                    version,
+                    exptime_s,
+                    numbytes,
+                } => return self.content(src, version, exptime_s, numbytes),
+            }
+        }
+    }
+
+    fn fail(&mut self, e: ReplyError) -> ReplyError {
+        self.state = State::Failed(e.clone());
+        e
+    }
+
+    fn line(&mut self, src: &mut BytesMut) -> Result<Option<Line>, ReplyError> {
+        let end = match scan_line(src) {
+            LineScan::NeedMore => return Ok(None),
+            LineScan::TooLong => return Err(ReplyError::LineTooLong),
+            LineScan::Found(end) => end,
+        };
+        let Some(line) = src[..end].strip_suffix(b"\r") else {
+            return Err(ReplyError::BareNewline);
+        };
+        if line.len() > LINE_BYTES_MAX {
+            return Err(ReplyError::LineTooLong);
+        }
+        let parsed = parse_line(line)?;
+        src.advance(end + 1);
+        Ok(Some(parsed))
+    }
+
+    fn start_content(
+        &mut self,
+        version: u64,
+        announced: u64,
+        exptime_s: u64,
+    ) -> Result<(), ReplyError> {
+        // The content and its terminator must be indexable in memory.
+        let fits = usize::try_from(announced)
+            .ok()
+            .filter(|n| n.checked_add(2).is_some());
+        match fits {
+            Some(numbytes) if announced <= self.limits.file_bytes_max => {
+                self.state = State::Content {
+                    version,
+                    exptime_s,
+                    numbytes,
+                };
+                Ok(())
+            }
+            _ => Err(self.fail(ReplyError::ContentTooLarge {
+                numbytes: announced,
+                max: self.limits.file_bytes_max,
+            })),
+        }
+    }
+
+    fn content(
+        &mut self,
+        src: &mut BytesMut,
+        version: u64,
+        exptime_s: u64,
+        numbytes: usize,
+    ) -> Result<Option<Reply>, ReplyError> {
+        let Some(terminator) = src.get(numbytes..numbytes + 2) else {
+            return Ok(None);
+        };
+        if terminator != b"\r\n" {
+            return Err(self.fail(ReplyError::ContentNotTerminated));
+        }
+        let content = src.split_to(numbytes).freeze();
+        src.advance(2);
+        self.state = State::Line;
+        Ok(Some(Reply::Contents {
+            version,
+            exptime_s,
+            content,
+        }))
+    }
+}
+
+fn parse_line(line: &[u8]) -> Result<Line, ReplyError> {
+    // The address is the rest of the line, so it is matched before splitting on spaces.
+    if let Some(addr) = line.strip_prefix(b"ERR_REDIRECT ") {
+        return parse_addr(addr).map(|addr| Line::Reply(Reply::Redirect(addr)));
+    }
+    let fields = Fields::collect(line.split(|&b| b == b' '));
+    let number = |field: &[u8]| parse_u64(field).ok_or(ReplyError::Unrecognised);
+    let reply = match fields.as_slice() {
+        Some(&[b"CONTENTS", version, numbytes, exptime]) => {
+            return Ok(Line::Contents {
+                version: number(version)?,
+                numbytes: number(numbytes)?,
+                exptime_s: number(exptime)?,
+            });
+        }
+        Some(&[b"OK"]) => Reply::Deleted,
+        Some(&[b"OK", version]) => Reply::Written {
+            version: number(version)?,
+        },
+        Some(&[b"ERR_VERSION", current]) => Reply::VersionMismatch {
+            current: number(current)?,
+        },
+        Some(&[b"ERR_FILE_NOT_FOUND"]) => Reply::FileNotFound,
+        Some(&[b"ERR_CMD_ERR"]) => Reply::CmdErr,
+        Some(&[b"ERR_INTERNAL"]) => Reply::Internal,
+        _ => return Err(ReplyError::Unrecognised),
+    };
+    Ok(Line::Reply(reply))
+}
+
+/// A redirect address: non-empty printable ASCII without spaces (`HOST:PORT`).
+fn parse_addr(addr: &[u8]) -> Result<String, ReplyError> {
+    if addr.is_empty() || !addr.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ReplyError::Unrecognised);
+    }
+    String::from_utf8(addr.to_vec()).map_err(|_| ReplyError::Unrecognised)
+}
