@@ -225,7 +225,7 @@ impl Log {
         }
         self.first_index = first;
         if let Some(start) = self.pending.first().map(|p| p.index) {
-            let drop = usize::try_from(first - start)
+            let drop = usize::try_from(first.saturating_sub(start))
                 .unwrap_or(usize::MAX)
                 .min(self.pending.len());
             self.pending.drain(..drop);
