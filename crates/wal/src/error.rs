@@ -97,6 +97,9 @@ pub enum Error {
     /// An earlier I/O error left the on-disk state unknown; the log refuses all further work.
     #[error("log poisoned by an earlier failure: {0}")]
     Poisoned(Arc<Error>),
+    /// The writer's queue is full ([`crate::WRITER_QUEUE_OPS_MAX`]); try again later.
+    #[error("the log writer queue is full")]
+    QueueFull,
     /// The writer thread is gone (shut down, or it panicked).
     #[error("the log writer thread has stopped")]
     WriterClosed,

@@ -111,4 +111,4 @@ pub use record::{RECORD_DATA_BYTES_MAX, RECORD_HEADER_BYTES};
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::SEGMENT_HEADER_BYTES;
 pub use snapshot::{SNAPSHOT_CONFIG_BYTES_MAX, SnapshotMeta, load_latest_snapshot, save_snapshot};
-pub use writer::{Completion, Durable, Op, WRITER_QUEUE_OPS_MAX, Writer};
+pub use writer::{Completion, Durable, Op, Rejected, WRITER_QUEUE_OPS_MAX, Writer};

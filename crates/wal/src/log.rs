@@ -239,8 +239,8 @@ impl Log {
     /// newest first, fsyncing the directory after each, then cut the segment holding the
     /// truncation point and fdatasync it; (2) record a new first index in the meta file and
     /// remove segments wholly before it; (3) write pending records, fdatasyncing a segment
-    /// before creating the next, then fdatasync the last and fsync the directory if a segment
-    /// was created. Any failure poisons the log.
+    /// (and the directory, if that segment is new) before creating the next, then fdatasync
+    /// the last and fsync the directory if a segment was created. Any failure poisons the log.
     pub fn sync(&mut self) -> Result<(), Error> {
         self.check_poisoned()?;
         let result = self.sync_steps();
@@ -338,6 +338,11 @@ impl Log {
                     // Seal the full segment before its successor can exist on disk, so a torn
                     // write can only ever be in the last segment.
                     self.sync_tail()?;
+                }
+                if created {
+                    // The segment created earlier in this sync must not lose its name while
+                    // its successor keeps one: that would be a gap.
+                    self.disk.sync_dir(&self.dir)?;
                 }
                 self.start_segment(entry.index)?;
                 created = true;

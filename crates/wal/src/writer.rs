@@ -8,7 +8,7 @@
 //! later one fail with the error.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::{self, JoinHandle};
 
 use crate::disk::Counters;
@@ -51,6 +51,25 @@ pub struct Durable {
 /// be quick and must not block on the writer (send on a channel, wake a task).
 pub type Completion = Box<dyn FnOnce(Result<Durable, Error>) + Send>;
 
+/// An operation [`Writer::try_submit`] could not queue, handed back with the reason.
+pub struct Rejected {
+    /// Why: [`Error::QueueFull`] or [`Error::WriterClosed`].
+    pub error: Error,
+    /// The operation, not applied.
+    pub op: Op,
+    /// Its completion, not run.
+    pub done: Completion,
+}
+
+impl std::fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .field("op", &self.op)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Request {
     op: Op,
     done: Completion,
@@ -87,6 +106,30 @@ impl Writer {
         sender
             .send(Request { op, done })
             .map_err(|_| Error::WriterClosed)
+    }
+
+    /// Queues `op` without blocking: for callers that must not block (a tokio task). When the
+    /// queue is full ([`Error::QueueFull`]) or the thread is gone, hands `op` and `done` back.
+    pub fn try_submit(&self, op: Op, done: Completion) -> Result<(), Rejected> {
+        let Some(sender) = self.sender.as_ref() else {
+            return Err(Rejected {
+                error: Error::WriterClosed,
+                op,
+                done,
+            });
+        };
+        sender.try_send(Request { op, done }).map_err(|e| match e {
+            TrySendError::Full(Request { op, done }) => Rejected {
+                error: Error::QueueFull,
+                op,
+                done,
+            },
+            TrySendError::Disconnected(Request { op, done }) => Rejected {
+                error: Error::WriterClosed,
+                op,
+                done,
+            },
+        })
     }
 
     /// Queues `op` and blocks until it is durable.

@@ -229,3 +229,31 @@ fn shutdown_returns_the_log_and_counters_stay_readable() {
     assert_eq!(log.last_index(), 1);
     assert!(counters.bytes_written() > 0);
 }
+
+#[test]
+fn the_queue_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
+    hook.wait_for_held_syncs(1); // the writer holds the first op; the queue is empty
+    let queued: Vec<_> = (0..wal::WRITER_QUEUE_OPS_MAX)
+        .map(|_| {
+            let (done, receiver) = completion();
+            writer.try_submit(Op::Sync, done).unwrap();
+            receiver
+        })
+        .collect();
+    let (done, _) = completion();
+    let rejected = writer.try_submit(Op::Sync, done).unwrap_err();
+    assert!(matches!(rejected.error, Error::QueueFull));
+    assert!(matches!(rejected.op, Op::Sync));
+    hook.release_syncs();
+    first.recv().unwrap().unwrap();
+    for receiver in queued {
+        receiver.recv().unwrap().unwrap();
+    }
+    writer.shutdown().unwrap();
+}
