@@ -22,6 +22,8 @@ pub struct FaultHook {
 struct Gate {
     held: bool,
     waiting: usize,
+    /// Syncs still allowed to succeed before every later one fails; `None` = no limit.
+    fail_after: Option<u64>,
 }
 
 impl FaultHook {
@@ -33,6 +35,12 @@ impl FaultHook {
     /// From now on, every sync fails (`true`) or runs normally (`false`).
     pub fn fail_syncs(&self, on: bool) {
         self.fail_syncs.store(on, Ordering::SeqCst);
+    }
+
+    /// Lets the next `n` syncs succeed and fails every one after them: a crash at the
+    /// `n`-th fsync, with everything written before it still in place.
+    pub fn fail_syncs_after(&self, n: u64) {
+        self.lock().fail_after = Some(n);
     }
 
     /// Makes every later sync wait until [`FaultHook::release_syncs`].
@@ -71,8 +79,16 @@ impl FaultHook {
             }
             gate.waiting -= 1;
         }
+        let exhausted = match gate.fail_after {
+            Some(0) => true,
+            Some(n) => {
+                gate.fail_after = Some(n - 1);
+                false
+            }
+            None => false,
+        };
         drop(gate);
-        if self.fail_syncs.load(Ordering::SeqCst) {
+        if exhausted || self.fail_syncs.load(Ordering::SeqCst) {
             return Err(io::Error::other("fsync failure injected by FaultHook"));
         }
         Ok(())

@@ -372,3 +372,74 @@ fn a_leftover_segment_before_the_first_index_is_removed() {
     assert_eq!(report.removed.len(), 1);
     assert!(!in_copy(&dir, first).exists());
 }
+
+/// Runs `change` on a copy of `reference` with the `k`-th fsync failing (as if the machine
+/// crashed there with every earlier write in place), then reopens. Returns the entries found.
+fn crash_at(reference: &Path, k: u64, change: &dyn Fn(&mut Log)) -> Option<(u64, Vec<Entry>)> {
+    let dir = copy(reference);
+    let hook = std::sync::Arc::new(wal::FaultHook::new());
+    let faulty = Options {
+        fault_hook: Some(hook.clone()),
+        ..options()
+    };
+    let (mut log, _) = Log::open(dir.path(), faulty).unwrap();
+    hook.fail_syncs_after(k);
+    change(&mut log);
+    let completed = log.sync().is_ok();
+    drop(log);
+    let (log, _) = Log::open(dir.path(), options())
+        .unwrap_or_else(|e| panic!("crash at fsync {k}: reopen failed: {e}"));
+    let found = log.read(log.first_index(), log.last_index() + 1).unwrap();
+    (!completed).then_some((log.first_index(), found))
+}
+
+/// Changes made to the log before the sync that crashes.
+type Change = Box<dyn Fn(&mut Log)>;
+/// The entry the changed log holds at an index.
+type NewEntry = Box<dyn Fn(u64) -> Entry>;
+
+/// A crash at any fsync of a sync that truncates, rewrites over several segments and discards
+/// leaves a log that opens and holds only entries of the old or the new log, contiguously.
+#[test]
+fn a_crash_at_any_fsync_of_a_sync_leaves_a_valid_log() {
+    let reference = tempfile::tempdir().unwrap();
+    build(reference.path());
+    let newer = |i: u64| Entry::new(i, 10, vec![i as u8; 20]);
+    let scenarios: Vec<(&str, Change, NewEntry)> = vec![
+        (
+            "truncate, rewrite, discard",
+            Box::new(move |log: &mut Log| {
+                log.truncate_suffix(60).unwrap();
+                log.append(&(60..200).map(newer).collect::<Vec<_>>())
+                    .unwrap();
+                log.discard_prefix(40).unwrap();
+            }),
+            Box::new(move |i| if i < 60 { entry(i) } else { newer(i) }),
+        ),
+        (
+            "discard beyond the end, then append",
+            Box::new(move |log: &mut Log| {
+                log.discard_prefix(300).unwrap();
+                log.append(&(301..340).map(newer).collect::<Vec<_>>())
+                    .unwrap();
+            }),
+            Box::new(newer),
+        ),
+    ];
+    for (name, change, new_entry) in &scenarios {
+        let mut crashes = 0;
+        for k in 0.. {
+            let Some((first, found)) = crash_at(reference.path(), k, change.as_ref()) else {
+                break; // the sync needed fewer than k + 1 fsyncs: every point was tried
+            };
+            crashes += 1;
+            for (i, e) in (first..).zip(&found) {
+                assert!(
+                    *e == entry(i) || *e == new_entry(i),
+                    "{name}, crash at fsync {k}: entry {i} is neither old nor new: {e:?}"
+                );
+            }
+        }
+        assert!(crashes >= 5, "{name}: only {crashes} crash points");
+    }
+}
