@@ -1,6 +1,6 @@
 //! The system calls this crate makes, counted and open to fault injection.
 //!
-//! Every fsync goes through [`Disk`], so the counters are exact and a test hook can fail or hold
+//! Every fsync goes through `Disk`, so the counters are exact and a test hook can fail or hold
 //! any of them. The atomic-replace dance shared by the meta, hard-state and snapshot files lives
 //! here too.
 
