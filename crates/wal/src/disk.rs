@@ -1,0 +1,176 @@
+//! The system calls this crate makes, counted and open to fault injection.
+//!
+//! Every fsync goes through `Disk`, so the counters are exact and a test hook can fail or hold
+//! any of them. The atomic-replace dance shared by the meta, hard-state and snapshot files lives
+//! here too.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::fault::FaultHook;
+
+/// Suffix of a file being written before it is renamed into place. Such files are never read:
+/// a crash can leave one half-written.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// Running totals for metrics and tests, shared between a log and its writer thread.
+#[derive(Debug, Default)]
+pub struct Counters {
+    fsyncs: AtomicU64,
+    bytes_written: AtomicU64,
+}
+
+impl Counters {
+    /// Number of fsync/fdatasync calls made on files and directories.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Number of bytes handed to `write` (records, headers, meta, hard-state and snapshot files).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+}
+
+/// Counted, fault-injectable file operations.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Disk {
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) fault: Option<Arc<FaultHook>>,
+}
+
+impl Disk {
+    pub(crate) fn new(fault: Option<Arc<FaultHook>>) -> Self {
+        Disk {
+            counters: Arc::default(),
+            fault,
+        }
+    }
+
+    /// fdatasync: the file's data and the metadata needed to read it back (its size).
+    pub(crate) fn sync_data(&self, file: &File, path: &Path) -> Result<(), Error> {
+        self.before_sync(path)?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync", path, e))?;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// fsync of a directory, so that files created, renamed or removed in it stay that way.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        self.before_sync(dir)?;
+        let handle = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+        handle
+            .sync_all()
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes all of `buf` at `offset` (positional, so no shared cursor to get wrong).
+    pub(crate) fn write_at(
+        &self,
+        file: &File,
+        path: &Path,
+        buf: &[u8],
+        offset: u64,
+    ) -> Result<(), Error> {
+        file.write_all_at(buf, offset)
+            .map_err(|e| Error::io("write", path, e))?;
+        self.counters
+            .bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replaces `dir/name` with the concatenation of `parts` atomically: write `name.tmp`, fsync
+    /// it, rename it over `name`, fsync the directory. A crash leaves either the old file or the
+    /// new one, plus maybe a torn temp file that readers ignore.
+    pub(crate) fn write_atomic(
+        &self,
+        dir: &Path,
+        name: &str,
+        parts: &[&[u8]],
+    ) -> Result<(), Error> {
+        let final_path = dir.join(name);
+        let temp_path = dir.join(format!("{name}{TEMP_SUFFIX}"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp_path)
+            .map_err(|e| Error::io("create", &temp_path, e))?;
+        for part in parts {
+            file.write_all(part)
+                .map_err(|e| Error::io("write", &temp_path, e))?;
+            self.counters
+                .bytes_written
+                .fetch_add(part.len() as u64, Ordering::Relaxed);
+        }
+        self.sync_data(&file, &temp_path)?;
+        drop(file);
+        fs::rename(&temp_path, &final_path).map_err(|e| Error::io("rename", &temp_path, e))?;
+        self.sync_dir(dir)
+    }
+
+    /// Removes a file; its removal is durable only after the next [`Disk::sync_dir`].
+    pub(crate) fn remove(&self, path: &Path) -> Result<(), Error> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+
+    fn before_sync(&self, path: &Path) -> Result<(), Error> {
+        match &self.fault {
+            Some(hook) => hook
+                .before_sync()
+                .map_err(|e| Error::io("fsync (injected)", path, e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads a whole file, or `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Bytes>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Creates `dir` and its parents if needed, making the new directory entries durable.
+pub(crate) fn create_dir(disk: &Disk, dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    // The new directory's own entry lives in its parent: make that durable too.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        disk.sync_dir(parent)?;
+    }
+    disk.sync_dir(dir)
+}
+
+/// Lists the plain file names in `dir`.
+pub(crate) fn list_names(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+    let mut names = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push((name.to_owned(), entry.path()));
+        }
+    }
+    names.sort();
+    Ok(names)
+}

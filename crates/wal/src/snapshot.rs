@@ -1,0 +1,164 @@
+//! Snapshot files: the state machine image and the membership it was taken under.
+//!
+//! One sealed file per snapshot, named by its index; only the newest is kept. Payload: index
+//! (u64 LE) | term (u64 LE) | config length (u64 LE) | config | data (the rest). The CRC covers
+//! everything.
+
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::disk::{self, Disk};
+use crate::error::{Error, Problem};
+use crate::record;
+use crate::sealed;
+
+/// Identifies a snapshot file.
+const SNAPSHOT_MAGIC: [u8; 8] = *b"raftsnap";
+
+/// Extension of snapshot files; temp files end in `.snap.tmp` and are never read.
+const SNAPSHOT_SUFFIX: &str = ".snap";
+
+/// Digits of the zero-padded index in a snapshot name, so names sort in index order.
+const INDEX_DIGITS: usize = 20;
+
+/// Bytes of the fixed part of the payload: index, term, config length.
+const SNAPSHOT_FIXED_BYTES: usize = 24;
+
+/// Largest membership config accepted on load. A config lists a handful of members; 1 MiB is
+/// generous and keeps a corrupt length from being believed.
+pub const SNAPSHOT_CONFIG_BYTES_MAX: usize = 1 << 20;
+
+/// What a snapshot covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Index of the last entry the snapshot includes.
+    pub index: u64,
+    /// Term of that entry.
+    pub term: u64,
+    /// The Raft membership as of `index`, encoded by the caller; opaque here.
+    pub config: Bytes,
+}
+
+fn file_name(index: u64) -> String {
+    format!("{index:0width$}{SNAPSHOT_SUFFIX}", width = INDEX_DIGITS)
+}
+
+fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    if digits.len() != INDEX_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Saves a snapshot in `dir` atomically, then deletes older snapshots and stale temp files.
+///
+/// When this returns `Ok`, the new snapshot is durable; the older ones are removed only after
+/// that, so a crash at any point leaves at least one intact snapshot (if there was one).
+pub fn save_snapshot(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), Error> {
+    save_snapshot_with(&Disk::default(), dir, meta, data)
+}
+
+/// [`save_snapshot`] through a given disk (counters, fault hook).
+pub(crate) fn save_snapshot_with(
+    disk: &Disk,
+    dir: &Path,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<(), Error> {
+    if meta.config.len() > SNAPSHOT_CONFIG_BYTES_MAX {
+        return Err(Error::ConfigTooLarge {
+            bytes: meta.config.len(),
+            max: SNAPSHOT_CONFIG_BYTES_MAX,
+        });
+    }
+    disk::create_dir(disk, dir)?;
+    let mut fixed = [0; SNAPSHOT_FIXED_BYTES];
+    fixed[0..8].copy_from_slice(&meta.index.to_le_bytes());
+    fixed[8..16].copy_from_slice(&meta.term.to_le_bytes());
+    fixed[16..24].copy_from_slice(&(meta.config.len() as u64).to_le_bytes());
+    let name = file_name(meta.index);
+    sealed::write(
+        disk,
+        dir,
+        &name,
+        &SNAPSHOT_MAGIC,
+        &[&fixed, &meta.config, data],
+    )?;
+
+    let mut removed = false;
+    for (other, path) in disk::list_names(dir)? {
+        let older = parse_file_name(&other).is_some_and(|i| i < meta.index);
+        let stale_temp = other.ends_with(&format!("{SNAPSHOT_SUFFIX}{}", disk::TEMP_SUFFIX));
+        if older || stale_temp {
+            disk.remove(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        disk.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Loads the newest snapshot in `dir`, or `None` if there is none (or no directory).
+pub fn load_latest_snapshot(dir: &Path) -> Result<Option<(SnapshotMeta, Bytes)>, Error> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let newest = disk::list_names(dir)?
+        .into_iter()
+        .filter_map(|(name, path)| parse_file_name(&name).map(|index| (index, path)))
+        .max_by_key(|(index, _)| *index);
+    let Some((index, path)) = newest else {
+        return Ok(None);
+    };
+    let Some(bytes) = disk::read_optional(&path)? else {
+        return Ok(None);
+    };
+    let payload = sealed::open(&path, &bytes, &SNAPSHOT_MAGIC)?;
+    let corrupt = |offset: usize, problem| Error::Corrupt {
+        path: path.clone(),
+        offset: offset as u64,
+        problem,
+    };
+    // Payload offsets are 12 bytes into the file (after magic and version).
+    if payload.len() < SNAPSHOT_FIXED_BYTES {
+        return Err(corrupt(
+            12,
+            Problem::Truncated {
+                needed: SNAPSHOT_FIXED_BYTES as u64,
+                available: payload.len() as u64,
+            },
+        ));
+    }
+    let stored_index = record::read_u64(&payload, 0);
+    if stored_index != index {
+        return Err(corrupt(
+            12,
+            Problem::IndexMismatch {
+                expected: index,
+                found: stored_index,
+            },
+        ));
+    }
+    let config_len = record::read_u64(&payload, 16);
+    let available = (payload.len() - SNAPSHOT_FIXED_BYTES) as u64;
+    if config_len > SNAPSHOT_CONFIG_BYTES_MAX as u64 || config_len > available {
+        return Err(corrupt(
+            28,
+            Problem::LengthTooLarge {
+                length: config_len,
+                max: available.min(SNAPSHOT_CONFIG_BYTES_MAX as u64),
+            },
+        ));
+    }
+    let config_end = SNAPSHOT_FIXED_BYTES + config_len as usize;
+    let meta = SnapshotMeta {
+        index,
+        term: record::read_u64(&payload, 8),
+        config: payload.slice(SNAPSHOT_FIXED_BYTES..config_end),
+    };
+    Ok(Some((meta, payload.slice(config_end..))))
+}

@@ -1,0 +1,241 @@
+//! Group commit: a dedicated thread owns the [`Log`] and makes each batch durable with one fsync.
+//!
+//! Callers submit operations in order with a completion callback. The thread takes everything
+//! queued, applies it in order, syncs the log once (fdatasync, plus a directory fsync when a
+//! segment was created or removed), saves the batch's last hard state if it has one, and only
+//! then runs the completions. Appenders that arrive while an fsync is in progress so share the
+//! next one. After an I/O error the writer is poisoned (fail-stop): that operation and every
+//! later one fail with the error.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::{self, JoinHandle};
+
+use crate::disk::Counters;
+use crate::entry::Entry;
+use crate::error::Error;
+use crate::hard_state::{self, HardState};
+use crate::log::Log;
+
+/// Operations that can wait in the queue ahead of the writer thread. Bounds the memory a
+/// stalled disk can make callers pile up (each op may carry a batch of entries); submit blocks
+/// when full, which pushes back on the Raft runtime. 1024 is far more than one fsync's worth of
+/// concurrent appenders.
+pub const WRITER_QUEUE_OPS_MAX: usize = 1024;
+
+/// One operation on the log, applied in submission order.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// [`Log::append`].
+    Append(Vec<Entry>),
+    /// [`Log::truncate_suffix`].
+    TruncateSuffix(u64),
+    /// [`Log::discard_prefix`].
+    DiscardPrefix(u64),
+    /// Save the Raft hard state (after the log of the same batch is synced).
+    SaveHardState(HardState),
+    /// Make everything before it durable; carries no change of its own.
+    Sync,
+}
+
+/// What is durable when a completion runs: the log's bounds after the whole batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durable {
+    /// The log's first index.
+    pub first_index: u64,
+    /// The log's last index.
+    pub last_index: u64,
+}
+
+/// Called once its operation is durable (or has failed). Runs on the writer thread, so it must
+/// be quick and must not block on the writer (send on a channel, wake a task).
+pub type Completion = Box<dyn FnOnce(Result<Durable, Error>) + Send>;
+
+/// An operation [`Writer::try_submit`] could not queue, handed back with the reason.
+pub struct Rejected {
+    /// Why: [`Error::QueueFull`] or [`Error::WriterClosed`].
+    pub error: Error,
+    /// The operation, not applied.
+    pub op: Op,
+    /// Its completion, not run.
+    pub done: Completion,
+}
+
+impl std::fmt::Debug for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejected")
+            .field("error", &self.error)
+            .field("op", &self.op)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Request {
+    op: Op,
+    done: Completion,
+}
+
+/// The handle to the writer thread.
+pub struct Writer {
+    sender: Option<SyncSender<Request>>,
+    thread: Option<JoinHandle<Log>>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Starts the writer thread, which takes ownership of `log`.
+    pub fn spawn(log: Log) -> Result<Writer, Error> {
+        let (sender, receiver) = mpsc::sync_channel(WRITER_QUEUE_OPS_MAX);
+        let counters = log.counters();
+        let dir = log.dir().to_path_buf();
+        let thread = thread::Builder::new()
+            .name("raftfs-wal-writer".into())
+            .spawn(move || run(log, receiver))
+            .map_err(|e| Error::io("spawn writer thread for", dir, e))?;
+        Ok(Writer {
+            sender: Some(sender),
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// Queues `op`; `done` runs once it is durable or has failed. Blocks while the queue is
+    /// full. Fails with [`Error::WriterClosed`] (without running `done`) if the thread is gone.
+    pub fn submit(&self, op: Op, done: Completion) -> Result<(), Error> {
+        let sender = self.sender.as_ref().ok_or(Error::WriterClosed)?;
+        sender
+            .send(Request { op, done })
+            .map_err(|_| Error::WriterClosed)
+    }
+
+    /// Queues `op` without blocking: for callers that must not block (a tokio task). When the
+    /// queue is full ([`Error::QueueFull`]) or the thread is gone, hands `op` and `done` back.
+    pub fn try_submit(&self, op: Op, done: Completion) -> Result<(), Rejected> {
+        let Some(sender) = self.sender.as_ref() else {
+            return Err(Rejected {
+                error: Error::WriterClosed,
+                op,
+                done,
+            });
+        };
+        sender.try_send(Request { op, done }).map_err(|e| match e {
+            TrySendError::Full(Request { op, done }) => Rejected {
+                error: Error::QueueFull,
+                op,
+                done,
+            },
+            TrySendError::Disconnected(Request { op, done }) => Rejected {
+                error: Error::WriterClosed,
+                op,
+                done,
+            },
+        })
+    }
+
+    /// Queues `op` and blocks until it is durable.
+    pub fn submit_wait(&self, op: Op) -> Result<Durable, Error> {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        self.submit(
+            op,
+            Box::new(move |result| {
+                // The waiter only goes away if its thread died; nothing to tell then.
+                let _ = sender.send(result);
+            }),
+        )?;
+        receiver.recv().map_err(|_| Error::WriterClosed)?
+    }
+
+    /// Appends `entries` and blocks until they are durable.
+    pub fn append_wait(&self, entries: Vec<Entry>) -> Result<Durable, Error> {
+        self.submit_wait(Op::Append(entries))
+    }
+
+    /// Number of fsyncs performed so far (log, directory and hard state).
+    pub fn fsyncs(&self) -> u64 {
+        self.counters.fsyncs()
+    }
+
+    /// The log's counters.
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Lets the thread finish everything queued, joins it and returns the log.
+    pub fn shutdown(mut self) -> Result<Log, Error> {
+        self.sender = None;
+        let thread = self.thread.take().ok_or(Error::WriterClosed)?;
+        thread.join().map_err(|_| Error::WriterClosed)
+    }
+}
+
+/// The writer thread: batch, apply, sync once, complete; until every sender is gone.
+fn run(mut log: Log, receiver: Receiver<Request>) -> Log {
+    let mut poisoned = None;
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < WRITER_QUEUE_OPS_MAX {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut log, batch, &mut poisoned);
+    }
+    log
+}
+
+/// Applies `batch` in order, makes it durable with one sync, then runs its completions.
+fn commit_batch(log: &mut Log, batch: Vec<Request>, poisoned: &mut Option<Error>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut hard_state = None;
+    for Request { op, done } in batch {
+        let outcome = match poisoned {
+            Some(error) => Err(error.clone()),
+            None => apply(log, op, &mut hard_state),
+        };
+        if let Err(error) = &outcome
+            && error.is_fatal()
+            && poisoned.is_none()
+        {
+            *poisoned = Some(error.clone());
+        }
+        outcomes.push((done, outcome));
+    }
+    if poisoned.is_none() {
+        // The log first: a durable commit index must never point past the durable log.
+        let synced = log.sync().and_then(|()| match &hard_state {
+            Some(state) => hard_state::save_with(log.disk(), log.dir(), state),
+            None => Ok(()),
+        });
+        if let Err(error) = synced {
+            *poisoned = Some(error);
+        }
+    }
+    let durable = Durable {
+        first_index: log.first_index(),
+        last_index: log.last_index(),
+    };
+    for (done, outcome) in outcomes {
+        let result = match (outcome, &*poisoned) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Some(error)) => Err(error.clone()),
+            (Ok(()), None) => Ok(durable),
+        };
+        done(result);
+    }
+}
+
+/// Applies one operation to the in-memory log; only the batch's last hard state is kept, since
+/// all of them become durable together.
+fn apply(log: &mut Log, op: Op, hard_state: &mut Option<HardState>) -> Result<(), Error> {
+    match op {
+        Op::Append(entries) => log.append(&entries),
+        Op::TruncateSuffix(from) => log.truncate_suffix(from),
+        Op::DiscardPrefix(upto) => log.discard_prefix(upto),
+        Op::SaveHardState(state) => {
+            *hard_state = Some(state);
+            Ok(())
+        }
+        Op::Sync => Ok(()),
+    }
+}

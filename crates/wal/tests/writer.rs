@@ -1,0 +1,259 @@
+//! Guards group commit: concurrent appenders all complete durably while sharing fsyncs, a batch
+//! queued behind an fsync costs exactly one more, completions run only after durability, and an
+//! I/O error poisons the writer for good (fail-stop) instead of letting it carry on.
+
+// Tests may unwrap (house rule); helpers outside #[test] need saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use wal::{Durable, Entry, Error, FaultHook, HardState, Log, Op, Options, Writer, hard_state};
+
+fn entry(index: u64) -> Entry {
+    Entry::new(index, 1, format!("command {index}").into_bytes())
+}
+
+fn open(dir: &std::path::Path, hook: Option<Arc<FaultHook>>) -> Log {
+    let options = Options {
+        segment_bytes: 64 << 10,
+        fault_hook: hook,
+    };
+    Log::open(dir, options).unwrap().0
+}
+
+/// A completion that hands its result to a channel.
+fn completion() -> (wal::Completion, mpsc::Receiver<Result<Durable, Error>>) {
+    let (sender, receiver) = mpsc::channel();
+    let done: wal::Completion = Box::new(move |result| sender.send(result).unwrap());
+    (done, receiver)
+}
+
+#[test]
+fn concurrent_appenders_complete_durably_and_share_fsyncs() {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Arc::new(Writer::spawn(open(dir.path(), None)).unwrap());
+    let before = writer.fsyncs();
+    // Indexes are assigned and submitted under a small lock, so they reach the writer in order;
+    // the wait for durability happens outside it.
+    let next = Arc::new(Mutex::new(1u64));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let writer = Arc::clone(&writer);
+            let next = Arc::clone(&next);
+            thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    let (done, receiver) = completion();
+                    let index = {
+                        let mut next = next.lock().unwrap();
+                        let index = *next;
+                        writer.submit(Op::Append(vec![entry(index)]), done).unwrap();
+                        *next += 1;
+                        index
+                    };
+                    let durable = receiver.recv().unwrap().unwrap();
+                    assert!(durable.last_index >= index);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let appends = THREADS * PER_THREAD;
+    let fsyncs = writer.fsyncs() - before;
+    eprintln!("{fsyncs} fsyncs for {appends} appends");
+    assert!(
+        fsyncs <= appends / 2,
+        "{fsyncs} fsyncs for {appends} appends: too little batching"
+    );
+    let writer = Arc::into_inner(writer).unwrap();
+    let log = writer.shutdown().unwrap();
+    assert_eq!(log.last_index(), appends);
+    drop(log);
+    let log = open(dir.path(), None);
+    let expected: Vec<Entry> = (1..=appends).map(entry).collect();
+    assert_eq!(log.read(1, appends + 1).unwrap(), expected);
+}
+
+#[test]
+fn appends_queued_behind_an_fsync_share_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let before = writer.fsyncs();
+
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
+    hook.wait_for_held_syncs(1); // the writer is inside the first batch's fsync
+    let rest: Vec<_> = (2..=100)
+        .map(|i| {
+            let (done, receiver) = completion();
+            writer.submit(Op::Append(vec![entry(i)]), done).unwrap();
+            receiver
+        })
+        .collect();
+    assert!(first.try_recv().is_err(), "completed before its fsync");
+    hook.release_syncs();
+
+    assert_eq!(first.recv().unwrap().unwrap().last_index, 1);
+    for (i, receiver) in (2..).zip(rest) {
+        let durable = receiver.recv().unwrap().unwrap();
+        assert_eq!(
+            durable.last_index, 100,
+            "entry {i} completed in the second batch"
+        );
+    }
+    // First batch: the segment's fdatasync and the directory fsync for the new segment.
+    // Second batch, 99 appends: one fdatasync.
+    assert_eq!(writer.fsyncs() - before, 3);
+    writer.shutdown().unwrap();
+}
+
+#[test]
+fn an_io_error_poisons_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    writer.append_wait(vec![entry(1)]).unwrap();
+
+    hook.fail_syncs(true);
+    assert!(matches!(
+        writer.append_wait(vec![entry(2)]),
+        Err(Error::Io { .. })
+    ));
+    hook.fail_syncs(false);
+    // Fail-stop: the disk works again, but nothing after the error is accepted.
+    assert!(matches!(
+        writer.append_wait(vec![entry(3)]),
+        Err(Error::Io { .. })
+    ));
+    assert!(matches!(
+        writer.submit_wait(Op::Sync),
+        Err(Error::Io { .. })
+    ));
+    assert!(matches!(
+        writer.submit_wait(Op::SaveHardState(HardState::default())),
+        Err(Error::Io { .. })
+    ));
+    let mut log = writer.shutdown().unwrap();
+    assert!(matches!(log.sync(), Err(Error::Poisoned(_))));
+    drop(log);
+    // Entry 2 was written before its fsync failed, so its fate is unknown; nothing after the
+    // error was written at all.
+    let log = open(dir.path(), None);
+    assert!(log.last_index() == 1 || log.last_index() == 2);
+    assert_eq!(hard_state::load(dir.path()).unwrap(), None);
+}
+
+#[test]
+fn a_refused_operation_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::spawn(open(dir.path(), None)).unwrap();
+    writer.append_wait(vec![entry(1)]).unwrap();
+    assert!(matches!(
+        writer.append_wait(vec![entry(5)]),
+        Err(Error::NotContiguous {
+            expected: 2,
+            found: 5
+        })
+    ));
+    let durable = writer.append_wait(vec![entry(2)]).unwrap();
+    assert_eq!(durable.last_index, 2);
+    writer.shutdown().unwrap();
+}
+
+#[test]
+fn every_operation_kind_applies_in_order_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let state = HardState {
+        term: 2,
+        vote: 3,
+        commit: 4,
+    };
+    // Hold the first fsync so that everything after it lands in one batch.
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer
+        .submit(Op::Append((1..=10).map(entry).collect()), done)
+        .unwrap();
+    hook.wait_for_held_syncs(1);
+    let ops = vec![
+        Op::TruncateSuffix(8),
+        Op::Append(vec![Entry::new(8, 2, &b"new"[..])]),
+        Op::DiscardPrefix(3),
+        Op::SaveHardState(HardState::default()),
+        Op::SaveHardState(state),
+        Op::Sync,
+    ];
+    let receivers: Vec<_> = ops
+        .into_iter()
+        .map(|op| {
+            let (done, receiver) = completion();
+            writer.submit(op, done).unwrap();
+            receiver
+        })
+        .collect();
+    hook.release_syncs();
+    first.recv().unwrap().unwrap();
+    for receiver in receivers {
+        let durable = receiver.recv().unwrap().unwrap();
+        assert_eq!(
+            durable,
+            Durable {
+                first_index: 4,
+                last_index: 8
+            }
+        );
+    }
+    writer.shutdown().unwrap();
+    let log = open(dir.path(), None);
+    assert_eq!((log.first_index(), log.last_index()), (4, 8));
+    assert_eq!(log.term(8), Some(2));
+    assert_eq!(hard_state::load(dir.path()).unwrap(), Some(state));
+}
+
+#[test]
+fn shutdown_returns_the_log_and_counters_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::spawn(open(dir.path(), None)).unwrap();
+    let counters = writer.counters();
+    writer.append_wait(vec![entry(1)]).unwrap();
+    let log = writer.shutdown().unwrap();
+    assert_eq!(log.last_index(), 1);
+    assert!(counters.bytes_written() > 0);
+}
+
+#[test]
+fn the_queue_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
+    hook.wait_for_held_syncs(1); // the writer holds the first op; the queue is empty
+    let queued: Vec<_> = (0..wal::WRITER_QUEUE_OPS_MAX)
+        .map(|_| {
+            let (done, receiver) = completion();
+            writer.try_submit(Op::Sync, done).unwrap();
+            receiver
+        })
+        .collect();
+    let (done, _) = completion();
+    let rejected = writer.try_submit(Op::Sync, done).unwrap_err();
+    assert!(matches!(rejected.error, Error::QueueFull));
+    assert!(matches!(rejected.op, Op::Sync));
+    hook.release_syncs();
+    first.recv().unwrap().unwrap();
+    for receiver in queued {
+        receiver.recv().unwrap().unwrap();
+    }
+    writer.shutdown().unwrap();
+}
