@@ -20,7 +20,11 @@ fn section_5_2_follower_times_out_and_starts_an_election() {
     // An early timeout changes nothing.
     let early = step(&mut node, first_alarm.0 - 1, raft::Event::Timeout);
     assert_eq!(node.role(), Role::Follower);
-    assert_eq!(alarm(&early), Some(first_alarm), "the alarm is re-announced");
+    assert_eq!(
+        alarm(&early),
+        Some(first_alarm),
+        "the alarm is re-announced"
+    );
     let acts = step(&mut node, first_alarm.0, raft::Event::Timeout);
     assert_eq!(node.role(), Role::Candidate);
     assert_eq!(node.term(), Term(2));
@@ -29,7 +33,10 @@ fn section_5_2_follower_times_out_and_starts_an_election() {
     // The requests go out once the vote is durable.
     let released = persist(&mut node, first_alarm.0, &acts);
     let reqs = vote_requests(&released);
-    assert_eq!(reqs.iter().map(|(to, _)| *to).collect::<Vec<_>>(), [n(2), n(3)]);
+    assert_eq!(
+        reqs.iter().map(|(to, _)| *to).collect::<Vec<_>>(),
+        [n(2), n(3)]
+    );
     assert!(reqs.iter().all(|(_, r)| r.term == Term(2) && !r.prevote));
 }
 
@@ -50,9 +57,17 @@ fn section_5_2_candidate_outcomes() {
             step(&mut node, 2 * ELECTION_MS, vote_response(g, 2, true, false));
         }
         for &r in *rejects {
-            step(&mut node, 2 * ELECTION_MS, vote_response(r, 2, false, false));
+            step(
+                &mut node,
+                2 * ELECTION_MS,
+                vote_response(r, 2, false, false),
+            );
         }
-        assert_eq!(node.role(), *expected, "grants {grants:?} rejects {rejects:?}");
+        assert_eq!(
+            node.role(),
+            *expected,
+            "grants {grants:?} rejects {rejects:?}"
+        );
     }
 }
 
@@ -99,7 +114,11 @@ fn section_5_2_any_newer_term_turns_a_leader_into_a_follower() {
     assert_eq!(node.leader(), None);
     assert!(matches!(
         acts.last(),
-        Some(Action::RoleChanged { role: Role::Follower, term: Term(9), leader: None })
+        Some(Action::RoleChanged {
+            role: Role::Follower,
+            term: Term(9),
+            leader: None
+        })
     ));
 }
 
@@ -113,7 +132,10 @@ fn section_3_4_election_deadlines_are_randomised_per_node() {
     distinct.dedup();
     assert_eq!(distinct.len(), 5, "{deadlines:?}");
     // Same seed, same id: same deadline (determinism).
-    assert_eq!(alarm(&node_with(5, 1, &[], config(3)).1), Some(deadlines[2]));
+    assert_eq!(
+        alarm(&node_with(5, 1, &[], config(3)).1),
+        Some(deadlines[2])
+    );
 }
 
 #[test]
@@ -133,7 +155,10 @@ fn section_5_4_1_vote_only_for_logs_at_least_as_up_to_date() {
         let acts = step(&mut node, 0, vote_request(2, 3, (index, term), false));
         let resp = vote_responses(&persist_all(&mut node, &acts));
         assert_eq!(resp.len(), 1);
-        assert_eq!(resp[0].1.granted, granted, "candidate last ({index}, {term})");
+        assert_eq!(
+            resp[0].1.granted, granted,
+            "candidate last ({index}, {term})"
+        );
         assert_eq!(node.vote(), granted.then_some(n(2)));
     }
 }
@@ -200,7 +225,10 @@ fn section_9_6_prevote_polls_without_changing_term() {
     let reqs = vote_requests(&acts);
     assert_eq!(reqs.len(), 2);
     assert!(reqs.iter().all(|(_, r)| r.prevote && r.term == Term(5)));
-    assert!(reqs.iter().all(|(_, r)| r.last_log_index == LogIndex(2) && r.last_log_term == Term(4)));
+    assert!(
+        reqs.iter()
+            .all(|(_, r)| r.last_log_index == LogIndex(2) && r.last_log_term == Term(4))
+    );
     // One granted pre-vote is a majority of 3: now the real election, at term 5.
     let acts = step(&mut node, 2 * ELECTION_MS, vote_response(2, 5, true, true));
     assert_eq!(node.role(), Role::Candidate);
@@ -335,7 +363,11 @@ fn section_4_2_3_sticky_follower_rejects_votes_while_it_hears_the_leader() {
         assert!(saves(&acts).is_empty());
     }
     // Once the lease ran out, the vote is granted.
-    let acts = step(&mut node, 100 + ELECTION_MS, vote_request(3, 3, (5, 2), false));
+    let acts = step(
+        &mut node,
+        100 + ELECTION_MS,
+        vote_request(3, 3, (5, 2), false),
+    );
     let acts = persist_all(&mut node, &acts);
     assert!(vote_responses(&acts)[0].1.granted);
     assert_eq!(node.term(), Term(3));
@@ -346,7 +378,11 @@ fn section_4_2_3_leader_with_check_quorum_rejects_votes() {
     let (mut node, _) = node_with(3, 1, &[], config(1));
     elect(&mut node, 3000);
     let term = node.term();
-    let acts = step(&mut node, 3001, vote_request(2, term.0 + 1, (100, term.0), false));
+    let acts = step(
+        &mut node,
+        3001,
+        vote_request(2, term.0 + 1, (100, term.0), false),
+    );
     assert_eq!(node.role(), Role::Leader);
     assert_eq!(node.term(), term);
     assert!(!vote_responses(&acts)[0].1.granted);
@@ -377,11 +413,19 @@ fn role_changes_are_announced_last_in_a_step() {
     let (mut node, start) = node_with(3, 1, &[], no_prevote(1));
     assert!(matches!(
         start.last(),
-        Some(Action::RoleChanged { role: Role::Follower, term: Term(1), leader: None })
+        Some(Action::RoleChanged {
+            role: Role::Follower,
+            term: Term(1),
+            leader: None
+        })
     ));
     let acts = time_out(&mut node, 0);
     assert!(matches!(
         acts.last(),
-        Some(Action::RoleChanged { role: Role::Candidate, term: Term(2), leader: None })
+        Some(Action::RoleChanged {
+            role: Role::Candidate,
+            term: Term(2),
+            leader: None
+        })
     ));
 }

@@ -36,7 +36,11 @@ fn section_5_3_follower_rejects_when_the_previous_entry_does_not_match() {
 #[test]
 fn section_5_3_follower_appends_after_the_matching_entry() {
     let mut node = follower(2, &[1, 1]);
-    let acts = step(&mut node, 10, append(2, 2, (2, 1), vec![entry(3, 2), entry(4, 2)], 0));
+    let acts = step(
+        &mut node,
+        10,
+        append(2, 2, (2, 1), vec![entry(3, 2), entry(4, 2)], 0),
+    );
     assert_eq!(stores(&acts), vec![entry(3, 2), entry(4, 2)]);
     assert!(truncations(&acts).is_empty());
     assert_eq!(node.last_index(), LogIndex(4));
@@ -51,13 +55,23 @@ fn section_5_3_truncation_only_at_a_real_conflict() {
         // A late, shorter request that matches: nothing is erased.
         ((1, 1), vec![entry(2, 1)], None, vec![1, 1, 2, 2]),
         // A duplicate of what is there: nothing changes.
-        ((2, 1), vec![entry(3, 2), entry(4, 2)], None, vec![1, 1, 2, 2]),
+        (
+            (2, 1),
+            vec![entry(3, 2), entry(4, 2)],
+            None,
+            vec![1, 1, 2, 2],
+        ),
         // An empty request in the middle of the log: nothing changes.
         ((2, 1), vec![], None, vec![1, 1, 2, 2]),
         // Same index, different term: drop from there and replace.
         ((2, 1), vec![entry(3, 3)], Some(3), vec![1, 1, 3]),
         // Matching entries, then a conflict further on.
-        ((2, 1), vec![entry(3, 2), entry(4, 3), entry(5, 3)], Some(4), vec![1, 1, 2, 3, 3]),
+        (
+            (2, 1),
+            vec![entry(3, 2), entry(4, 3), entry(5, 3)],
+            Some(4),
+            vec![1, 1, 2, 3, 3],
+        ),
         // Entries beyond the end: appended, nothing truncated.
         ((4, 2), vec![entry(5, 3)], None, vec![1, 1, 2, 2, 3]),
     ];
@@ -65,7 +79,11 @@ fn section_5_3_truncation_only_at_a_real_conflict() {
         let mut node = follower(3, &[1, 1, 2, 2]);
         let acts = step(&mut node, 10, append(2, 3, prev, entries.clone(), 0));
         let cut = truncations(&acts);
-        assert_eq!(cut, truncated.map(LogIndex).into_iter().collect::<Vec<_>>(), "{entries:?}");
+        assert_eq!(
+            cut,
+            truncated.map(LogIndex).into_iter().collect::<Vec<_>>(),
+            "{entries:?}"
+        );
         let terms: Vec<u64> = (1..=node.last_index().0)
             .map(|i| node.entry(LogIndex(i)).unwrap().term.0)
             .collect();
@@ -74,11 +92,19 @@ fn section_5_3_truncation_only_at_a_real_conflict() {
         let positions: Vec<usize> = acts
             .iter()
             .enumerate()
-            .filter(|(_, a)| matches!(a, raft::Action::LogTruncate { .. } | raft::Action::LogStore { .. }))
+            .filter(|(_, a)| {
+                matches!(
+                    a,
+                    raft::Action::LogTruncate { .. } | raft::Action::LogStore { .. }
+                )
+            })
             .map(|(k, _)| k)
             .collect();
         if truncated.is_some() {
-            assert!(matches!(acts[positions[0]], raft::Action::LogTruncate { .. }));
+            assert!(matches!(
+                acts[positions[0]],
+                raft::Action::LogTruncate { .. }
+            ));
             assert!(matches!(acts[positions[1]], raft::Action::LogStore { .. }));
         }
     }
@@ -109,10 +135,10 @@ fn committed_entries_are_never_truncated_even_by_a_broken_leader() {
 fn malformed_appends_are_ignored() {
     // Gaps, decreasing terms, terms above the leader's: a leader never sends these.
     let bad = [
-        vec![entry(2, 2)],             // does not start at prev + 1
+        vec![entry(2, 2)],              // does not start at prev + 1
         vec![entry(1, 2), entry(3, 2)], // gap
         vec![entry(1, 2), entry(2, 1)], // term decreases
-        vec![entry(1, 9)],             // term above the leader's
+        vec![entry(1, 9)],              // term above the leader's
     ];
     for entries in bad {
         let mut node = follower(2, &[]);
@@ -168,7 +194,10 @@ fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
         trips += 1;
         let mut back = Vec::new();
         for (_, req) in reqs {
-            let acts = fol.step(Millis(5000), msg(1, raft::Message::AppendEntriesRequest(req)));
+            let acts = fol.step(
+                Millis(5000),
+                msg(1, raft::Message::AppendEntriesRequest(req)),
+            );
             let mut all = acts.clone();
             all.extend(persist(&mut fol, 5000, &acts));
             back.extend(sends(&all));
@@ -183,9 +212,8 @@ fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
 
 fn same_log(a: &raft::Node, b: &raft::Node) -> bool {
     a.last_index() == b.last_index()
-        && (1..=a.last_index().0).all(|i| {
-            a.entry(LogIndex(i)).map(|e| e.term) == b.entry(LogIndex(i)).map(|e| e.term)
-        })
+        && (1..=a.last_index().0)
+            .all(|i| a.entry(LogIndex(i)).map(|e| e.term) == b.entry(LogIndex(i)).map(|e| e.term))
 }
 
 #[test]
@@ -195,12 +223,12 @@ fn section_5_3_figure_7_followers_catch_up_in_few_round_trips() {
     // hint makes the second land, whatever the length of the divergence (without the hint, (f)
     // would take one probe per entry).
     let table: &[(&[u64], u64, usize)] = &[
-        (&[1, 1, 1, 4, 4, 5, 5, 6, 6], 6, 2),         // (a) missing one entry
-        (&[1, 1, 1, 4], 4, 2),                         // (b) missing many
-        (&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6], 6, 1),    // (c) one extra entry: the probe lands
+        (&[1, 1, 1, 4, 4, 5, 5, 6, 6], 6, 2), // (a) missing one entry
+        (&[1, 1, 1, 4], 4, 2),                // (b) missing many
+        (&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6], 6, 1), // (c) one extra entry: the probe lands
         (&[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7], 7, 1), // (d) extra entries of a newer term
-        (&[1, 1, 1, 4, 4, 4, 4], 4, 2),                // (e) missing and extra
-        (&[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3], 3, 2),    // (f) many extra entries of old terms
+        (&[1, 1, 1, 4, 4, 4, 4], 4, 2),       // (e) missing and extra
+        (&[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3], 3, 2), // (f) many extra entries of old terms
     ];
     for (terms, term, expected) in table {
         let trips = figure_7_round_trips(terms, *term);
@@ -245,11 +273,17 @@ fn section_10_2_1_pipelining_window_bounds_messages_in_flight() {
     );
     assert!(to_2.iter().all(|r| r.entries.len() == 2));
     // Node 3 never answered the no-op: still probing, one message at a time.
-    let to_3 = append_requests(&acts).into_iter().filter(|(to, _)| *to == n(3)).count();
+    let to_3 = append_requests(&acts)
+        .into_iter()
+        .filter(|(to, _)| *to == n(3))
+        .count();
     assert_eq!(to_3, 0, "its probe is still outstanding");
     // An answer covering the first two messages frees two slots.
     let acts = step(&mut leader, 3002, append_success(2, term, 5));
-    let to_2: Vec<_> = append_requests(&acts).into_iter().map(|(_, r)| r.prev_log_index.0).collect();
+    let to_2: Vec<_> = append_requests(&acts)
+        .into_iter()
+        .map(|(_, r)| r.prev_log_index.0)
+        .collect();
     assert_eq!(to_2, [7, 9]);
 }
 
@@ -283,7 +317,10 @@ fn section_10_2_1_leader_sends_before_its_own_write_is_durable() {
     let (mut leader, _) = pipelining_leader(4, 10);
     let acts = propose(&mut leader, 3001, 1);
     assert_eq!(stores(&acts).len(), 1);
-    assert!(!append_requests(&acts).is_empty(), "replication does not wait for the local fsync");
+    assert!(
+        !append_requests(&acts).is_empty(),
+        "replication does not wait for the local fsync"
+    );
 }
 
 #[test]
@@ -306,7 +343,10 @@ fn stale_answers_never_move_progress_backwards() {
         }),
     );
     let acts = step(&mut leader, 3004, reject);
-    assert!(append_requests(&acts).is_empty(), "no resend from the start");
+    assert!(
+        append_requests(&acts).is_empty(),
+        "no resend from the start"
+    );
     // Proof that match is still 6: a new entry goes out right after it.
     let acts = propose(&mut leader, 3005, 1);
     let req = last_append_to(&acts, 2).unwrap();
@@ -330,9 +370,16 @@ fn a_rejection_in_replicate_mode_falls_back_to_probing_from_the_match() {
         }),
     );
     let acts = step(&mut leader, 3002, reject);
-    let reqs: Vec<_> = append_requests(&acts).into_iter().filter(|(to, _)| *to == n(2)).collect();
+    let reqs: Vec<_> = append_requests(&acts)
+        .into_iter()
+        .filter(|(to, _)| *to == n(2))
+        .collect();
     assert_eq!(reqs.len(), 1, "one probe at a time");
-    assert_eq!(reqs[0].1.prev_log_index, LogIndex(1), "from just after the match");
+    assert_eq!(
+        reqs[0].1.prev_log_index,
+        LogIndex(1),
+        "from just after the match"
+    );
 }
 
 #[test]
@@ -351,7 +398,10 @@ fn a_paused_probe_resumes_on_a_heartbeat_answer() {
         }),
     );
     let acts = step(&mut leader, 3100, hb);
-    assert!(last_append_to(&acts, 3).is_some(), "the probe is sent again");
+    assert!(
+        last_append_to(&acts, 3).is_some(),
+        "the probe is sent again"
+    );
 }
 
 #[test]
@@ -376,7 +426,9 @@ fn lagging_follower_catches_up_in_a_cluster() {
 fn commands_are_applied_everywhere_with_their_bytes() {
     let mut c = Cluster::new(5, 2);
     let leader = c.run_until_leader(10_000).unwrap();
-    let cmds: Vec<Bytes> = (0..50u8).map(|k| Bytes::from(vec![k; k as usize])).collect();
+    let cmds: Vec<Bytes> = (0..50u8)
+        .map(|k| Bytes::from(vec![k; k as usize]))
+        .collect();
     c.propose(leader, cmds.clone());
     c.deliver_all();
     for id in c.ids() {
