@@ -66,6 +66,8 @@ pub struct Node {
     write_pending_since: Option<Millis>,
     /// The term and vote known durable; messages are sent only while they equal `term`/`vote`.
     saved: (Term, Option<NodeId>),
+    /// The term or vote changed and no `SaveState` has been emitted for it yet.
+    unsaved: bool,
     /// Messages held back until the current term and vote are durable, in send order.
     held: Vec<(NodeId, Message)>,
 
@@ -162,6 +164,7 @@ impl Node {
             durable: last,
             write_pending_since: None,
             saved: (hard_state.term, hard_state.vote),
+            unsaved: false,
             held: Vec::new(),
             now: Millis(0),
             started: false,
@@ -453,8 +456,9 @@ impl Node {
         }
     }
 
-    /// Announces the next alarm and any change of role, term or leader.
+    /// Emits the pending save, announces the next alarm and any change of role, term or leader.
     fn finish_step(&mut self) {
+        self.emit_save_state();
         let next = match self.role {
             Role::Leader if self.config.check_quorum => {
                 self.heartbeat_deadline.min(self.quorum_check_deadline)
@@ -519,9 +523,18 @@ impl Node {
 
     // ----- Persistence gating and output -----
 
-    /// Asks the driver to save the current term, vote and commit index.
+    /// Notes that the term or vote changed. One `SaveState` covers every change of a step: it is
+    /// emitted before the step's first log write (so the disk never holds an entry of a term it
+    /// has not saved) or at the end of the step.
     fn save_state(&mut self) {
-        self.out.push(Action::SaveState(self.hard_state()));
+        self.unsaved = true;
+    }
+
+    /// Emits the pending `SaveState`, if any.
+    fn emit_save_state(&mut self) {
+        if std::mem::take(&mut self.unsaved) {
+            self.out.push(Action::SaveState(self.hard_state()));
+        }
     }
 
     /// Sends `msg` now if the current term and vote are durable, or holds it until they are.
@@ -538,6 +551,7 @@ impl Node {
         if entries.is_empty() {
             return;
         }
+        self.emit_save_state();
         if self.write_pending_since.is_none() {
             self.write_pending_since = Some(self.now);
         }

@@ -77,6 +77,7 @@ impl Node {
                     // A leader contradicting a committed entry is broken or an impostor.
                     return;
                 }
+                self.emit_save_state();
                 self.out.push(Action::LogTruncate { from: from_index });
                 self.log.truncate(from_index);
                 self.durable = self.durable.min(from_index.prev());

@@ -7,5 +7,6 @@
 mod commit;
 mod common;
 mod election;
+mod persistence;
 mod replication;
 mod smoke;
