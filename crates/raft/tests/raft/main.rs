@@ -1,0 +1,12 @@
+//! Behaviour tests of the Raft core, grouped by the section of the Raft paper or thesis they
+//! check; each module says what it guards against.
+
+// Tests may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod commit;
+mod common;
+mod election;
+mod persistence;
+mod replication;
+mod smoke;
