@@ -1,1 +1,19 @@
-//! The raftfs server. (Being written.)
+//! The raftfs server: the node runtime that drives the pure Raft core and file store, the client
+//! listener, the command line, and a client library.
+//!
+//! - [`node`]: the task that owns the Raft core and the store, and its storage.
+//! - [`connection`] and [`listener`]: the client side of the text protocol.
+//! - [`client`]: a Rust client that follows redirects (used by tests, the CLI and benchmarks).
+//! - [`config`], [`cli`], [`server`], [`local_cluster`]: settings, commands and process lifecycle.
+
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod listener;
+pub mod local_cluster;
+pub mod node;
+pub mod server;
+pub mod shutdown;
+pub mod transport;

@@ -1,0 +1,178 @@
+//! `raftfs bench`: load against a running store (writes/s and latency at several connection
+//! counts) and the disk's own fsync rate, so the two can be compared in one run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+
+use crate::client::Client;
+
+/// Arguments of `raftfs bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[command(subcommand)]
+    pub what: BenchKind,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Writes/s of a running store (follows redirects to the leader).
+    Write(WriteArgs),
+    /// The disk's rate of small write+fdatasync pairs, for comparison with write throughput.
+    Fsync(FsyncArgs),
+}
+
+/// Arguments of `raftfs bench write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Client addresses of the store's members (any one is enough; comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8080")]
+    pub addrs: Vec<String>,
+    /// Connection counts to measure, one run each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub connections: Vec<usize>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// File size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Distinct file names per connection (writes cycle through them).
+    #[arg(long, default_value_t = 100)]
+    pub files: usize,
+}
+
+/// Arguments of `raftfs bench fsync`.
+#[derive(Debug, Args)]
+pub struct FsyncArgs {
+    /// Directory to write the test file in (the data directory's disk is the one that matters).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 3)]
+    pub seconds: u64,
+}
+
+/// Runs a benchmark and prints its results.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchKind::Write(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(write_bench(args))
+        }
+        BenchKind::Fsync(args) => fsync_bench(args),
+    }
+}
+
+/// One run's figures.
+#[derive(Debug)]
+pub struct WriteFigures {
+    /// Connections used.
+    pub connections: usize,
+    /// Acknowledged writes.
+    pub writes: u64,
+    /// Writes per second.
+    pub per_second: f64,
+    /// Latency percentiles in microseconds: p50, p99, max.
+    pub latency_us: (u64, u64, u64),
+}
+
+async fn write_bench(args: WriteArgs) -> anyhow::Result<()> {
+    println!(
+        "{:>11} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "connections", "writes", "writes/s", "p50 us", "p99 us", "max us"
+    );
+    for &connections in &args.connections {
+        let f = measure_writes(&args, connections).await?;
+        println!(
+            "{:>11} {:>10} {:>10.0} {:>10} {:>10} {:>10}",
+            f.connections, f.writes, f.per_second, f.latency_us.0, f.latency_us.1, f.latency_us.2
+        );
+    }
+    Ok(())
+}
+
+/// Runs `connections` clients, each writing `size`-byte files in a loop for the given time.
+pub async fn measure_writes(args: &WriteArgs, connections: usize) -> anyhow::Result<WriteFigures> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let content = Bytes::from(vec![b'x'; args.size]);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let mut client = Client::new(args.addrs.clone());
+        let stop = stop.clone();
+        let content = content.clone();
+        let files = args.files.max(1);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Histogram::<u64>::new(3)?;
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let name = fs::Name::new(Bytes::from(format!("bench-{c}-{}", i % files)))?;
+                let started = Instant::now();
+                let reply = client
+                    .call(&fs::Command::Write {
+                        name,
+                        content: content.clone(),
+                        exptime_s: 0,
+                    })
+                    .await?;
+                anyhow::ensure!(
+                    matches!(reply, fs::Reply::Written { .. }),
+                    "unexpected reply {reply:?}"
+                );
+                latencies.record(started.elapsed().as_micros() as u64)?;
+                i += 1;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        all.add(task.await.context("bench client panicked")??)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(WriteFigures {
+        connections,
+        writes: all.len(),
+        per_second: all.len() as f64 / elapsed,
+        latency_us: (
+            all.value_at_quantile(0.5),
+            all.value_at_quantile(0.99),
+            all.max(),
+        ),
+    })
+}
+
+fn fsync_bench(args: FsyncArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = args.dir.join(".raftfs-fsync-bench");
+    let mut file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let block = [b'x'; 256];
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut count = 0u64;
+    while Instant::now() < deadline {
+        file.write_all(&block)?;
+        file.sync_data()?;
+        count += 1;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    println!(
+        "fsync: {count} write+fdatasync of 256 bytes in {}s: {rate:.0}/s",
+        args.seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! The command line of SPEC.md: `raftfs serve` and `raftfs cluster`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ClusterFile, NodeConfig};
+
+/// raftfs: a small replicated file store built on Raft, spoken to over a telnet-compatible text
+/// protocol (read, write, cas, delete).
+#[derive(Debug, Parser)]
+#[command(name = "raftfs", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one server: a single-node store by default, or one member of a cluster with --config.
+    Serve(ServeArgs),
+    /// Run a local cluster of N member processes on 127.0.0.1 until Ctrl-C.
+    Cluster(ClusterArgs),
+    /// Measure a running store's write throughput, or the disk's fsync rate.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Arguments of `raftfs serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Cluster file (TOML, lists every member); run as member --id of it.
+    #[arg(long, value_name = "FILE", requires = "id")]
+    pub config: Option<PathBuf>,
+    /// This member's id in the cluster file.
+    #[arg(long, value_name = "ID", requires = "config")]
+    pub id: Option<u64>,
+    /// Client address of a single-node store (with --config, the file gives it).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./raftfs-data, or ./raftfs-data-ID with --config].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Largest file accepted, in bytes [default: 1048576, or the cluster file's max_file_size].
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_size: Option<u64>,
+}
+
+/// Arguments of `raftfs cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Number of members (odd, 1 or more).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u64,
+    /// Client port of the first member; member i listens on base-port + i - 1.
+    #[arg(long, default_value_t = 8080)]
+    pub base_port: u16,
+    /// Directory holding every member's data directory and the generated cluster file.
+    #[arg(long, value_name = "DIR", default_value = "raftfs-cluster")]
+    pub data_dir: PathBuf,
+}
+
+/// Logs go to stderr, filtered by RUST_LOG (default: info).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Runs the parsed command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = serve_config(args)?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(crate::server::run_until_signal(config))
+        }
+        Command::Cluster(args) => crate::local_cluster::run(args),
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
+    let mut config = match (args.config, args.id) {
+        (Some(path), Some(id)) => {
+            let file = ClusterFile::load(&path)?;
+            let dir = args
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(format!("raftfs-data-{id}")));
+            NodeConfig::member_of(&file, id, dir)?
+        }
+        _ => NodeConfig::single(
+            args.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            args.data_dir
+                .unwrap_or_else(|| PathBuf::from("raftfs-data")),
+            config::FILE_BYTES_MAX_DEFAULT,
+        ),
+    };
+    if let Some(bytes) = args.max_file_size {
+        config.file_bytes_max = bytes;
+    }
+    config::check_timing(
+        config.election_timeout_ms,
+        config.heartbeat_interval_ms,
+        config.file_bytes_max,
+    )?;
+    Ok(config)
+}

@@ -1,0 +1,288 @@
+//! Cluster and node settings: the TOML member list of SPEC.md and the settings with defaults.
+//!
+//! ```toml
+//! election_timeout_ms = 1000     # optional, default 1000
+//! heartbeat_interval_ms = 100    # optional, default 100
+//! max_file_size = 1048576        # optional, default 1 MiB
+//!
+//! [[member]]
+//! id = 1                      # unsigned, unique, non-zero
+//! peer = "127.0.0.1:9001"     # Raft traffic between members
+//! client = "127.0.0.1:8081"   # the text protocol; what ERR_REDIRECT names
+//! http = "127.0.0.1:7001"     # optional: status and metrics
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default minimum election timeout. Loopback and LAN round trips are well under a millisecond,
+/// but fsync on a busy disk can take tens of milliseconds, and a leader must not lose its term
+/// to one slow fsync.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
+
+/// Default heartbeat interval: a tenth of the election timeout, so several heartbeats can be lost
+/// before a follower starts an election.
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
+
+/// Default largest file, in bytes (SPEC: `--max-file-size`, default 1 MiB).
+pub const FILE_BYTES_MAX_DEFAULT: u64 = 1 << 20;
+
+/// Largest file size that may be configured: a Raft entry must fit in one WAL record and one
+/// peer frame with room to spare.
+pub const FILE_BYTES_MAX_LIMIT: u64 = 32 << 20;
+
+/// One member of the cluster, as listed in the TOML file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Unique, non-zero member id.
+    pub id: u64,
+    /// Address (HOST:PORT) for Raft traffic between members.
+    pub peer: String,
+    /// Address (HOST:PORT) for the client text protocol; what ERR_REDIRECT names.
+    pub client: String,
+    /// Optional address for status and metrics over HTTP.
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+/// The whole cluster file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Minimum election timeout in milliseconds (randomised up to twice this).
+    #[serde(default = "election_timeout_default")]
+    pub election_timeout_ms: u64,
+    /// Leader heartbeat interval in milliseconds.
+    #[serde(default = "heartbeat_interval_default")]
+    pub heartbeat_interval_ms: u64,
+    /// Largest file accepted, in bytes.
+    #[serde(default = "file_bytes_max_default")]
+    pub max_file_size: u64,
+    /// Every member of the cluster.
+    pub member: Vec<Member>,
+}
+
+fn election_timeout_default() -> u64 {
+    ELECTION_TIMEOUT_MS_DEFAULT
+}
+fn heartbeat_interval_default() -> u64 {
+    HEARTBEAT_INTERVAL_MS_DEFAULT
+}
+fn file_bytes_max_default() -> u64 {
+    FILE_BYTES_MAX_DEFAULT
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// The settings contradict each other or are out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ClusterFile {
+    /// Reads and validates a cluster file.
+    pub fn load(path: &Path) -> Result<ClusterFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: ClusterFile = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        file.validate()?;
+        Ok(file)
+    }
+
+    /// Checks every relation between the settings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.member.is_empty() {
+            return invalid("the cluster has no [[member]]".into());
+        }
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for m in &self.member {
+            if m.id == 0 {
+                return invalid("member id 0 is reserved; ids start at 1".into());
+            }
+            if !ids.insert(m.id) {
+                return invalid(format!("member id {} is listed twice", m.id));
+            }
+            for addr in [Some(&m.peer), Some(&m.client), m.http.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if !addrs.insert(addr.clone()) {
+                    return invalid(format!("address {addr} is used twice"));
+                }
+            }
+        }
+        check_timing(
+            self.election_timeout_ms,
+            self.heartbeat_interval_ms,
+            self.max_file_size,
+        )
+    }
+
+    /// The member with this id.
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.member.iter().find(|m| m.id == id)
+    }
+}
+
+/// Checks the timing and size settings shared by single-node and cluster modes.
+pub fn check_timing(
+    election_timeout_ms: u64,
+    heartbeat_interval_ms: u64,
+    file_bytes_max: u64,
+) -> Result<(), ConfigError> {
+    let ratio = raft::config::HEARTBEATS_PER_ELECTION_TIMEOUT_MIN;
+    if heartbeat_interval_ms == 0 || election_timeout_ms < ratio * heartbeat_interval_ms {
+        return Err(ConfigError::Invalid(format!(
+            "election_timeout_ms ({election_timeout_ms}) must be at least {ratio} times \
+             heartbeat_interval_ms ({heartbeat_interval_ms}), which must be non-zero"
+        )));
+    }
+    if file_bytes_max == 0 || file_bytes_max > FILE_BYTES_MAX_LIMIT {
+        return Err(ConfigError::Invalid(format!(
+            "max file size {file_bytes_max} must be between 1 and {FILE_BYTES_MAX_LIMIT}"
+        )));
+    }
+    Ok(())
+}
+
+/// Everything one node needs to run.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: u64,
+    /// Every member, this node included.
+    pub members: Vec<Member>,
+    /// Where the log, hard state and snapshots live.
+    pub data_dir: PathBuf,
+    /// Largest file accepted, in bytes.
+    pub file_bytes_max: u64,
+    /// Minimum election timeout in milliseconds.
+    pub election_timeout_ms: u64,
+    /// Leader heartbeat interval in milliseconds.
+    pub heartbeat_interval_ms: u64,
+}
+
+impl NodeConfig {
+    /// A single-node store: one member whose client address is `listen`.
+    pub fn single(listen: String, data_dir: PathBuf, file_bytes_max: u64) -> NodeConfig {
+        NodeConfig {
+            id: 1,
+            members: vec![Member {
+                id: 1,
+                peer: String::new(),
+                client: listen,
+                http: None,
+            }],
+            data_dir,
+            file_bytes_max,
+            election_timeout_ms: ELECTION_TIMEOUT_MS_DEFAULT,
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+        }
+    }
+
+    /// Member `id` of a cluster file.
+    pub fn member_of(file: &ClusterFile, id: u64, data_dir: PathBuf) -> Result<Self, ConfigError> {
+        if file.member(id).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "--id {id} is not a member of the cluster file (members: {})",
+                file.member
+                    .iter()
+                    .map(|m| m.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(NodeConfig {
+            id,
+            members: file.member.clone(),
+            data_dir,
+            file_bytes_max: file.max_file_size,
+            election_timeout_ms: file.election_timeout_ms,
+            heartbeat_interval_ms: file.heartbeat_interval_ms,
+        })
+    }
+
+    /// This node's own member entry.
+    pub fn me(&self) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == self.id)
+    }
+
+    /// The client address of member `id`, for ERR_REDIRECT.
+    pub fn client_addr(&self, id: u64) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.client.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let text = r#"
+            [[member]]
+            id = 1
+            peer = "127.0.0.1:9001"
+            client = "127.0.0.1:8081"
+            http = "127.0.0.1:7001"
+            [[member]]
+            id = 2
+            peer = "127.0.0.1:9002"
+            client = "127.0.0.1:8082"
+        "#;
+        let file: ClusterFile = toml::from_str(text).unwrap();
+        file.validate().unwrap();
+        assert_eq!(file.member.len(), 2);
+        assert_eq!(file.election_timeout_ms, ELECTION_TIMEOUT_MS_DEFAULT);
+        assert_eq!(file.member(2).unwrap().http, None);
+    }
+
+    #[test]
+    fn rejects_duplicates_and_bad_timing() {
+        let dup = r#"
+            [[member]]
+            id = 1
+            peer = "a:1"
+            client = "a:2"
+            [[member]]
+            id = 1
+            peer = "a:3"
+            client = "a:4"
+        "#;
+        let file: ClusterFile = toml::from_str(dup).unwrap();
+        assert!(file.validate().is_err());
+        assert!(check_timing(200, 100, 1).is_err());
+        assert!(check_timing(1000, 100, 0).is_err());
+        assert!(check_timing(1000, 100, 1 << 20).is_ok());
+    }
+}

@@ -1,0 +1,156 @@
+//! The node's disk: recovery at start, then the WAL writer thread carrying out the core's
+//! `LogTruncate`, `LogStore` and `SaveState` in order, sharing one fsync among everything queued
+//! (group commit) and reporting completions back to the node task as events.
+
+use std::path::Path;
+
+use raft::{Entry, HardState, LogIndex, NodeId, Recovered, Term};
+use tokio::sync::mpsc;
+
+use super::NodeEvent;
+
+/// What the writer thread reports back.
+#[derive(Debug)]
+pub enum StorageEvent {
+    /// Entries up to `index` (the entry there has `term`) are durable.
+    LogStored {
+        /// Last durable index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+    /// The hard state is durable.
+    StateSaved(HardState),
+    /// A write or fsync failed: the node must stop (fail-stop).
+    Failed(wal::Error),
+}
+
+/// Why the data directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The WAL refused (I/O error, corruption).
+    #[error(transparent)]
+    Wal(#[from] wal::Error),
+    /// A log record passed its checksum but does not hold a Raft entry.
+    #[error("log entry {index} does not decode: {message}")]
+    Undecodable {
+        /// The entry's index.
+        index: u64,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// The node's handle on its log, hard state and snapshot files.
+pub struct Storage {
+    writer: wal::Writer,
+    events: mpsc::UnboundedSender<NodeEvent>,
+}
+
+impl Storage {
+    /// Recovers what the data directory holds and starts the writer thread. Completions are
+    /// sent on `events`; the channel is unbounded because the writer's own queue bounds how many
+    /// operations can be outstanding.
+    pub fn open(
+        dir: &Path,
+        events: mpsc::UnboundedSender<NodeEvent>,
+    ) -> Result<(Storage, Recovered), StorageError> {
+        let (log, report) = wal::Log::open(&dir.join("log"), wal::Options::default())?;
+        if let Some(torn) = &report.torn_tail {
+            tracing::warn!(?torn, "dropped a torn tail from the log");
+        }
+        let hard_state = wal::hard_state::load(log.dir())?.map(|hs| HardState {
+            term: Term(hs.term),
+            vote: (hs.vote != 0).then_some(NodeId(hs.vote)),
+            commit: LogIndex(hs.commit),
+        });
+        let mut entries = Vec::new();
+        for record in log.read(log.first_index(), log.last_index() + 1)? {
+            let entry =
+                Entry::decode_payload(LogIndex(record.index), Term(record.term), &record.data)
+                    .map_err(|err| StorageError::Undecodable {
+                        index: record.index,
+                        message: err.to_string(),
+                    })?;
+            entries.push(entry);
+        }
+        let recovered = Recovered {
+            hard_state: hard_state.unwrap_or_default(),
+            snapshot: None,
+            entries,
+        };
+        let writer = wal::Writer::spawn(log)?;
+        Ok((Storage { writer, events }, recovered))
+    }
+
+    /// Appends entries; `LogStored` follows once they are durable.
+    pub fn append(&mut self, entries: Vec<Entry>) -> anyhow::Result<()> {
+        let Some(last) = entries.last() else {
+            return Ok(());
+        };
+        let (index, term) = (last.index, last.term);
+        let records = entries
+            .iter()
+            .map(|e| wal::Entry {
+                index: e.index.0,
+                term: e.term.0,
+                data: e.encode_payload().into(),
+            })
+            .collect();
+        let events = self.events.clone();
+        self.writer.submit(
+            wal::Op::Append(records),
+            Box::new(move |result| {
+                let event = match result {
+                    Ok(_) => StorageEvent::LogStored { index, term },
+                    Err(err) => StorageEvent::Failed(err),
+                };
+                let _ = events.send(NodeEvent::Storage(event));
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Drops entries from `from` on. No completion is reported: the writer applies operations
+    /// in order, so the next `LogStored` covers it.
+    pub fn truncate(&mut self, from: LogIndex) -> anyhow::Result<()> {
+        let events = self.events.clone();
+        self.writer.submit(
+            wal::Op::TruncateSuffix(from.0),
+            Box::new(move |result| {
+                if let Err(err) = result {
+                    let _ = events.send(NodeEvent::Storage(StorageEvent::Failed(err)));
+                }
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Saves the hard state; `StateSaved` follows once it is durable.
+    pub fn save_state(&mut self, state: HardState) -> anyhow::Result<()> {
+        let events = self.events.clone();
+        let record = wal::HardState {
+            term: state.term.0,
+            vote: state.vote.map_or(0, |v| v.0),
+            commit: state.commit.0,
+        };
+        self.writer.submit(
+            wal::Op::SaveHardState(record),
+            Box::new(move |result| {
+                let event = match result {
+                    Ok(_) => StorageEvent::StateSaved(state),
+                    Err(err) => StorageEvent::Failed(err),
+                };
+                let _ = events.send(NodeEvent::Storage(event));
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Flushes what is queued and stops the writer thread.
+    pub fn shutdown(self) {
+        if let Err(err) = self.writer.shutdown() {
+            tracing::error!(%err, "log writer failed while stopping");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Starting and stopping a whole server: storage, node task and client listener, with a graceful
+//! stop on SIGINT or SIGTERM.
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::config::NodeConfig;
+use crate::listener;
+use crate::node::{INBOUND_QUEUE_MAX, Node};
+use crate::shutdown;
+use crate::transport;
+use raft::NodeId;
+use tokio::sync::mpsc;
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            // Without a SIGTERM handler, Ctrl-C still works.
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a server until SIGINT or SIGTERM, then stops it gracefully: no new connections, replies
+/// for commands already read are written, the log is flushed.
+pub async fn run_until_signal(config: NodeConfig) -> anyhow::Result<()> {
+    run(config, stop_signal()).await
+}
+
+/// Runs a server until `stop` resolves or the node fails.
+pub async fn run(
+    config: NodeConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let me = config
+        .me()
+        .context("this node is not in the member list")?
+        .clone();
+    let clients = TcpListener::bind(&me.client)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", me.client))?;
+    let bound = clients
+        .local_addr()
+        .context("cannot read the client address")?;
+    let (trigger, shutdown) = shutdown::channel();
+    let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
+    if config.members.len() > 1 {
+        let peers = TcpListener::bind(&me.peer)
+            .await
+            .with_context(|| format!("cannot listen for peers on {}", me.peer))?;
+        let members = config.members.iter().map(|m| NodeId(m.id)).collect();
+        tokio::spawn(transport::accept_loop(
+            peers,
+            members,
+            inbound_tx,
+            shutdown.clone(),
+        ));
+    }
+    let (node, handle) = Node::open(config.clone(), inbound, shutdown.clone()).await?;
+    // Tests and scripts wait for this line; it names the bound address (useful with port 0).
+    info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
+
+    let limits = fs::codec::Limits {
+        file_bytes_max: config.file_bytes_max,
+    };
+    let listener_task = tokio::spawn(listener::run(clients, handle, limits, shutdown));
+    let node_task = tokio::spawn(node.run());
+    tokio::pin!(node_task);
+    let outcome = tokio::select! {
+        _ = stop => {
+            info!("stop requested; shutting down");
+            trigger.trigger();
+            None
+        }
+        result = &mut node_task => Some(result),
+    };
+    trigger.trigger();
+    let _ = listener_task.await;
+    let result = match outcome {
+        Some(result) => result,
+        None => node_task.await,
+    };
+    result.context("node task panicked")?
+}

@@ -1,0 +1,155 @@
+//! Test support: start real `raftfs` processes on loopback and talk to them over real TCP.
+#![allow(dead_code)] // Each test file uses a different part of this module.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fs::{Name, Reply};
+use server::client::Connection;
+
+/// How long a server may take to start listening. Generous: CI machines are slow and busy.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The line a server logs once it listens for clients; it names the bound address.
+const READY_MARKER: &str = "raftfs serving";
+
+/// A `raftfs serve` process.
+pub struct Server {
+    child: Option<Child>,
+    /// The client address it listens on.
+    pub addr: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// Starts a single-node store on a free port with `data_dir`.
+    pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Starts a single-node store with extra arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn_serve(data_dir, &extra_args);
+        Server {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            extra_args,
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        child.wait().expect("wait for server")
+    }
+
+    /// Starts the server again on the same data directory (a new port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server before restarting it");
+        let (child, addr) = spawn_serve(&self.data_dir, &self.extra_args);
+        self.child = Some(child);
+        self.addr = addr;
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("poll server").is_none(),
+            None => false,
+        }
+    }
+
+    /// A new client connection.
+    pub async fn connect(&self) -> Connection {
+        Connection::connect(&self.addr)
+            .await
+            .expect("connect to server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Starts `raftfs serve` and waits for its ready line; returns the child and the client address.
+fn spawn_serve(data_dir: &Path, extra: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftfs"))
+        .arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start raftfs");
+    let addr = wait_ready(&mut child);
+    (child, addr)
+}
+
+/// Reads the server's log until it says where it serves; keeps draining the log afterwards so
+/// the server never blocks on a full pipe.
+fn wait_ready(child: &mut Child) -> String {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("RAFTFS_TEST_LOG").is_some() {
+                eprintln!("[server] {line}");
+            }
+            if line.contains(READY_MARKER) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(START_TIMEOUT)
+        .expect("server did not report it was serving");
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("client="))
+        .expect("ready line names the client address")
+        .to_owned()
+}
+
+/// A file name for tests.
+pub fn name(s: &str) -> Name {
+    Name::new(Bytes::copy_from_slice(s.as_bytes())).expect("valid name")
+}
+
+/// Sends raw bytes and reads `n` replies.
+pub async fn raw_exchange(conn: &mut Connection, bytes: &[u8], n: usize) -> Vec<Reply> {
+    conn.queue_raw(bytes);
+    let mut replies = Vec::with_capacity(n);
+    for _ in 0..n {
+        replies.push(conn.recv().await.expect("reply"));
+    }
+    replies
+}

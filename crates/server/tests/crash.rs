@@ -1,0 +1,138 @@
+//! Guards durability: a server killed with SIGKILL in the middle of a stream of writes loses no
+//! acknowledged write on restart, and nothing that was never written appears.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use common::{Server, name};
+use fs::{Command, Reply};
+use tokio::sync::Notify;
+
+/// Acknowledged writes to wait for before the kill, so the kill lands mid-stream.
+const ACKS_BEFORE_KILL: usize = 400;
+const CLIENTS: usize = 8;
+
+struct ClientLog {
+    /// Files whose write was acknowledged, with the version the server gave.
+    acked: BTreeMap<String, u64>,
+    /// The file whose write was in flight when the connection died (outcome unknown).
+    in_flight: Option<String>,
+    /// How many writes this client attempted.
+    attempted: usize,
+}
+
+fn content_of(file: &str) -> Bytes {
+    Bytes::from(format!("content of {file}"))
+}
+
+#[tokio::test]
+async fn kill9_during_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let acks = Arc::new(AtomicUsize::new(0));
+    let enough = Arc::new(Notify::new());
+
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let mut conn = server.connect().await;
+        let acks = acks.clone();
+        let enough = enough.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut log = ClientLog {
+                acked: BTreeMap::new(),
+                in_flight: None,
+                attempted: 0,
+            };
+            loop {
+                let file = format!("c{client}-{}", log.attempted);
+                log.attempted += 1;
+                let cmd = Command::Write {
+                    name: name(&file),
+                    content: content_of(&file),
+                    exptime_s: 0,
+                };
+                match conn.call(&cmd).await {
+                    Ok(Reply::Written { version }) => {
+                        log.acked.insert(file, version);
+                        if acks.fetch_add(1, Ordering::SeqCst) + 1 == ACKS_BEFORE_KILL {
+                            enough.notify_one();
+                        }
+                    }
+                    Ok(other) => panic!("unexpected reply {other:?}"),
+                    Err(_) => {
+                        log.in_flight = Some(file);
+                        return log;
+                    }
+                }
+            }
+        }));
+    }
+    enough.notified().await;
+    server.kill9();
+    let mut logs = Vec::new();
+    for task in tasks {
+        logs.push(task.await.unwrap());
+    }
+    let total: usize = logs.iter().map(|l| l.acked.len()).sum();
+    assert!(total >= ACKS_BEFORE_KILL);
+
+    server.restart();
+    let mut conn = server.connect().await;
+    let mut versions = BTreeSet::new();
+    for (client, log) in logs.iter().enumerate() {
+        for (file, version) in &log.acked {
+            assert_eq!(
+                conn.call(&Command::Read { name: name(file) })
+                    .await
+                    .unwrap(),
+                Reply::Contents {
+                    version: *version,
+                    exptime_s: 0,
+                    content: content_of(file),
+                },
+                "acknowledged write of {file} survives"
+            );
+            assert!(versions.insert(*version), "versions are unique");
+        }
+        if let Some(file) = &log.in_flight {
+            // Unknown outcome: either absent or exactly what was sent.
+            match conn
+                .call(&Command::Read { name: name(file) })
+                .await
+                .unwrap()
+            {
+                Reply::FileNotFound => {}
+                Reply::Contents { content, .. } => assert_eq!(content, content_of(file)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Nothing that was never written appears.
+        for seq in log.attempted..log.attempted + 5 {
+            let file = format!("c{client}-{seq}");
+            assert_eq!(
+                conn.call(&Command::Read { name: name(&file) })
+                    .await
+                    .unwrap(),
+                Reply::FileNotFound
+            );
+        }
+    }
+    // The store still works after recovery, and versions keep growing.
+    match conn
+        .call(&Command::Write {
+            name: name("after"),
+            content: Bytes::from_static(b"x"),
+            exptime_s: 0,
+        })
+        .await
+        .unwrap()
+    {
+        Reply::Written { version } => assert!(version > *versions.last().unwrap()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
