@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Client address of a single-node store (with --config, the file gives it).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
     pub listen: Option<String>,
+    /// Status and metrics address of a single-node store (HTTP: /status, /metrics, /health).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
+    pub http: Option<String>,
     /// Data directory [default: ./raftfs-data, or ./raftfs-data-ID with --config].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

@@ -1,8 +1,8 @@
 //! Cluster and node settings: the TOML member list of SPEC.md and the settings with defaults.
 //!
 //! ```toml
-//! election_timeout_ms = 1000     # optional, default 1000
-//! heartbeat_interval_ms = 100    # optional, default 100
+//! election_timeout_ms = 500      # optional, default 500
+//! heartbeat_interval_ms = 50     # optional, default 50
 //! max_file_size = 1048576        # optional, default 1 MiB
 //!
 //! [[member]]
@@ -17,14 +17,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Default minimum election timeout. Loopback and LAN round trips are well under a millisecond,
-/// but fsync on a busy disk can take tens of milliseconds, and a leader must not lose its term
-/// to one slow fsync.
-pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// Default minimum election timeout (randomised up to twice this). Loopback and LAN round trips
+/// are well under a millisecond and fsync takes milliseconds, so 500 ms leaves a wide margin
+/// against spurious elections while keeping failover (timeout + prevote + vote + no-op commit)
+/// under two seconds in the worst case.
+pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 500;
 
 /// Default heartbeat interval: a tenth of the election timeout, so several heartbeats can be lost
 /// before a follower starts an election.
-pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 100;
+pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 50;
 
 /// Default largest file, in bytes (SPEC: `--max-file-size`, default 1 MiB).
 pub const FILE_BYTES_MAX_DEFAULT: u64 = 1 << 20;

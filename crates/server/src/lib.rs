@@ -16,4 +16,5 @@ pub mod local_cluster;
 pub mod node;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod transport;

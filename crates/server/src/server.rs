@@ -9,7 +9,7 @@ use crate::config::NodeConfig;
 use crate::listener;
 use crate::node::{INBOUND_QUEUE_MAX, Node};
 use crate::shutdown;
-use crate::transport;
+use crate::{status, transport};
 use raft::NodeId;
 use tokio::sync::mpsc;
 
@@ -65,7 +65,15 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    let (node, handle) = Node::open(config.clone(), inbound, shutdown.clone()).await?;
+    let (status_tx, status_queries) = mpsc::channel(status::STATUS_QUEUE_MAX);
+    if let Some(http) = &me.http {
+        let listener = TcpListener::bind(http)
+            .await
+            .with_context(|| format!("cannot listen for status requests on {http}"))?;
+        tokio::spawn(status::serve(listener, status_tx, shutdown.clone()));
+    }
+    let (node, handle) =
+        Node::open(config.clone(), inbound, status_queries, shutdown.clone()).await?;
     // Tests and scripts wait for this line; it names the bound address (useful with port 0).
     info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
 

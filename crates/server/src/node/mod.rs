@@ -30,6 +30,7 @@ use tracing::{error, info};
 
 use crate::config::NodeConfig;
 use crate::shutdown::Shutdown;
+use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, Transport};
 use clients::Clients;
 use storage::{Storage, StorageEvent};
@@ -69,6 +70,8 @@ pub struct Node {
     events: mpsc::UnboundedReceiver<NodeEvent>,
     inbound: mpsc::Receiver<Inbound>,
     transport: Transport,
+    status_queries: mpsc::Receiver<StatusQuery>,
+    requests_seen: RequestCounts,
     /// When the core asked to be woken with `Timeout`.
     alarm: Option<Instant>,
     /// The origin of the core's monotonic clock.
@@ -84,6 +87,7 @@ impl Node {
     pub async fn open(
         config: NodeConfig,
         inbound: mpsc::Receiver<Inbound>,
+        status_queries: mpsc::Receiver<StatusQuery>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Node, NodeHandle)> {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -111,6 +115,8 @@ impl Node {
         let node = Node {
             inbound,
             transport,
+            status_queries,
+            requests_seen: RequestCounts::default(),
             clients: Clients::new(config.clone()),
             config,
             core,
@@ -140,6 +146,9 @@ impl Node {
                     None => anyhow::bail!("storage stopped unexpectedly"),
                 },
                 Some(message) = self.inbound.recv() => self.on_peer_message(message)?,
+                Some(query) = self.status_queries.recv() => {
+                    let _ = query.send(self.status());
+                }
                 request = self.requests.recv(), if accepting => match request {
                     Some(request) => self.on_requests(request)?,
                     None => break,
@@ -216,6 +225,7 @@ impl Node {
         request: Request,
         batch: &mut Vec<(raft::ProposalId, Bytes)>,
     ) -> anyhow::Result<()> {
+        self.count(&request.command);
         if self.core.leader().is_none() {
             // Nobody to send it to yet: hold it briefly (SPEC: wait up to about two election
             // timeouts for a leader).
@@ -325,6 +335,37 @@ impl Node {
             }),
         };
         self.clients.committed(entry.index, entry.term, reply);
+    }
+
+    /// Counts a command by kind, once, when it first reaches the node.
+    fn count(&mut self, command: &Command) {
+        let counter = match command {
+            Command::Read { .. } => &mut self.requests_seen.read,
+            Command::Write { .. } => &mut self.requests_seen.write,
+            Command::Cas { .. } => &mut self.requests_seen.cas,
+            Command::Delete { .. } => &mut self.requests_seen.delete,
+        };
+        *counter += 1;
+    }
+
+    /// A consistent reading of the node, for `/status` and `/metrics`.
+    fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: format!("{:?}", self.core.role()).to_lowercase(),
+            term: self.core.term().0,
+            leader: self.core.leader().map(|l| l.0),
+            commit_index: self.core.commit_index().0,
+            applied_index: self.applied.0,
+            last_index: self.core.last_index().0,
+            durable_index: self.core.durable_index().0,
+            files: self.store.file_count() as u64,
+            content_bytes: self.store.content_bytes(),
+            version: self.store.version(),
+            store_digest: format!("{:08x}", crc32c::crc32c(&self.store.snapshot())),
+            requests: self.requests_seen.clone(),
+            wal_fsyncs: self.storage.fsyncs(),
+        }
     }
 
     fn election_timeout(&self) -> Duration {

@@ -147,6 +147,11 @@ impl Storage {
         Ok(())
     }
 
+    /// fsyncs performed so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.writer.fsyncs()
+    }
+
     /// Flushes what is queued and stops the writer thread.
     pub fn shutdown(self) {
         if let Err(err) = self.writer.shutdown() {

@@ -14,8 +14,11 @@ use server::client::Connection;
 /// How long a server may take to start listening. Generous: CI machines are slow and busy.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+pub mod cluster;
+pub mod proxy;
+
 /// The line a server logs once it listens for clients; it names the bound address.
-const READY_MARKER: &str = "raftfs serving";
+pub const READY_MARKER: &str = "raftfs serving";
 
 /// A `raftfs serve` process.
 pub struct Server {
@@ -113,7 +116,7 @@ fn spawn_serve(data_dir: &Path, extra: &[String]) -> (Child, String) {
 
 /// Reads the server's log until it says where it serves; keeps draining the log afterwards so
 /// the server never blocks on a full pipe.
-fn wait_ready(child: &mut Child) -> String {
+pub fn wait_ready(child: &mut Child) -> String {
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -152,4 +155,19 @@ pub async fn raw_exchange(conn: &mut Connection, bytes: &[u8], n: usize) -> Vec<
         replies.push(conn.recv().await.expect("reply"));
     }
     replies
+}
+
+/// GETs `/status` from a server's HTTP address and parses the JSON.
+pub async fn http_status(addr: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to status");
+    stream
+        .write_all(b"GET /status HTTP/1.0\r\nHost: raftfs\r\n\r\n")
+        .await
+        .expect("send status request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read status");
+    let text = String::from_utf8(response).expect("utf-8 status");
+    let body = text.split("\r\n\r\n").nth(1).expect("status body");
+    serde_json::from_str(body).expect("status JSON")
 }

@@ -1,0 +1,181 @@
+//! Status and metrics over HTTP, on the member's optional `http` address:
+//!
+//! - `GET /status`: JSON with the node's role, term, leader, log and store figures, and a digest
+//!   of the whole store (CRC32C of its snapshot), so replicas can be compared.
+//! - `GET /metrics`: the same figures and counters in the Prometheus text format.
+//! - `GET /health`: 200 when the node knows a leader, 503 otherwise.
+//!
+//! Every answer comes from the node task itself, so its figures are one consistent reading.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use crate::shutdown::Shutdown;
+
+/// Status queries waiting for the node; a scraper that floods us waits on this bound.
+pub const STATUS_QUEUE_MAX: usize = 64;
+
+/// One consistent reading of a node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// The node's id.
+    pub id: u64,
+    /// `leader`, `candidate`, `precandidate` or `follower`.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader's id, if known.
+    pub leader: Option<u64>,
+    /// Commit index.
+    pub commit_index: u64,
+    /// Index applied to the store.
+    pub applied_index: u64,
+    /// Last index in the log.
+    pub last_index: u64,
+    /// Last index on disk.
+    pub durable_index: u64,
+    /// Files in the store.
+    pub files: u64,
+    /// Bytes of file content in the store.
+    pub content_bytes: u64,
+    /// The store's version counter.
+    pub version: u64,
+    /// CRC32C of the store's snapshot, as hex: equal on replicas that applied the same entries.
+    pub store_digest: String,
+    /// Client commands received, by kind.
+    pub requests: RequestCounts,
+    /// fsyncs the log has performed.
+    pub wal_fsyncs: u64,
+}
+
+/// Client commands received since start.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RequestCounts {
+    /// `read` commands.
+    pub read: u64,
+    /// `write` commands.
+    pub write: u64,
+    /// `cas` commands.
+    pub cas: u64,
+    /// `delete` commands.
+    pub delete: u64,
+}
+
+/// A question for the node: answer with a fresh [`Status`].
+pub type StatusQuery = oneshot::Sender<Status>;
+
+/// Serves HTTP status requests until shutdown.
+pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut shutdown: Shutdown) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| answer(req, node.clone()));
+            if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%err, "status connection ended");
+            }
+        });
+    }
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    node: mpsc::Sender<StatusQuery>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let status = async {
+        let (tx, rx) = oneshot::channel();
+        node.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+    .await;
+    let Some(status) = status else {
+        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "node stopped\n".into()));
+    };
+    Ok(match req.uri().path() {
+        "/status" => match serde_json::to_string_pretty(&status) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json + "\n"),
+            Err(err) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", err.to_string()),
+        },
+        "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            render_metrics(&status),
+        ),
+        "/health" if status.leader.is_some() => {
+            reply(StatusCode::OK, "text/plain", "ok\n".into())
+        }
+        "/health" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no leader\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /status, /metrics or /health\n".into(),
+        ),
+    })
+}
+
+fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+/// The status as Prometheus metrics.
+fn render_metrics(status: &Status) -> String {
+    let mut registry = Registry::with_prefix("raftfs");
+    let gauges: [(&str, &str, u64); 9] = [
+        ("term", "Current Raft term", status.term),
+        ("is_leader", "1 if this node leads", u64::from(status.role == "leader")),
+        ("commit_index", "Raft commit index", status.commit_index),
+        ("applied_index", "Index applied to the store", status.applied_index),
+        ("last_index", "Last index in the log", status.last_index),
+        ("durable_index", "Last index on disk", status.durable_index),
+        ("files", "Files in the store", status.files),
+        ("content_bytes", "Bytes of file content", status.content_bytes),
+        ("version", "Store-wide version counter", status.version),
+    ];
+    for (name, help, value) in gauges {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        registry.register(name, help, gauge);
+    }
+    let counters: [(&str, &str, u64); 5] = [
+        ("read_requests", "read commands received", status.requests.read),
+        ("write_requests", "write commands received", status.requests.write),
+        ("cas_requests", "cas commands received", status.requests.cas),
+        ("delete_requests", "delete commands received", status.requests.delete),
+        ("wal_fsyncs", "fsyncs performed by the log", status.wal_fsyncs),
+    ];
+    for (name, help, value) in counters {
+        let counter = Counter::<u64>::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
+    let mut out = String::new();
+    if encode(&mut out, &registry).is_err() {
+        out = "# metrics encoding failed\n".into();
+    }
+    out
+}
