@@ -8,5 +8,9 @@ mod commit;
 mod common;
 mod election;
 mod persistence;
+mod read_index;
 mod replication;
+mod robustness;
 mod smoke;
+#[path = "../support/strategies.rs"]
+mod strategies;

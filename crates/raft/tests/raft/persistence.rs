@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use raft::testing::Cluster;
 use raft::{
-    Action, Config, ConfigError, Entry, Error, Event, HardState, LogIndex, Millis, Node, NodeId,
-    Recovered, RecoveryError, Role, Term,
+    Config, ConfigError, Entry, Error, Event, HardState, LogIndex, Millis, Node, NodeId, Recovered,
+    RecoveryError, Role, Term,
 };
 
 use crate::common::*;
@@ -378,5 +378,4 @@ fn config_validate_checks_every_relation() {
         let got = Node::new(c, voters(1), Recovered::default(), LogIndex(0), 1);
         assert_eq!(got.err(), Some(Error::Config(expected)));
     }
-    let _ = Action::Alarm { at: Millis(0) };
 }
