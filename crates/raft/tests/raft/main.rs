@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod commit;
 mod common;
 mod election;

@@ -330,7 +330,8 @@ fn bad_voter_lists_are_refused() {
 fn config_validate_checks_every_relation() {
     let base = config(1);
     assert_eq!(base.validate(), Ok(()));
-    let table: Vec<(fn(&mut Config), ConfigError)> = vec![
+    type Tweak = fn(&mut Config);
+    let table: Vec<(Tweak, ConfigError)> = vec![
         (
             |c| c.election_timeout_ms = 0,
             ConfigError::ZeroElectionTimeout,
