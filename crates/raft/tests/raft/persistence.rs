@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use raft::testing::Cluster;
 use raft::{
-    Action, Config, ConfigError, Entry, Error, Event, HardState, LogIndex, Millis, Node, NodeId,
-    Recovered, RecoveryError, Role, Term,
+    Config, ConfigError, Entry, Error, Event, HardState, LogIndex, Millis, Node, NodeId, Recovered,
+    RecoveryError, Role, Term,
 };
 
 use crate::common::*;
@@ -330,7 +330,8 @@ fn bad_voter_lists_are_refused() {
 fn config_validate_checks_every_relation() {
     let base = config(1);
     assert_eq!(base.validate(), Ok(()));
-    let table: Vec<(fn(&mut Config), ConfigError)> = vec![
+    type Tweak = fn(&mut Config);
+    let table: Vec<(Tweak, ConfigError)> = vec![
         (
             |c| c.election_timeout_ms = 0,
             ConfigError::ZeroElectionTimeout,
@@ -378,5 +379,4 @@ fn config_validate_checks_every_relation() {
         let got = Node::new(c, voters(1), Recovered::default(), LogIndex(0), 1);
         assert_eq!(got.err(), Some(Error::Config(expected)));
     }
-    let _ = Action::Alarm { at: Millis(0) };
 }
