@@ -16,9 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// Redirects followed for one command before giving up: more than a cluster has members, so a
-/// leader change mid-command is survived, but a redirect loop is not followed forever.
-const REDIRECTS_MAX: usize = 16;
+/// Redirects followed at once, without pausing: more than a cluster has members, so a leader
+/// change mid-command costs no delay, but a redirect loop (members disagreeing about the leader
+/// during an election) backs off instead of spinning.
+const REDIRECTS_UNPAUSED_MAX: usize = 8;
 
 /// Pause between attempts when no leader answers, growing to [`RETRY_BACKOFF_MAX`].
 const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(20);
@@ -213,13 +214,12 @@ impl Client {
             match conn.call(command).await {
                 Ok(Reply::Redirect(leader)) => {
                     redirects += 1;
-                    if redirects > REDIRECTS_MAX {
-                        return Err(ClientError::Unavailable(format!(
-                            "more than {REDIRECTS_MAX} redirects (last to {leader})"
-                        )));
-                    }
                     last_problem = format!("redirected to {leader}");
-                    self.reconnect_to(leader).await;
+                    // A member may still name a leader that just died: if it cannot be reached,
+                    // or redirects go round in circles, wait for the election to settle.
+                    if !self.reconnect_to(leader).await || redirects > REDIRECTS_UNPAUSED_MAX {
+                        self.pause(&mut backoff).await;
+                    }
                 }
                 Ok(Reply::Internal) if command.is_mutation() => {
                     return Err(ClientError::Unknown(format!(
@@ -260,8 +260,10 @@ impl Client {
             .ok_or_else(|| ClientError::Unavailable("no connection".into()))
     }
 
-    async fn reconnect_to(&mut self, addr: String) {
+    /// Connects to `addr`; false if it cannot be reached.
+    async fn reconnect_to(&mut self, addr: String) -> bool {
         self.conn = Connection::connect(&addr).await.ok();
+        self.conn.is_some()
     }
 
     /// Drops the connection (so the next attempt tries another server) and waits a little longer

@@ -109,22 +109,32 @@ async fn answer(
     }
     .await;
     let Some(status) = status else {
-        return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "node stopped\n".into()));
+        return Ok(reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "node stopped\n".into(),
+        ));
     };
     Ok(match req.uri().path() {
         "/status" => match serde_json::to_string_pretty(&status) {
             Ok(json) => reply(StatusCode::OK, "application/json", json + "\n"),
-            Err(err) => reply(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", err.to_string()),
+            Err(err) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                err.to_string(),
+            ),
         },
         "/metrics" => reply(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             render_metrics(&status),
         ),
-        "/health" if status.leader.is_some() => {
-            reply(StatusCode::OK, "text/plain", "ok\n".into())
-        }
-        "/health" => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no leader\n".into()),
+        "/health" if status.leader.is_some() => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/health" => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "no leader\n".into(),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -147,13 +157,25 @@ fn render_metrics(status: &Status) -> String {
     let mut registry = Registry::with_prefix("raftfs");
     let gauges: [(&str, &str, u64); 9] = [
         ("term", "Current Raft term", status.term),
-        ("is_leader", "1 if this node leads", u64::from(status.role == "leader")),
+        (
+            "is_leader",
+            "1 if this node leads",
+            u64::from(status.role == "leader"),
+        ),
         ("commit_index", "Raft commit index", status.commit_index),
-        ("applied_index", "Index applied to the store", status.applied_index),
+        (
+            "applied_index",
+            "Index applied to the store",
+            status.applied_index,
+        ),
         ("last_index", "Last index in the log", status.last_index),
         ("durable_index", "Last index on disk", status.durable_index),
         ("files", "Files in the store", status.files),
-        ("content_bytes", "Bytes of file content", status.content_bytes),
+        (
+            "content_bytes",
+            "Bytes of file content",
+            status.content_bytes,
+        ),
         ("version", "Store-wide version counter", status.version),
     ];
     for (name, help, value) in gauges {
@@ -162,11 +184,27 @@ fn render_metrics(status: &Status) -> String {
         registry.register(name, help, gauge);
     }
     let counters: [(&str, &str, u64); 5] = [
-        ("read_requests", "read commands received", status.requests.read),
-        ("write_requests", "write commands received", status.requests.write),
+        (
+            "read_requests",
+            "read commands received",
+            status.requests.read,
+        ),
+        (
+            "write_requests",
+            "write commands received",
+            status.requests.write,
+        ),
         ("cas_requests", "cas commands received", status.requests.cas),
-        ("delete_requests", "delete commands received", status.requests.delete),
-        ("wal_fsyncs", "fsyncs performed by the log", status.wal_fsyncs),
+        (
+            "delete_requests",
+            "delete commands received",
+            status.requests.delete,
+        ),
+        (
+            "wal_fsyncs",
+            "fsyncs performed by the log",
+            status.wal_fsyncs,
+        ),
     ];
     for (name, help, value) in counters {
         let counter = Counter::<u64>::default();

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,9 +38,25 @@ pub struct TestCluster {
     proxies: BTreeMap<(usize, usize), LinkProxy>,
 }
 
+/// Member ports come from below the kernel's ephemeral range (32768 and up by default on Linux),
+/// where port-0 listeners and outgoing connections take theirs, so a member restarted on its
+/// old port never finds it taken by one of those. A per-process counter keeps this binary's
+/// tests apart; the base depends on the process id to keep concurrent test binaries apart.
 async fn free_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().to_string()
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = (std::process::id() * 997) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(n < SPAN, "ran out of test ports");
+        let port = LOW + (base + n) % SPAN;
+        let addr = format!("127.0.0.1:{port}");
+        // Taken by something else on the machine: try the next one.
+        if TcpListener::bind(&addr).await.is_ok() {
+            return addr;
+        }
+    }
 }
 
 impl TestCluster {
