@@ -13,8 +13,10 @@ use common::{Server, name};
 use fs::{Command, Reply};
 use tokio::sync::Notify;
 
-/// Acknowledged writes to wait for before the kill, so the kill lands mid-stream.
-const ACKS_BEFORE_KILL: usize = 400;
+/// Acknowledged writes to wait for before each kill, so the kill lands mid-stream.
+const ACKS_BEFORE_KILL: usize = 1000;
+/// Kill and restart this many times; every round's writes must survive every later crash.
+const ROUNDS: usize = 3;
 const CLIENTS: usize = 8;
 
 struct ClientLog {
@@ -30,13 +32,11 @@ fn content_of(file: &str) -> Bytes {
     Bytes::from(format!("content of {file}"))
 }
 
-#[tokio::test]
-async fn kill9_during_writes_loses_no_acknowledged_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
+/// Runs 8 writers until `ACKS_BEFORE_KILL` writes are acknowledged, then SIGKILLs the server.
+/// Writers number their files from `first_seq` on.
+async fn write_until_killed(server: &mut Server, round: usize) -> Vec<ClientLog> {
     let acks = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(Notify::new());
-
     let mut tasks = Vec::new();
     for client in 0..CLIENTS {
         let mut conn = server.connect().await;
@@ -49,7 +49,7 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
                 attempted: 0,
             };
             loop {
-                let file = format!("c{client}-{}", log.attempted);
+                let file = format!("r{round}-c{client}-{}", log.attempted);
                 log.attempted += 1;
                 let cmd = Command::Write {
                     name: name(&file),
@@ -78,51 +78,69 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
     for task in tasks {
         logs.push(task.await.unwrap());
     }
-    let total: usize = logs.iter().map(|l| l.acked.len()).sum();
-    assert!(total >= ACKS_BEFORE_KILL);
+    logs
+}
 
-    server.restart();
+/// Checks every round so far after a restart: acknowledged writes are there with their
+/// versions, in-flight ones are absent or exact, and files never written are absent.
+async fn check_rounds(server: &Server, rounds: &[Vec<ClientLog>]) -> u64 {
     let mut conn = server.connect().await;
     let mut versions = BTreeSet::new();
-    for (client, log) in logs.iter().enumerate() {
-        for (file, version) in &log.acked {
-            assert_eq!(
-                conn.call(&Command::Read { name: name(file) })
+    for (round, logs) in rounds.iter().enumerate() {
+        for (client, log) in logs.iter().enumerate() {
+            for (file, version) in &log.acked {
+                assert_eq!(
+                    conn.call(&Command::Read { name: name(file) })
+                        .await
+                        .unwrap(),
+                    Reply::Contents {
+                        version: *version,
+                        exptime_s: 0,
+                        content: content_of(file),
+                    },
+                    "acknowledged write of {file} survives"
+                );
+                assert!(versions.insert(*version), "versions are unique");
+            }
+            if let Some(file) = &log.in_flight {
+                match conn
+                    .call(&Command::Read { name: name(file) })
                     .await
-                    .unwrap(),
-                Reply::Contents {
-                    version: *version,
-                    exptime_s: 0,
-                    content: content_of(file),
-                },
-                "acknowledged write of {file} survives"
-            );
-            assert!(versions.insert(*version), "versions are unique");
-        }
-        if let Some(file) = &log.in_flight {
-            // Unknown outcome: either absent or exactly what was sent.
-            match conn
-                .call(&Command::Read { name: name(file) })
-                .await
-                .unwrap()
-            {
-                Reply::FileNotFound => {}
-                Reply::Contents { content, .. } => assert_eq!(content, content_of(file)),
-                other => panic!("unexpected {other:?}"),
+                    .unwrap()
+                {
+                    Reply::FileNotFound => {}
+                    Reply::Contents { content, .. } => assert_eq!(content, content_of(file)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            for seq in log.attempted..log.attempted + 5 {
+                let file = format!("r{round}-c{client}-{seq}");
+                assert_eq!(
+                    conn.call(&Command::Read { name: name(&file) })
+                        .await
+                        .unwrap(),
+                    Reply::FileNotFound,
+                    "{file} was never written"
+                );
             }
         }
-        // Nothing that was never written appears.
-        for seq in log.attempted..log.attempted + 5 {
-            let file = format!("c{client}-{seq}");
-            assert_eq!(
-                conn.call(&Command::Read { name: name(&file) })
-                    .await
-                    .unwrap(),
-                Reply::FileNotFound
-            );
-        }
+    }
+    versions.last().copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn kill9_during_writes_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let mut rounds = Vec::new();
+    for round in 0..ROUNDS {
+        rounds.push(write_until_killed(&mut server, round).await);
+        server.restart();
+        check_rounds(&server, &rounds).await;
     }
     // The store still works after recovery, and versions keep growing.
+    let highest = check_rounds(&server, &rounds).await;
+    let mut conn = server.connect().await;
     match conn
         .call(&Command::Write {
             name: name("after"),
@@ -132,7 +150,7 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
         .await
         .unwrap()
     {
-        Reply::Written { version } => assert!(version > *versions.last().unwrap()),
+        Reply::Written { version } => assert!(version > highest),
         other => panic!("unexpected {other:?}"),
     }
 }
