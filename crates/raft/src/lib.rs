@@ -93,7 +93,7 @@ pub use message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
     Message, VoteRequest, VoteResponse, WireError,
 };
-pub use node::Node;
+pub use node::{Node, RECOVERED_INDEX_MAX};
 pub use persist::{HardState, Recovered};
 pub use role::Role;
 pub use time::Millis;

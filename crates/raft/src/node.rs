@@ -374,8 +374,10 @@ impl Node {
             return;
         }
         if !req.prevote {
-            self.vote = Some(from);
-            self.save_state();
+            if self.vote != Some(from) {
+                self.vote = Some(from);
+                self.save_state();
+            }
             // Granting a vote defers our own candidacy (thesis 3.4).
             self.election_deadline = self.timer.deadline(self.now);
         }
@@ -634,10 +636,7 @@ fn recover_log(
 ) -> Result<Log, RecoveryError> {
     let (base_index, base_term) = snapshot.unwrap_or_default();
     if base_index.0 > RECOVERED_INDEX_MAX {
-        return Err(RecoveryError::EntryOutOfPlace {
-            expected: LogIndex(RECOVERED_INDEX_MAX),
-            found: base_index,
-        });
+        return Err(RecoveryError::IndexTooLarge { index: base_index });
     }
     let mut log = Log::new(base_index, base_term);
     let mut last_term = base_term;

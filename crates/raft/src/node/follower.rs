@@ -51,7 +51,7 @@ impl Node {
     /// AppendEntries (figure 2, 5.3): check the entry before the new ones, truncate only at a
     /// real conflict, append the rest, follow the leader's commit, and acknowledge once durable.
     pub(super) fn handle_append(&mut self, from: NodeId, req: AppendEntriesRequest) {
-        let Some(req) = self.trim_compacted(req) else {
+        let Some(mut req) = self.trim_compacted(req) else {
             return;
         };
         if !is_well_formed(&req) {
@@ -82,7 +82,7 @@ impl Node {
                 self.log.truncate(from_index);
                 self.durable = self.durable.min(from_index.prev());
             }
-            let new: Vec<Entry> = req.entries[k..].to_vec();
+            let new: Vec<Entry> = req.entries.split_off(k);
             self.log.append(&new);
             self.store(new);
         }

@@ -380,3 +380,19 @@ fn config_validate_checks_every_relation() {
         assert_eq!(got.err(), Some(Error::Config(expected)));
     }
 }
+
+#[test]
+fn an_implausible_snapshot_index_is_refused() {
+    let recovered = Recovered {
+        hard_state: HardState::default(),
+        snapshot: Some((LogIndex(u64::MAX), Term(0))),
+        entries: vec![],
+    };
+    let got = Node::new(config(1), voters(3), recovered, LogIndex(u64::MAX), 1);
+    assert_eq!(
+        got.err(),
+        Some(Error::Recovery(RecoveryError::IndexTooLarge {
+            index: LogIndex(u64::MAX)
+        }))
+    );
+}
