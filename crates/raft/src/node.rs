@@ -277,12 +277,13 @@ impl Node {
         self.log.entry(index)
     }
 
-    /// The current hard state (durable or about to be).
+    /// The current hard state (durable or about to be). Its commit hint is capped at the durable
+    /// index: a restarted node must find every entry its saved commit index names.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
             vote: self.vote,
-            commit: self.commit,
+            commit: self.commit.min(self.durable),
         }
     }
 
@@ -419,6 +420,7 @@ impl Node {
         }
     }
 
+    /// `Event::Timeout`: acts on whichever of the role's deadlines has passed.
     fn on_timeout(&mut self) {
         // The alarm that fired is used up: always announce the next one.
         self.alarm = None;

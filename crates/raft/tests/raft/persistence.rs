@@ -396,3 +396,26 @@ fn an_implausible_snapshot_index_is_refused() {
         }))
     );
 }
+
+#[test]
+fn the_saved_commit_hint_never_names_entries_missing_from_disk() {
+    // A follower may commit entries it has not yet made durable (a majority has them); the
+    // commit index it saves must still be within its durable log, or it could not restart.
+    let (mut node, _) = node_with(3, 1, &[], config(1));
+    step(
+        &mut node,
+        10,
+        append(2, 1, (0, 0), vec![entry(1, 1), entry(2, 1)], 2),
+    );
+    assert_eq!(node.commit_index(), LogIndex(2));
+    assert_eq!(node.durable_index(), LogIndex(0));
+    let acts = step(&mut node, 2000, vote_request(3, 2, (2, 1), false));
+    let saved = saves(&acts);
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].commit, LogIndex(0));
+    let recovered = Recovered {
+        hard_state: saved[0],
+        ..Recovered::default()
+    };
+    assert!(Node::new(config(1), voters(3), recovered, LogIndex(0), 1).is_ok());
+}

@@ -172,10 +172,10 @@ fn section_5_3_fast_backtracking_hint_skips_a_whole_term() {
     }
 }
 
-/// Builds the leader of figure 7 (thesis figure 3.7): log terms [1,1,1,4,4,5,5,6,6,6], elected
-/// in term 8 as node 1 of 3 (node 3's vote is faked); runs it against a follower (node 2) whose
-/// log has `follower_terms` over a perfect link, and returns the number of AppendEntries round
-/// trips until the follower's log equals the leader's.
+/// Builds the leader of the paper's figure 7 (thesis figure 3.6): log terms
+/// [1,1,1,4,4,5,5,6,6,6], elected in term 8 as node 1 of 3 (node 3's vote is faked); runs it
+/// against a follower (node 2) whose log has `follower_terms` over a perfect link, and returns
+/// the number of AppendEntries round trips until the follower's log equals the leader's.
 fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
     let leader_terms = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
     let mut cfg = config(1);
