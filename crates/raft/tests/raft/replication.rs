@@ -198,9 +198,7 @@ fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
                 Millis(5000),
                 msg(1, raft::Message::AppendEntriesRequest(req)),
             );
-            let mut all = acts.clone();
-            all.extend(persist(&mut fol, 5000, &acts));
-            back.extend(sends(&all));
+            back.extend(sends(&persist_all(&mut fol, 5000, &acts)));
         }
         to_leader = Vec::new();
         for (_, m) in back {
