@@ -267,6 +267,11 @@ impl Node {
         LogIndex(self.log.base_index().0 + 1)
     }
 
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The voters of the cluster, sorted.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
