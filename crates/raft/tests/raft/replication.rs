@@ -428,7 +428,7 @@ fn commands_are_applied_everywhere_with_their_bytes() {
         .map(|k| Bytes::from(vec![k; k as usize]))
         .collect();
     c.propose(leader, cmds.clone());
-    c.deliver_all();
+    c.advance(HEARTBEAT_MS);
     for id in c.ids() {
         let applied: Vec<Bytes> = c
             .applied(id)
