@@ -36,7 +36,8 @@ pub const RECOVERED_INDEX_MAX: u64 = u64::MAX / 2;
 /// One Raft node: a deterministic state machine driven by [`Node::step`].
 ///
 /// See the crate documentation for what the driver must do with the actions it returns.
-#[derive(Debug)]
+/// Cloning a node copies its whole state (a simulator may fork a run from it).
+#[derive(Debug, Clone)]
 pub struct Node {
     config: Config,
     /// Every voter including this node, sorted (so sends go out in a fixed order).
