@@ -419,3 +419,31 @@ fn the_saved_commit_hint_never_names_entries_missing_from_disk() {
     };
     assert!(Node::new(config(1), voters(3), recovered, LogIndex(0), 1).is_ok());
 }
+
+#[test]
+fn an_append_entirely_below_the_snapshot_is_acknowledged_at_the_base() {
+    let recovered = Recovered {
+        hard_state: HardState {
+            term: Term(3),
+            vote: None,
+            commit: LogIndex(10),
+        },
+        snapshot: Some((LogIndex(10), Term(2))),
+        entries: vec![],
+    };
+    let mut node = Node::new(config(1), voters(3), recovered, LogIndex(10), 1).unwrap();
+    node.step(Millis(0), Event::Timeout);
+    let acts = step(
+        &mut node,
+        10,
+        append(2, 3, (4, 2), vec![entry(5, 2), entry(6, 2)], 6),
+    );
+    assert!(stores(&acts).is_empty());
+    let resp = append_responses(&acts);
+    assert_eq!(
+        resp[0].1.outcome,
+        raft::AppendOutcome::Success {
+            match_index: LogIndex(10)
+        }
+    );
+}
