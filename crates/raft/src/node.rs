@@ -36,7 +36,8 @@ pub const RECOVERED_INDEX_MAX: u64 = u64::MAX / 2;
 /// One Raft node: a deterministic state machine driven by [`Node::step`].
 ///
 /// See the crate documentation for what the driver must do with the actions it returns.
-#[derive(Debug)]
+/// Cloning a node copies its whole state (a simulator may fork a run from it).
+#[derive(Debug, Clone)]
 pub struct Node {
     config: Config,
     /// Every voter including this node, sorted (so sends go out in a fixed order).
@@ -267,6 +268,11 @@ impl Node {
         LogIndex(self.log.base_index().0 + 1)
     }
 
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The voters of the cluster, sorted.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
@@ -277,12 +283,13 @@ impl Node {
         self.log.entry(index)
     }
 
-    /// The current hard state (durable or about to be).
+    /// The current hard state (durable or about to be). Its commit hint is capped at the durable
+    /// index: a restarted node must find every entry its saved commit index names.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
             vote: self.vote,
-            commit: self.commit,
+            commit: self.commit.min(self.durable),
         }
     }
 
@@ -374,8 +381,10 @@ impl Node {
             return;
         }
         if !req.prevote {
-            self.vote = Some(from);
-            self.save_state();
+            if self.vote != Some(from) {
+                self.vote = Some(from);
+                self.save_state();
+            }
             // Granting a vote defers our own candidacy (thesis 3.4).
             self.election_deadline = self.timer.deadline(self.now);
         }
@@ -417,6 +426,7 @@ impl Node {
         }
     }
 
+    /// `Event::Timeout`: acts on whichever of the role's deadlines has passed.
     fn on_timeout(&mut self) {
         // The alarm that fired is used up: always announce the next one.
         self.alarm = None;
@@ -634,10 +644,7 @@ fn recover_log(
 ) -> Result<Log, RecoveryError> {
     let (base_index, base_term) = snapshot.unwrap_or_default();
     if base_index.0 > RECOVERED_INDEX_MAX {
-        return Err(RecoveryError::EntryOutOfPlace {
-            expected: LogIndex(RECOVERED_INDEX_MAX),
-            found: base_index,
-        });
+        return Err(RecoveryError::IndexTooLarge { index: base_index });
     }
     let mut log = Log::new(base_index, base_term);
     let mut last_term = base_term;

@@ -139,7 +139,8 @@ fn a_follower_with_a_held_disk_does_not_acknowledge() {
 fn elections_settle_after_simultaneous_timeouts() {
     // Every node starts at once with the same seed: per-node RNG streams still break the tie.
     for seed in 0..20 {
-        let mut c = Cluster::new(5, seed);
+        // Odd seeds broadcast commit advances, even seeds let heartbeats carry them.
+        let mut c = Cluster::with_config(5, seed, |cfg| cfg.broadcast_commit = seed % 2 == 1);
         let leader = c.run_until_leader(20 * ELECTION_MS);
         assert!(leader.is_some(), "seed {seed}");
     }
@@ -157,7 +158,8 @@ fn soak_with_crashes_partitions_and_restarts_converges() {
 /// index ever committed two different entries).
 fn soak(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut c = Cluster::new(5, seed);
+    // Odd seeds broadcast commit advances, even seeds let heartbeats carry them.
+    let mut c = Cluster::with_config(5, seed, |cfg| cfg.broadcast_commit = seed % 2 == 1);
     let mut next = 0u32;
     for _round in 0..60 {
         if let Some(leader) = c.leader() {
@@ -216,7 +218,8 @@ fn chaos_with_reordering_duplication_loss_and_slow_disks_converges() {
 /// are randomly held (writes not durable until flushed, lost on a crash).
 fn chaos(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut c = Cluster::new(5, seed);
+    // Odd seeds broadcast commit advances, even seeds let heartbeats carry them.
+    let mut c = Cluster::with_config(5, seed, |cfg| cfg.broadcast_commit = seed % 2 == 1);
     let mut next = 0u32;
     for _round in 0..80 {
         if let Some(leader) = c.leader() {

@@ -256,6 +256,13 @@ pub fn persist(node: &mut Node, now: u64, actions: &[Action]) -> Vec<Action> {
     out
 }
 
+/// `actions` followed by what persisting them (at `now`) releases.
+pub fn persist_all(node: &mut Node, now: u64, actions: &[Action]) -> Vec<Action> {
+    let mut all = actions.to_vec();
+    all.extend(persist(node, now, actions));
+    all
+}
+
 /// Fires `node`'s election timeout (the time is well past any deadline drawn from `start`).
 pub fn time_out(node: &mut Node, start: u64) -> Vec<Action> {
     node.step(Millis(start + 2 * ELECTION_MS), Event::Timeout)

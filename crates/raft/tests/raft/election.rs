@@ -153,7 +153,7 @@ fn section_5_4_1_vote_only_for_logs_at_least_as_up_to_date() {
     for (index, term, granted) in table {
         let (mut node, _) = node_with(3, 2, &[1, 1, 2], config(1));
         let acts = step(&mut node, 0, vote_request(2, 3, (index, term), false));
-        let resp = vote_responses(&persist_all(&mut node, &acts));
+        let resp = vote_responses(&persist_all(&mut node, 0, &acts));
         assert_eq!(resp.len(), 1);
         assert_eq!(
             resp[0].1.granted, granted,
@@ -163,18 +163,11 @@ fn section_5_4_1_vote_only_for_logs_at_least_as_up_to_date() {
     }
 }
 
-/// `actions` plus what persisting them releases.
-fn persist_all(node: &mut raft::Node, actions: &[Action]) -> Vec<Action> {
-    let mut all = actions.to_vec();
-    all.extend(persist(node, 0, actions));
-    all
-}
-
 #[test]
 fn section_5_2_one_vote_per_term_first_come_first_served() {
     let (mut node, _) = node_with(3, 1, &[], config(1));
     let a = step(&mut node, 0, vote_request(2, 2, (0, 0), false));
-    let a = persist_all(&mut node, &a);
+    let a = persist_all(&mut node, 0, &a);
     assert!(vote_responses(&a)[0].1.granted);
     // Another candidate of the same term is refused; the same one again is granted.
     let b = step(&mut node, 0, vote_request(3, 2, (0, 0), false));
@@ -183,7 +176,7 @@ fn section_5_2_one_vote_per_term_first_come_first_served() {
     assert!(vote_responses(&c)[0].1.granted);
     // A newer term frees the vote.
     let d = step(&mut node, 0, vote_request(3, 3, (0, 0), false));
-    let d = persist_all(&mut node, &d);
+    let d = persist_all(&mut node, 0, &d);
     assert!(vote_responses(&d)[0].1.granted);
     assert_eq!((node.term(), node.vote()), (Term(3), Some(n(3))));
 }
@@ -368,7 +361,7 @@ fn section_4_2_3_sticky_follower_rejects_votes_while_it_hears_the_leader() {
         100 + ELECTION_MS,
         vote_request(3, 3, (5, 2), false),
     );
-    let acts = persist_all(&mut node, &acts);
+    let acts = persist_all(&mut node, 0, &acts);
     assert!(vote_responses(&acts)[0].1.granted);
     assert_eq!(node.term(), Term(3));
 }

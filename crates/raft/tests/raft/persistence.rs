@@ -380,3 +380,70 @@ fn config_validate_checks_every_relation() {
         assert_eq!(got.err(), Some(Error::Config(expected)));
     }
 }
+
+#[test]
+fn an_implausible_snapshot_index_is_refused() {
+    let recovered = Recovered {
+        hard_state: HardState::default(),
+        snapshot: Some((LogIndex(u64::MAX), Term(0))),
+        entries: vec![],
+    };
+    let got = Node::new(config(1), voters(3), recovered, LogIndex(u64::MAX), 1);
+    assert_eq!(
+        got.err(),
+        Some(Error::Recovery(RecoveryError::IndexTooLarge {
+            index: LogIndex(u64::MAX)
+        }))
+    );
+}
+
+#[test]
+fn the_saved_commit_hint_never_names_entries_missing_from_disk() {
+    // A follower may commit entries it has not yet made durable (a majority has them); the
+    // commit index it saves must still be within its durable log, or it could not restart.
+    let (mut node, _) = node_with(3, 1, &[], config(1));
+    step(
+        &mut node,
+        10,
+        append(2, 1, (0, 0), vec![entry(1, 1), entry(2, 1)], 2),
+    );
+    assert_eq!(node.commit_index(), LogIndex(2));
+    assert_eq!(node.durable_index(), LogIndex(0));
+    let acts = step(&mut node, 2000, vote_request(3, 2, (2, 1), false));
+    let saved = saves(&acts);
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].commit, LogIndex(0));
+    let recovered = Recovered {
+        hard_state: saved[0],
+        ..Recovered::default()
+    };
+    assert!(Node::new(config(1), voters(3), recovered, LogIndex(0), 1).is_ok());
+}
+
+#[test]
+fn an_append_entirely_below_the_snapshot_is_acknowledged_at_the_base() {
+    let recovered = Recovered {
+        hard_state: HardState {
+            term: Term(3),
+            vote: None,
+            commit: LogIndex(10),
+        },
+        snapshot: Some((LogIndex(10), Term(2))),
+        entries: vec![],
+    };
+    let mut node = Node::new(config(1), voters(3), recovered, LogIndex(10), 1).unwrap();
+    node.step(Millis(0), Event::Timeout);
+    let acts = step(
+        &mut node,
+        10,
+        append(2, 3, (4, 2), vec![entry(5, 2), entry(6, 2)], 6),
+    );
+    assert!(stores(&acts).is_empty());
+    let resp = append_responses(&acts);
+    assert_eq!(
+        resp[0].1.outcome,
+        raft::AppendOutcome::Success {
+            match_index: LogIndex(10)
+        }
+    );
+}

@@ -172,10 +172,10 @@ fn section_5_3_fast_backtracking_hint_skips_a_whole_term() {
     }
 }
 
-/// Builds the leader of figure 7 (thesis figure 3.7): log terms [1,1,1,4,4,5,5,6,6,6], elected
-/// in term 8 as node 1 of 3 (node 3's vote is faked); runs it against a follower (node 2) whose
-/// log has `follower_terms` over a perfect link, and returns the number of AppendEntries round
-/// trips until the follower's log equals the leader's.
+/// Builds the leader of the paper's figure 7 (thesis figure 3.6): log terms
+/// [1,1,1,4,4,5,5,6,6,6], elected in term 8 as node 1 of 3 (node 3's vote is faked); runs it
+/// against a follower (node 2) whose log has `follower_terms` over a perfect link, and returns
+/// the number of AppendEntries round trips until the follower's log equals the leader's.
 fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
     let leader_terms = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
     let mut cfg = config(1);
@@ -198,9 +198,7 @@ fn figure_7_round_trips(follower_terms: &[u64], follower_term: u64) -> usize {
                 Millis(5000),
                 msg(1, raft::Message::AppendEntriesRequest(req)),
             );
-            let mut all = acts.clone();
-            all.extend(persist(&mut fol, 5000, &acts));
-            back.extend(sends(&all));
+            back.extend(sends(&persist_all(&mut fol, 5000, &acts)));
         }
         to_leader = Vec::new();
         for (_, m) in back {
@@ -430,7 +428,7 @@ fn commands_are_applied_everywhere_with_their_bytes() {
         .map(|k| Bytes::from(vec![k; k as usize]))
         .collect();
     c.propose(leader, cmds.clone());
-    c.deliver_all();
+    c.advance(HEARTBEAT_MS);
     for id in c.ids() {
         let applied: Vec<Bytes> = c
             .applied(id)

@@ -11,16 +11,20 @@ use crate::strategies;
 
 /// What the driver's disk would hold if it carried out every action in order.
 struct ModelDisk {
+    /// The snapshot base: entries start right after it.
+    base: u64,
     entries: Vec<(LogIndex, Term)>,
     saved_term: Term,
 }
 
 impl ModelDisk {
     fn of(node: &Node) -> ModelDisk {
-        let entries = (1..=node.last_index().0)
+        let base = node.first_index().0 - 1;
+        let entries = (base + 1..=node.last_index().0)
             .map(|i| (LogIndex(i), node.entry(LogIndex(i)).unwrap().term))
             .collect();
         ModelDisk {
+            base,
             entries,
             saved_term: node.term(),
         }
@@ -37,7 +41,7 @@ impl ModelDisk {
             }
             Action::LogStore { entries } => {
                 for e in entries {
-                    let expected = LogIndex(self.entries.len() as u64 + 1);
+                    let expected = LogIndex(self.base + self.entries.len() as u64 + 1);
                     assert_eq!(e.index, expected, "stored entries must continue the log");
                     assert!(
                         e.term <= self.saved_term,
@@ -71,6 +75,21 @@ fn setup(kind: usize) -> Node {
             node.step(Millis(0), Event::Timeout);
             node
         }
+        3 => {
+            // Recovered above a snapshot: indexes below the base are unknown here.
+            let recovered = Recovered {
+                hard_state: raft::HardState {
+                    term: Term(2),
+                    vote: None,
+                    commit: LogIndex(4),
+                },
+                snapshot: Some((LogIndex(4), Term(1))),
+                entries: vec![entry(5, 2), entry(6, 2)],
+            };
+            let mut node = Node::new(config(1), voters(3), recovered, LogIndex(4), 9).unwrap();
+            node.step(Millis(0), Event::Timeout);
+            node
+        }
         _ => {
             let mut cfg = config(1);
             cfg.prevote = false;
@@ -87,7 +106,7 @@ proptest! {
 
     #[test]
     fn any_input_sequence_keeps_the_node_consistent(
-        kind in 0usize..4,
+        kind in 0usize..5,
         events in proptest::collection::vec(strategies::event(), 1..60),
     ) {
         let mut node = setup(kind);
@@ -115,7 +134,7 @@ proptest! {
                 prop_assert!(!sent, "sent while the term or vote is not durable");
             }
             // The storage actions mirror the in-memory log exactly.
-            prop_assert_eq!(disk.entries.len() as u64, node.last_index().0);
+            prop_assert_eq!(disk.base + disk.entries.len() as u64, node.last_index().0);
             for &(i, t) in &disk.entries {
                 prop_assert_eq!(node.entry(i).map(|e| e.term), Some(t));
             }
