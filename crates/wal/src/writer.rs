@@ -1,9 +1,14 @@
 //! Group commit: a dedicated thread owns the [`Log`] and makes each batch durable with one fsync.
 //!
 //! Callers submit operations in order with a completion callback. The thread takes everything
-//! queued, applies it in order, syncs the log once (fdatasync, plus a directory fsync when a
-//! segment was created or removed), saves the batch's last hard state if it has one, and only
-//! then runs the completions. Appenders that arrive while an fsync is in progress so share the
+//! queued, applies it in order, saves the batch's last hard state if it has one, syncs the log
+//! once (fdatasync, plus a directory fsync when a segment was created or removed), and only then
+//! runs the completions.
+//!
+//! The hard state goes first because Raft emits a term change before the log writes that depend
+//! on it: a crash between the two must never leave entries of a term the hard state has not
+//! reached (recovery refuses such a disk). The other order is harmless: the core never puts a
+//! commit index in a hard state beyond entries already reported durable. Appenders that arrive while an fsync is in progress so share the
 //! next one. After an I/O error the writer is poisoned (fail-stop): that operation and every
 //! later one fail with the error.
 
@@ -32,7 +37,7 @@ pub enum Op {
     TruncateSuffix(u64),
     /// [`Log::discard_prefix`].
     DiscardPrefix(u64),
-    /// Save the Raft hard state (after the log of the same batch is synced).
+    /// Save the Raft hard state (before the log writes of the same batch reach the disk).
     SaveHardState(HardState),
     /// Make everything before it durable; carries no change of its own.
     Sync,
@@ -202,11 +207,12 @@ fn commit_batch(log: &mut Log, batch: Vec<Request>, poisoned: &mut Option<Error>
         outcomes.push((done, outcome));
     }
     if poisoned.is_none() {
-        // The log first: a durable commit index must never point past the durable log.
-        let synced = log.sync().and_then(|()| match &hard_state {
+        // The hard state first: see the module doc.
+        let synced = match &hard_state {
             Some(state) => hard_state::save_with(log.disk(), log.dir(), state),
             None => Ok(()),
-        });
+        }
+        .and_then(|()| log.sync());
         if let Err(error) = synced {
             *poisoned = Some(error);
         }

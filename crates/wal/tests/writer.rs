@@ -257,3 +257,45 @@ fn the_queue_is_bounded() {
     }
     writer.shutdown().unwrap();
 }
+
+/// Raft saves a new term before it writes entries of that term. A crash at any fsync of a batch
+/// holding both must never leave the entries on disk without the term: recovery in the Raft core
+/// refuses such a disk as corrupt.
+#[test]
+fn a_crash_never_leaves_entries_of_a_term_the_hard_state_lacks() {
+    for crash_at in 0..12 {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = Arc::new(FaultHook::new());
+        hook.fail_syncs_after(crash_at);
+        let writer = Writer::spawn(open(dir.path(), Some(hook))).unwrap();
+        let (hs_done, hs_rx) = completion();
+        let (log_done, log_rx) = completion();
+        writer
+            .submit(
+                Op::SaveHardState(HardState {
+                    term: 7,
+                    vote: 2,
+                    commit: 0,
+                }),
+                hs_done,
+            )
+            .unwrap();
+        writer
+            .submit(Op::Append(vec![Entry::new(1, 7, b"x".to_vec())]), log_done)
+            .unwrap();
+        let survived = hs_rx.recv().unwrap().is_ok() && log_rx.recv().unwrap().is_ok();
+        let _ = writer.shutdown();
+
+        let (log, _) = Log::open(dir.path(), Options::default()).unwrap();
+        let saved_term = hard_state::load(dir.path()).unwrap().map_or(0, |hs| hs.term);
+        if log.last_index() >= 1 {
+            assert!(
+                saved_term >= 7,
+                "crash at fsync {crash_at}: an entry of term 7 is on disk but the hard state says {saved_term}"
+            );
+        }
+        if survived {
+            assert_eq!((log.last_index(), saved_term), (1, 7));
+        }
+    }
+}
