@@ -98,12 +98,16 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
                 .unwrap_or_else(|| PathBuf::from(format!("raftfs-data-{id}")));
             NodeConfig::member_of(&file, id, dir)?
         }
-        _ => NodeConfig::single(
-            args.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
-            args.data_dir
-                .unwrap_or_else(|| PathBuf::from("raftfs-data")),
-            config::FILE_BYTES_MAX_DEFAULT,
-        ),
+        _ => {
+            let mut single = NodeConfig::single(
+                args.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+                args.data_dir
+                    .unwrap_or_else(|| PathBuf::from("raftfs-data")),
+                config::FILE_BYTES_MAX_DEFAULT,
+            );
+            single.members[0].http = args.http;
+            single
+        }
     };
     if let Some(bytes) = args.max_file_size {
         config.file_bytes_max = bytes;

@@ -334,3 +334,25 @@ async fn sigterm_stops_gracefully_and_keeps_the_data() {
         }
     );
 }
+
+#[tokio::test]
+async fn status_endpoint_reports_the_node_and_counts_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let server = Server::start_with(dir.path(), &["--http", &http]);
+    let mut conn = server.connect().await;
+    for i in 0..10 {
+        conn.call(&write(&format!("s{i}"), b"x", 0)).await.unwrap();
+    }
+    let status = common::http_status(&http).await;
+    assert_eq!(status["role"], "leader");
+    assert_eq!(status["files"], 10);
+    assert_eq!(status["version"], 10);
+    assert_eq!(status["requests"]["write"], 10);
+    assert_eq!(status["applied_index"], status["commit_index"]);
+    // Every acknowledged write was fsync'd: at least one fsync per sequential write.
+    assert!(status["wal_fsyncs"].as_u64().unwrap() >= 10);
+}

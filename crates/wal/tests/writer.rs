@@ -287,7 +287,9 @@ fn a_crash_never_leaves_entries_of_a_term_the_hard_state_lacks() {
         let _ = writer.shutdown();
 
         let (log, _) = Log::open(dir.path(), Options::default()).unwrap();
-        let saved_term = hard_state::load(dir.path()).unwrap().map_or(0, |hs| hs.term);
+        let saved_term = hard_state::load(dir.path())
+            .unwrap()
+            .map_or(0, |hs| hs.term);
         if log.last_index() >= 1 {
             assert!(
                 saved_term >= 7,
