@@ -338,10 +338,7 @@ async fn sigterm_stops_gracefully_and_keeps_the_data() {
 #[tokio::test]
 async fn status_endpoint_reports_the_node_and_counts_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let http = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let http = common::free_port();
     let server = Server::start_with(dir.path(), &["--http", &http]);
     let mut conn = server.connect().await;
     for i in 0..10 {

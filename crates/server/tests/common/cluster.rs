@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use server::client::Connection;
 use tokio::net::TcpListener;
 
 use super::proxy::LinkProxy;
-use super::{name, wait_ready};
+use super::{free_port, name, wait_ready};
 
 /// How long a cluster may take to elect a leader in tests: generous, CI machines are busy.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,27 +37,6 @@ pub struct TestCluster {
     proxies: BTreeMap<(usize, usize), LinkProxy>,
 }
 
-/// Member ports come from below the kernel's ephemeral range (32768 and up by default on Linux),
-/// where port-0 listeners and outgoing connections take theirs, so a member restarted on its
-/// old port never finds it taken by one of those. A per-process counter keeps this binary's
-/// tests apart; the base depends on the process id to keep concurrent test binaries apart.
-async fn free_port() -> String {
-    const LOW: u32 = 10_000;
-    const SPAN: u32 = 20_000;
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = (std::process::id() * 997) % SPAN;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(n < SPAN, "ran out of test ports");
-        let port = LOW + (base + n) % SPAN;
-        let addr = format!("127.0.0.1:{port}");
-        // Taken by something else on the machine: try the next one.
-        if TcpListener::bind(&addr).await.is_ok() {
-            return addr;
-        }
-    }
-}
-
 impl TestCluster {
     /// Starts `n` members and waits until each serves clients (not for a leader).
     pub async fn start(n: usize) -> TestCluster {
@@ -67,9 +45,9 @@ impl TestCluster {
         let mut peers = BTreeMap::new();
         let mut https = BTreeMap::new();
         for i in 1..=n {
-            clients.insert(i, free_port().await);
-            peers.insert(i, free_port().await);
-            https.insert(i, free_port().await);
+            clients.insert(i, free_port());
+            peers.insert(i, free_port());
+            https.insert(i, free_port());
         }
         // A proxy for every directed link a -> b: a dials b through it.
         let mut proxies = BTreeMap::new();

@@ -176,3 +176,24 @@ pub async fn http_status(addr: &str) -> serde_json::Value {
     let body = text.split("\r\n\r\n").nth(1).expect("status body");
     serde_json::from_str(body).expect("status JSON")
 }
+
+/// Test ports come from below the kernel's ephemeral range (32768 and up by default on Linux),
+/// where port-0 listeners and outgoing connections take theirs, so a server restarted on its
+/// old port never finds it taken by one of those. A per-process counter keeps this binary's
+/// tests apart; the base depends on the process id to keep concurrent test binaries apart.
+pub fn free_port() -> String {
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 20_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = (std::process::id() * 997) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(n < SPAN, "ran out of test ports");
+        let port = LOW + (base + n) % SPAN;
+        let addr = format!("127.0.0.1:{port}");
+        // Taken by something else on the machine: try the next one.
+        if std::net::TcpListener::bind(&addr).is_ok() {
+            return addr;
+        }
+    }
+}
