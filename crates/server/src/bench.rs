@@ -28,6 +28,9 @@ pub enum BenchKind {
     Write(WriteArgs),
     /// The disk's rate of small write+fdatasync pairs, for comparison with write throughput.
     Fsync(FsyncArgs),
+    /// Leader failover time: start a local cluster, SIGKILL its leader repeatedly under load,
+    /// and time each kill until a write is acknowledged again.
+    Failover(crate::failover::FailoverArgs),
 }
 
 /// Arguments of `raftfs bench write`.
@@ -69,6 +72,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             runtime.block_on(write_bench(args))
         }
         BenchKind::Fsync(args) => fsync_bench(args),
+        BenchKind::Failover(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(crate::failover::run(args))
+        }
     }
 }
 

@@ -62,7 +62,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
 
     let mut members = Vec::new();
     for i in 1..=args.nodes {
-        match spawn_member(&exe, &config_path, &args.data_dir, i) {
+        match spawn_member(&exe, &config_path, &args.data_dir, i, Stdio::inherit()) {
             Ok(child) => members.push(child),
             Err(err) => {
                 stop_all(&mut members);
@@ -98,7 +98,15 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     }
 }
 
-fn spawn_member(exe: &Path, config: &Path, dir: &Path, id: u64) -> anyhow::Result<Child> {
+/// Starts member `id` of the cluster described by `config`, with its data under `dir`; its log
+/// lines go to `logs`.
+pub(crate) fn spawn_member(
+    exe: &Path,
+    config: &Path,
+    dir: &Path,
+    id: u64,
+    logs: Stdio,
+) -> anyhow::Result<Child> {
     Command::new(exe)
         .arg("serve")
         .arg("--config")
@@ -108,6 +116,7 @@ fn spawn_member(exe: &Path, config: &Path, dir: &Path, id: u64) -> anyhow::Resul
         .arg("--data-dir")
         .arg(dir.join(format!("node-{id}")))
         .stdin(Stdio::null())
+        .stderr(logs)
         .spawn()
         .with_context(|| format!("cannot start member {id}"))
 }
@@ -132,7 +141,7 @@ async fn wait_for_stop(members: &mut [Child]) -> Option<(usize, std::process::Ex
 }
 
 /// Asks every member to stop (SIGTERM), waits a little, then kills what is left.
-fn stop_all(members: &mut [Child]) {
+pub(crate) fn stop_all(members: &mut [Child]) {
     for child in members.iter() {
         // Ask politely first; SIGKILL is the fallback below.
         if let Ok(pid) = i32::try_from(child.id()) {
