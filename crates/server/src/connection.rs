@@ -7,6 +7,8 @@
 //! flushing whenever no further reply is ready. The bounded queue is the back-pressure: a client
 //! that pipelines faster than the cluster commits is simply not read from.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use fs::Reply;
 use fs::codec::{Decoded, Decoder, Limits};
@@ -16,6 +18,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
+use crate::deadline::sleep_until;
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
 
@@ -25,6 +28,11 @@ pub const PIPELINE_DEPTH_MAX: usize = 1024;
 
 /// Bytes asked of the socket per read; the decoder keeps at most about one line plus one file.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// How long a connection may sit in the middle of a command (a line without its end, content
+/// not yet complete) before it is closed: generous for a person typing into telnet, short enough
+/// that a client that announced bytes it never sends does not hold its slot forever.
+pub const PARTIAL_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Output buffered before a write is forced even if more replies are ready.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -93,12 +101,27 @@ async fn read_commands(
         if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
             buf.reserve(READ_CHUNK_BYTES);
         }
+        let between_commands = decoder.at_command_boundary() && buf.is_empty();
+        if between_commands && shutdown.is_triggered() {
+            return;
+        }
+        let idle_limit = if between_commands {
+            None
+        } else {
+            Some(tokio::time::Instant::now() + PARTIAL_COMMAND_TIMEOUT)
+        };
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
-            _ = shutdown.wait() => return,
+            // Shutdown stops a connection between commands; one in the middle of a command
+            // may finish it (the listener's drain timeout bounds how long that can take).
+            _ = shutdown.wait(), if between_commands => return,
+            _ = sleep_until(idle_limit) => {
+                debug!("connection idle in the middle of a command; closing");
+                return;
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod deadline;
 pub mod failover;
 pub mod listener;
 pub mod local_cluster;

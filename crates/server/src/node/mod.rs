@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tracing::{error, info};
 
 use crate::config::NodeConfig;
+use crate::deadline::sleep_until;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, Transport};
@@ -370,13 +371,6 @@ impl Node {
 
     fn election_timeout(&self) -> Duration {
         Duration::from_millis(self.config.election_timeout_ms)
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
