@@ -26,19 +26,6 @@ fn read(n: &str) -> Command {
     Command::Read { name: name(n) }
 }
 
-/// Reads exactly `expected.len()` bytes from a raw socket and compares them with `expected`.
-async fn expect_bytes(stream: &mut TcpStream, expected: &[u8]) {
-    let mut got = vec![0u8; expected.len()];
-    tokio::time::timeout(Duration::from_secs(20), stream.read_exact(&mut got))
-        .await
-        .expect("reply in time")
-        .expect("read reply");
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        String::from_utf8_lossy(expected)
-    );
-}
-
 #[tokio::test]
 async fn seed_telnet_session_verbatim() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,21 +39,18 @@ async fn seed_telnet_session_verbatim() {
         (b"read foo\r\n", b"CONTENTS 2 7 0\r\nghijklm\r\n"),
         (b"delete foo\r\n", b"OK\r\n"),
     ];
-    for (send, expect) in session {
-        s.write_all(send).await.unwrap();
-        expect_bytes(&mut s, expect).await;
-    }
+    common::play_session(&mut s, &session).await;
     // And the error rows of the table.
     s.write_all(b"cas foo 2 1\r\nx\r\n").await.unwrap();
-    expect_bytes(&mut s, b"ERR_FILE_NOT_FOUND\r\n").await;
+    common::expect_bytes(&mut s, b"ERR_FILE_NOT_FOUND\r\n").await;
     s.write_all(b"delete foo\r\n").await.unwrap();
-    expect_bytes(&mut s, b"ERR_FILE_NOT_FOUND\r\n").await;
+    common::expect_bytes(&mut s, b"ERR_FILE_NOT_FOUND\r\n").await;
     s.write_all(b"write foo 1\r\nx\r\ncas foo 1 1\r\ny\r\n")
         .await
         .unwrap();
-    expect_bytes(&mut s, b"OK 3\r\nERR_VERSION 3\r\n").await;
+    common::expect_bytes(&mut s, b"OK 3\r\nERR_VERSION 3\r\n").await;
     s.write_all(b"bogus\r\n").await.unwrap();
-    expect_bytes(&mut s, b"ERR_CMD_ERR\r\n").await;
+    common::expect_bytes(&mut s, b"ERR_CMD_ERR\r\n").await;
 }
 
 #[tokio::test]
@@ -105,7 +89,7 @@ async fn command_delivered_one_byte_at_a_time() {
         s.flush().await.unwrap();
         tokio::task::yield_now().await;
     }
-    expect_bytes(&mut s, b"OK 1\r\nCONTENTS 1 5 0\r\nhe\r\no\r\n").await;
+    common::expect_bytes(&mut s, b"OK 1\r\nCONTENTS 1 5 0\r\nhe\r\no\r\n").await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use server::client::Connection;
 use tokio::net::TcpListener;
 
 use super::proxy::LinkProxy;
-use super::{free_port, name, wait_ready};
+use super::{free_port, name, spawn_raftfs_serve};
 
 /// How long a cluster may take to elect a leader in tests: generous, CI machines are busy.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -203,22 +203,15 @@ impl TestCluster {
 impl Member {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "member {} already running", self.id);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_raftfs"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--id")
-            .arg(self.id.to_string())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _ = wait_ready(&mut child);
+        let args: Vec<std::ffi::OsString> = vec![
+            "--config".into(),
+            self.config.clone().into(),
+            "--id".into(),
+            self.id.to_string().into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+        ];
+        let (child, _) = spawn_raftfs_serve(&args);
         self.child = Some(child);
     }
 

@@ -94,15 +94,22 @@ impl Drop for Server {
     }
 }
 
-/// Starts `raftfs serve` and waits for its ready line; returns the child and the client address.
+/// Starts a single-node `raftfs serve` on a free port and waits for its ready line; returns the
+/// child and the client address.
 fn spawn_serve(data_dir: &Path, extra: &[String]) -> (Child, String) {
+    let mut args: Vec<std::ffi::OsString> = vec!["--listen".into(), "127.0.0.1:0".into()];
+    args.push("--data-dir".into());
+    args.push(data_dir.into());
+    args.extend(extra.iter().map(Into::into));
+    spawn_raftfs_serve(&args)
+}
+
+/// Starts `raftfs serve ARGS` with its log piped to us, and waits until it serves clients;
+/// returns the child and the client address it reported.
+pub fn spawn_raftfs_serve(args: &[std::ffi::OsString]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_raftfs"))
         .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
+        .args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -112,6 +119,30 @@ fn spawn_serve(data_dir: &Path, extra: &[String]) -> (Child, String) {
         .expect("start raftfs");
     let addr = wait_ready(&mut child);
     (child, addr)
+}
+
+/// Plays a telnet-style session on `stream`: sends each request and expects exactly the bytes
+/// given as its answer.
+pub async fn play_session(stream: &mut tokio::net::TcpStream, session: &[(&[u8], &[u8])]) {
+    use tokio::io::AsyncWriteExt;
+    for (send, expect) in session {
+        stream.write_all(send).await.expect("send");
+        expect_bytes(stream, expect).await;
+    }
+}
+
+/// Reads exactly `expected.len()` bytes from a raw socket and compares them with `expected`.
+pub async fn expect_bytes(stream: &mut tokio::net::TcpStream, expected: &[u8]) {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![0u8; expected.len()];
+    tokio::time::timeout(Duration::from_secs(20), stream.read_exact(&mut got))
+        .await
+        .expect("reply in time")
+        .expect("read reply");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
 }
 
 /// Reads the server's log until it says where it serves; keeps draining the log afterwards so
