@@ -1,1 +1,93 @@
-//! The raftfs consensus core. (Being written.)
+//! The raftfs consensus core: a pure, deterministic Raft state machine.
+//!
+//! A [`Node`] owns no clock, thread, socket, file or unseeded randomness. Its driver (the tokio
+//! runtime in production, the simulator in tests) feeds it [`Event`]s through [`Node::step`] and
+//! carries out the [`Action`]s it returns. Given the same seed and the same events, a node always
+//! returns the same actions.
+//!
+//! It implements Raft as in Ongaro's thesis (2014): leader election with randomised timeouts,
+//! pre-vote (9.6), check-quorum and leader stickiness (6.2, 9.6), log replication with
+//! per-follower probe/replicate modes, pipelining and fast backtracking (5.3, 10.2.1),
+//! durable-only commit counting, the figure 8 commit rule (5.4.2), a leader no-op on election
+//! (6.4), and ReadIndex reads (6.4).
+//!
+//! # What a driver must do
+//!
+//! 1. **Start.** Read back from disk the hard state, the snapshot's index and term (if any) and
+//!    the durable entries after it, as a [`Recovered`] (`Recovered::default()` on first start).
+//!    Call [`Node::new`] with the configuration, the voters (the same list on every member),
+//!    what is recovered, the index the state machine already reflects (`applied`, 0 without a
+//!    state-machine snapshot) and a seed. Then call `step(now, Event::Timeout)` once: the first
+//!    step of any kind starts the node (it arms its timer, re-reports committed entries after
+//!    `applied`, and a single-node cluster elects itself).
+//! 2. **Carry out every action of a step, in the order returned**, before or while feeding the
+//!    next events. The rules per action follow.
+//! 3. **Storage: `SaveState`, `LogTruncate`, `LogStore`.** Make them durable in the order they
+//!    were emitted (one writer thread doing them in order does this); several may share one
+//!    fsync (group commit). `LogTruncate { from }` always precedes the `LogStore` of the entries
+//!    that replace the dropped ones and must never reach the disk after it.
+//!    Once durable, report them: `Event::StateSaved(hard_state)` for a `SaveState`, and
+//!    `Event::LogStored { index, term }` with the index and term of the last entry of a
+//!    `LogStore` (one acknowledgement may cover several writes: give the last one). Report in
+//!    the order written. Never report what is not yet durable.
+//! 4. **`Send`.** Deliver to the peer whenever convenient: the node has already held back every
+//!    message that depends on a term or vote not yet durable, and a leader's entries may go out
+//!    while its own write is still in flight (thesis 10.2.1). Messages may be dropped,
+//!    duplicated, delayed or reordered without harm. Use [`Message::encode`] and
+//!    [`Message::decode`]; drop what does not decode.
+//! 5. **Incoming messages.** Feed each as `Event::Message { from, msg }`, where `from` is the
+//!    peer as the transport knows it.
+//! 6. **`Commit`.** Apply the entry to the state machine. Entries come in index order, each once,
+//!    no-ops included (skip them). Apply nothing that did not come through `Commit`.
+//! 7. **Proposals.** Send client commands as `Event::Append` (batch what arrived together).
+//!    `Appended { id, index, term }` gives each its slot; the command succeeded when `Commit`
+//!    reports an entry at `index` with `term`, and failed if an entry with another term commits
+//!    there. `CommitError` means it was not appended (redirect to `leader`). When `RoleChanged`
+//!    reports that this node no longer leads, the fate of its appended but uncommitted proposals
+//!    is unknown (answer `ERR_INTERNAL`).
+//! 8. **Reads.** Send `Event::ReadIndex(id)`; on `ReadReady { id, index }` serve the read once
+//!    the state machine has applied `index`; on `ReadError` redirect or fail it.
+//! 9. **Time.** Keep one timer. `Alarm { at }` replaces the previous alarm; at or after `at`,
+//!    call `step(now, Event::Timeout)`. Pass a monotonic clock reading as `now` to every step
+//!    (in milliseconds from any origin). An early, late or spurious timeout is harmless.
+//! 10. **Restart.** After a crash, go back to step 1 with what is durable. Everything reported
+//!     by `LogStored` and `StateSaved` must still be there: that is what makes a restarted node
+//!     never vote twice in a term nor forget an entry it acknowledged.
+//!
+//! # Modules
+//! Public vocabulary: [`ids`], [`time`], [`config`], [`entry`], [`persist`], [`message`],
+//! [`event`], [`action`], [`role`], [`error`]. Inside the node: `log` (the in-memory log above
+//! its snapshot base), `progress` (per-follower replication state), `inflights` (the pipelining
+//! window), `quorum` (majority arithmetic), `election` (randomised deadlines and vote tallies),
+//! `read_index` (pending linearizable reads), and `node` (the step function and the roles).
+
+pub mod action;
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod persist;
+pub mod role;
+pub mod time;
+
+mod node;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use action::Action;
+pub use config::{Config, ConfigError};
+pub use entry::{Entry, Payload};
+pub use error::{Error, ProposeError, ReadError, RecoveryError};
+pub use event::Event;
+pub use ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+pub use message::{
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
+    Message, VoteRequest, VoteResponse, WireError,
+};
+pub use node::Node;
+pub use persist::{HardState, Recovered};
+pub use role::Role;
+pub use time::Millis;

@@ -1,0 +1,2 @@
+//! Throughput of the Raft core alone (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! A small deterministic harness wiring N nodes (being written).
