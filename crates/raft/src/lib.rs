@@ -72,7 +72,13 @@ pub mod persist;
 pub mod role;
 pub mod time;
 
+mod election;
+mod inflights;
+mod log;
 mod node;
+mod progress;
+mod quorum;
+mod read_index;
 
 #[cfg(feature = "testing")]
 pub mod testing;

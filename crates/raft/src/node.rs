@@ -1,26 +1,117 @@
-//! The Raft node: `step` and the roles.
+//! The Raft node: `step`, the term rules common to every role, persistence gating and timers.
+//!
+//! `step` first applies the term checks every role shares (figure 2's "if RPC request or response
+//! contains term T > currentTerm ..." plus pre-vote and lease exceptions), answers vote requests
+//! (every role does that the same way), then hands off to `step_leader`, `step_candidate` or
+//! `step_follower`. Role changes go through the `become_*` functions.
+//!
+//! The role-specific halves live in submodules: [`leader`] (proposals, replication, commit,
+//! ReadIndex), [`candidate`] (pre-vote and election), [`follower`] (appending and acknowledging).
+
+mod candidate;
+mod follower;
+mod leader;
+
+use std::collections::BTreeMap;
 
 use crate::action::Action;
 use crate::config::Config;
+use crate::election::{ElectionTimer, VoteTally};
 use crate::entry::Entry;
-use crate::error::Error;
+use crate::error::{Error, ReadError, RecoveryError};
 use crate::event::Event;
 use crate::ids::{LogIndex, NodeId, Term};
-use crate::persist::Recovered;
+use crate::log::Log;
+use crate::message::{Message, VoteRequest, VoteResponse};
+use crate::persist::{HardState, Recovered};
+use crate::progress::Progress;
+use crate::read_index::ReadQueue;
 use crate::role::Role;
 use crate::time::Millis;
 
+/// The highest log index a recovered snapshot may claim: half the index space, so that no index
+/// arithmetic on a real log can ever overflow.
+pub const RECOVERED_INDEX_MAX: u64 = u64::MAX / 2;
+
 /// One Raft node: a deterministic state machine driven by [`Node::step`].
+///
+/// See the crate documentation for what the driver must do with the actions it returns.
 #[derive(Debug)]
 pub struct Node {
     config: Config,
+    /// Every voter including this node, sorted (so sends go out in a fixed order).
     voters: Vec<NodeId>,
+    /// The voters other than this node, sorted.
+    peers: Vec<NodeId>,
+
+    // Persistent state (mirrors what SaveState and LogStore wrote or will write).
+    /// Latest term seen; never decreases.
+    term: Term,
+    /// Vote cast in `term`.
+    vote: Option<NodeId>,
+    /// The log (durable or not).
+    log: Log,
+
+    // Volatile state of every role.
+    role: Role,
+    /// Leader of `term`, if known.
+    leader: Option<NodeId>,
+    /// Highest index known committed; never decreases; `<= log.last_index()`.
+    commit: LogIndex,
+    /// Highest index reported by `Action::Commit`; `<= commit`.
+    reported: LogIndex,
+    /// The log is durable up to here (own writes acknowledged by `LogStored`).
+    durable: LogIndex,
+    /// Since when a log write has been outstanding without progress (for disk-stall detection).
+    write_pending_since: Option<Millis>,
+    /// The term and vote known durable; messages are sent only while they equal `term`/`vote`.
+    saved: (Term, Option<NodeId>),
+    /// Messages held back until the current term and vote are durable, in send order.
+    held: Vec<(NodeId, Message)>,
+
+    // Time.
+    /// Latest clock reading seen.
+    now: Millis,
+    /// Set by the first step, which starts the node.
+    started: bool,
+    timer: ElectionTimer,
+    /// Follower and candidates: when to start an election.
+    election_deadline: Millis,
+    /// Followers: when the leader was last heard from (leader stickiness).
+    leader_contact: Option<Millis>,
+    /// Leader: when to send the next heartbeats.
+    heartbeat_deadline: Millis,
+    /// Leader: when to check that a majority was heard from.
+    quorum_check_deadline: Millis,
+
+    // Candidate state.
+    votes: VoteTally,
+
+    // Leader state.
+    progress: BTreeMap<NodeId, Progress>,
+    reads: ReadQueue,
+
+    // Follower state.
+    /// Highest index known to match the current leader's log (reset when the leader changes).
+    leader_match: LogIndex,
+    /// Highest index acknowledged to the current leader.
+    acked: LogIndex,
+
+    // Output.
+    /// Actions of the step in progress.
+    out: Vec<Action>,
+    /// The last alarm emitted.
+    alarm: Option<Millis>,
+    /// The role, term and leader last reported by `RoleChanged`.
+    announced: Option<(Role, Term, Option<NodeId>)>,
 }
 
 impl Node {
     /// Builds a node from its configuration, the cluster's voters (the same list on every
     /// member), what the driver read back from disk, the index the state machine already
     /// reflects, and a seed for its election timeouts.
+    ///
+    /// Nothing happens until the first `step` (see the crate documentation, step 1).
     pub fn new(
         config: Config,
         voters: Vec<NodeId>,
@@ -28,16 +119,100 @@ impl Node {
         applied: LogIndex,
         seed: u64,
     ) -> Result<Node, Error> {
-        let _ = (recovered, applied, seed);
         config.validate()?;
-        Ok(Node { config, voters })
+        let voters = check_voters(config.id, voters)?;
+        let Recovered {
+            hard_state,
+            snapshot,
+            entries,
+        } = recovered;
+        let log = recover_log(&hard_state, snapshot, &entries)?;
+        let last = log.last_index();
+        if hard_state.commit > last {
+            return Err(RecoveryError::CommitBeyondLog {
+                commit: hard_state.commit,
+                last,
+            }
+            .into());
+        }
+        if applied > last {
+            return Err(RecoveryError::AppliedBeyondLog { applied, last }.into());
+        }
+        if applied < log.base_index() {
+            return Err(RecoveryError::AppliedBeforeSnapshot {
+                applied,
+                snapshot: log.base_index(),
+            }
+            .into());
+        }
+        // What the state machine applied was committed, and so is everything in the snapshot.
+        let commit = hard_state.commit.max(applied).max(log.base_index());
+        let timer = ElectionTimer::new(seed, config.id, config.election_timeout_ms);
+        let peers = voters.iter().copied().filter(|&v| v != config.id).collect();
+        Ok(Node {
+            voters,
+            peers,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            log,
+            role: Role::Follower,
+            leader: None,
+            commit,
+            reported: applied,
+            durable: last,
+            write_pending_since: None,
+            saved: (hard_state.term, hard_state.vote),
+            held: Vec::new(),
+            now: Millis(0),
+            started: false,
+            timer,
+            election_deadline: Millis(0),
+            leader_contact: None,
+            heartbeat_deadline: Millis(0),
+            quorum_check_deadline: Millis(0),
+            votes: VoteTally::default(),
+            progress: BTreeMap::new(),
+            reads: ReadQueue::default(),
+            leader_match: LogIndex(0),
+            acked: LogIndex(0),
+            out: Vec::new(),
+            alarm: None,
+            announced: None,
+            config,
+        })
     }
 
-    /// Feeds one event to the node at time `now` and returns what the driver must do.
+    /// Feeds one event to the node at time `now` and returns what the driver must do, in order.
     pub fn step(&mut self, now: Millis, event: Event) -> Vec<Action> {
-        let _ = (now, event);
-        todo!()
+        let mut out = Vec::new();
+        self.step_into(now, event, &mut out);
+        out
     }
+
+    /// Like [`Node::step`], but appends the actions to `out` (lets a driver reuse one buffer).
+    pub fn step_into(&mut self, now: Millis, event: Event, out: &mut Vec<Action>) {
+        debug_assert!(self.out.is_empty());
+        std::mem::swap(&mut self.out, out);
+        let term_before = self.term;
+        self.now = self.now.max(now);
+        if !self.started {
+            self.start();
+        }
+        match event {
+            Event::Append(batch) => self.propose(batch),
+            Event::Timeout => self.on_timeout(),
+            Event::Message { from, msg } => self.step_message(from, msg),
+            Event::LogStored { index, term } => self.on_log_stored(index, term),
+            Event::StateSaved(hard_state) => self.on_state_saved(hard_state),
+            Event::ReadIndex(id) => self.read_index(id),
+        }
+        self.finish_step();
+        debug_assert!(self.term >= term_before, "the term never decreases");
+        self.debug_check_invariants();
+        std::mem::swap(&mut self.out, out);
+    }
+
+    // ----- Accessors -----
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
@@ -46,42 +221,445 @@ impl Node {
 
     /// The role this node plays now.
     pub fn role(&self) -> Role {
-        todo!()
+        self.role
     }
 
     /// The current term.
     pub fn term(&self) -> Term {
-        todo!()
+        self.term
+    }
+
+    /// The vote cast in the current term, if any.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.vote
     }
 
     /// The leader of the current term, if known.
     pub fn leader(&self) -> Option<NodeId> {
-        todo!()
+        self.leader
     }
 
     /// The highest index known committed.
     pub fn commit_index(&self) -> LogIndex {
-        todo!()
+        self.commit
     }
 
     /// The index of the last entry in the log (durable or not).
     pub fn last_index(&self) -> LogIndex {
-        todo!()
+        self.log.last_index()
+    }
+
+    /// The term of the last entry in the log.
+    pub fn last_term(&self) -> Term {
+        self.log.last_term()
     }
 
     /// The highest index known durable on this node's disk.
     pub fn durable_index(&self) -> LogIndex {
-        todo!()
+        self.durable
     }
 
-    /// The voters of the cluster.
+    /// The first index held in memory (the snapshot base + 1).
+    pub fn first_index(&self) -> LogIndex {
+        LogIndex(self.log.base_index().0 + 1)
+    }
+
+    /// The voters of the cluster, sorted.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
     }
 
     /// The entry at `index`, if the in-memory log holds it.
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        let _ = index;
-        todo!()
+        self.log.entry(index)
+    }
+
+    /// The current hard state (durable or about to be).
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.commit,
+        }
+    }
+
+    /// True if the current term and vote are known durable (messages flow).
+    pub fn is_state_durable(&self) -> bool {
+        self.saved == (self.term, self.vote)
+    }
+
+    // ----- The step skeleton -----
+
+    /// The first step: arm the election timer, re-report committed entries, and let a
+    /// single-node cluster elect itself at once.
+    fn start(&mut self) {
+        self.started = true;
+        self.election_deadline = self.timer.deadline(self.now);
+        self.report_commits();
+        if self.voters.len() == 1 {
+            self.campaign();
+        }
+    }
+
+    /// Applies the term rules every role shares, then dispatches by role.
+    fn step_message(&mut self, from: NodeId, msg: Message) {
+        if from == self.id() || !self.voters.contains(&from) || !names_sender(from, &msg) {
+            return;
+        }
+        let term = msg.term();
+        if term > self.term {
+            match &msg {
+                Message::VoteRequest(req) => {
+                    // Leader stickiness (thesis 9.6): a node that hears from a live leader
+                    // neither votes nor moves to the candidate's term.
+                    if self.in_lease() {
+                        self.reject_vote(from, req.prevote);
+                        return;
+                    }
+                    // A pre-vote changes nothing here: it asks about a term not yet started.
+                    if !req.prevote {
+                        self.become_follower(term, None);
+                    }
+                }
+                // A granted pre-vote carries the term we asked about, not a newer term.
+                Message::VoteResponse(resp) if resp.prevote && resp.granted => {}
+                Message::AppendEntriesRequest(_) | Message::Heartbeat(_) => {
+                    self.become_follower(term, Some(from));
+                }
+                _ => self.become_follower(term, None),
+            }
+        } else if term < self.term {
+            self.answer_stale(from, &msg);
+            return;
+        }
+        match msg {
+            Message::VoteRequest(req) => self.handle_vote_request(from, req),
+            msg => match self.role {
+                Role::Leader => self.step_leader(from, msg),
+                Role::PreCandidate | Role::Candidate => self.step_candidate(from, msg),
+                Role::Follower => self.step_follower(from, msg),
+            },
+        }
+    }
+
+    /// Answers a message from an older term so its sender learns the newer term: a stale leader
+    /// steps down, a stale pre-candidate stops. Everything else from the past is dropped.
+    fn answer_stale(&mut self, from: NodeId, msg: &Message) {
+        match msg {
+            Message::AppendEntriesRequest(req) => {
+                let outcome = self.reject_outcome(req.prev_log_index, req.prev_log_term);
+                self.send_append_response(from, outcome);
+            }
+            Message::Heartbeat(_) => self.send_heartbeat_response(from, 0),
+            Message::VoteRequest(req) if req.prevote => self.reject_vote(from, true),
+            _ => {}
+        }
+    }
+
+    /// Raft's RequestVote rules (figure 2, 5.4.1), for votes and pre-votes alike.
+    fn handle_vote_request(&mut self, from: NodeId, req: VoteRequest) {
+        // A pre-vote for a later term is granted on log grounds alone: it binds to nothing.
+        let free_to_vote = self.vote == Some(from)
+            || (self.vote.is_none() && self.leader.is_none())
+            || (req.prevote && req.term > self.term);
+        if !free_to_vote
+            || !self
+                .log
+                .is_up_to_date(req.last_log_index, req.last_log_term)
+        {
+            self.reject_vote(from, req.prevote);
+            return;
+        }
+        if !req.prevote {
+            self.vote = Some(from);
+            self.save_state();
+            // Granting a vote defers our own candidacy (thesis 3.4).
+            self.election_deadline = self.timer.deadline(self.now);
+        }
+        self.send(
+            from,
+            Message::VoteResponse(VoteResponse {
+                term: req.term,
+                granted: true,
+                prevote: req.prevote,
+            }),
+        );
+    }
+
+    /// Sends a (pre-)vote rejection carrying our term.
+    fn reject_vote(&mut self, to: NodeId, prevote: bool) {
+        self.send(
+            to,
+            Message::VoteResponse(VoteResponse {
+                term: self.term,
+                granted: false,
+                prevote,
+            }),
+        );
+    }
+
+    /// True if a live leader holds this node's allegiance: a leader with check-quorum on (it
+    /// steps down when it loses its majority), or a follower that heard from its leader within
+    /// the minimum election timeout.
+    fn in_lease(&self) -> bool {
+        match self.role {
+            Role::Leader => self.config.check_quorum,
+            Role::Follower => {
+                self.leader.is_some()
+                    && self
+                        .leader_contact
+                        .is_some_and(|at| self.now.since(at) < self.config.election_timeout_ms)
+            }
+            Role::PreCandidate | Role::Candidate => false,
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        // The alarm that fired is used up: always announce the next one.
+        self.alarm = None;
+        match self.role {
+            Role::Leader => self.leader_tick(),
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                if self.now >= self.election_deadline {
+                    self.campaign();
+                }
+            }
+        }
+    }
+
+    /// Our own log write is durable up to `index`, if the log still has `term` there.
+    fn on_log_stored(&mut self, index: LogIndex, term: Term) {
+        if index <= self.durable || !self.log.matches(index, term) {
+            return;
+        }
+        self.durable = index;
+        // Progress was made: restart the stall clock if more is outstanding.
+        self.write_pending_since = (self.durable < self.log.last_index()).then_some(self.now);
+        match self.role {
+            Role::Leader => self.on_own_durable(),
+            Role::Follower => self.acknowledge(false),
+            Role::PreCandidate | Role::Candidate => {}
+        }
+    }
+
+    /// A hard state is durable; if it is the current one, release the held messages.
+    fn on_state_saved(&mut self, hard_state: HardState) {
+        if (hard_state.term, hard_state.vote) != (self.term, self.vote) {
+            return;
+        }
+        self.saved = (self.term, self.vote);
+        for (to, msg) in std::mem::take(&mut self.held) {
+            self.out.push(Action::Send { to, msg });
+        }
+    }
+
+    /// Announces the next alarm and any change of role, term or leader.
+    fn finish_step(&mut self) {
+        let next = match self.role {
+            Role::Leader if self.config.check_quorum => {
+                self.heartbeat_deadline.min(self.quorum_check_deadline)
+            }
+            Role::Leader => self.heartbeat_deadline,
+            _ => self.election_deadline,
+        };
+        if self.alarm != Some(next) {
+            self.alarm = Some(next);
+            self.out.push(Action::Alarm { at: next });
+        }
+        let state = (self.role, self.term, self.leader);
+        if self.announced != Some(state) {
+            self.announced = Some(state);
+            self.out.push(Action::RoleChanged {
+                role: self.role,
+                term: self.term,
+                leader: self.leader,
+            });
+        }
+    }
+
+    // ----- Role changes -----
+
+    /// Moves to `term` (if newer: no vote yet, saved before anything is sent) as a follower of
+    /// `leader`. Legal from every role.
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        debug_assert!(term >= self.term, "a node never goes back in term");
+        self.set_term(term);
+        self.leave_role(leader);
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.leader_contact = leader.map(|_| self.now);
+        self.election_deadline = self.timer.deadline(self.now);
+    }
+
+    /// Enters `term` if it is newer: the vote is reset and the new state must be saved.
+    fn set_term(&mut self, term: Term) {
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            // What was held belongs to the old term: its receivers would discard it anyway.
+            self.held.clear();
+            self.save_state();
+        }
+    }
+
+    /// Clears the state of the role being left. A leader's pending reads fail, naming the new
+    /// leader if known.
+    fn leave_role(&mut self, new_leader: Option<NodeId>) {
+        for id in self.reads.drain() {
+            self.out.push(Action::ReadError {
+                id,
+                error: ReadError::NotLeader { leader: new_leader },
+            });
+        }
+        self.progress.clear();
+        self.votes.clear();
+        self.leader_match = LogIndex(0);
+        self.acked = LogIndex(0);
+    }
+
+    // ----- Persistence gating and output -----
+
+    /// Asks the driver to save the current term, vote and commit index.
+    fn save_state(&mut self) {
+        self.out.push(Action::SaveState(self.hard_state()));
+    }
+
+    /// Sends `msg` now if the current term and vote are durable, or holds it until they are.
+    fn send(&mut self, to: NodeId, msg: Message) {
+        if self.is_state_durable() {
+            self.out.push(Action::Send { to, msg });
+        } else {
+            self.held.push((to, msg));
+        }
+    }
+
+    /// Asks the driver to store `entries` (already appended to the in-memory log).
+    fn store(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        if self.write_pending_since.is_none() {
+            self.write_pending_since = Some(self.now);
+        }
+        self.out.push(Action::LogStore { entries });
+    }
+
+    /// Raises the commit index to `index` (never lowers it) and reports what became committed.
+    fn commit_to(&mut self, index: LogIndex) {
+        if index <= self.commit {
+            return;
+        }
+        debug_assert!(
+            index <= self.log.last_index(),
+            "only entries in the log commit"
+        );
+        self.commit = index;
+        self.report_commits();
+    }
+
+    /// Emits `Commit` for every committed entry not yet reported, in index order.
+    fn report_commits(&mut self) {
+        if self.reported >= self.commit {
+            return;
+        }
+        let lo = LogIndex(self.reported.0 + 1);
+        for entry in self.log.slice(lo, self.commit) {
+            self.out.push(Action::Commit(entry.clone()));
+        }
+        self.reported = self.commit;
+    }
+
+    /// The `k`-th peer (voter other than this node), in voter order; `None` past the last.
+    /// Indexing lets callers send while iterating without holding a borrow of `self`.
+    fn peer(&self, k: usize) -> Option<NodeId> {
+        self.peers.get(k).copied()
+    }
+
+    /// Cheap checks of invariants on our own state (debug builds only).
+    fn debug_check_invariants(&self) {
+        debug_assert!(
+            self.commit <= self.log.last_index(),
+            "commit is within the log"
+        );
+        debug_assert!(
+            self.reported <= self.commit,
+            "only committed entries are reported"
+        );
+        debug_assert!(
+            self.durable <= self.log.last_index(),
+            "durable is within the log"
+        );
+        debug_assert!(
+            self.role != Role::Leader
+                || (self.leader == Some(self.id()) && self.vote == Some(self.id())),
+            "a leader leads and voted for itself"
+        );
+    }
+}
+
+/// Checks the voter list and returns it sorted.
+fn check_voters(id: NodeId, mut voters: Vec<NodeId>) -> Result<Vec<NodeId>, Error> {
+    if voters.is_empty() {
+        return Err(Error::NoVoters);
+    }
+    voters.sort_unstable();
+    if let Some(pair) = voters.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::DuplicateVoter(pair[0]));
+    }
+    if !voters.contains(&id) {
+        return Err(Error::NotAVoter(id));
+    }
+    Ok(voters)
+}
+
+/// Rebuilds the in-memory log from what was recovered, checking that it hangs together.
+fn recover_log(
+    hard_state: &HardState,
+    snapshot: Option<(LogIndex, Term)>,
+    entries: &[Entry],
+) -> Result<Log, RecoveryError> {
+    let (base_index, base_term) = snapshot.unwrap_or_default();
+    if base_index.0 > RECOVERED_INDEX_MAX {
+        return Err(RecoveryError::EntryOutOfPlace {
+            expected: LogIndex(RECOVERED_INDEX_MAX),
+            found: base_index,
+        });
+    }
+    let mut log = Log::new(base_index, base_term);
+    let mut last_term = base_term;
+    for (k, entry) in entries.iter().enumerate() {
+        let expected = LogIndex(base_index.0 + 1 + k as u64);
+        if entry.index != expected {
+            return Err(RecoveryError::EntryOutOfPlace {
+                expected,
+                found: entry.index,
+            });
+        }
+        if entry.term < last_term {
+            return Err(RecoveryError::TermDecreases { index: entry.index });
+        }
+        last_term = entry.term;
+    }
+    if last_term > hard_state.term {
+        let index = entries.last().map_or(base_index, |e| e.index);
+        return Err(RecoveryError::TermAheadOfHardState {
+            index,
+            term: last_term,
+            saved: hard_state.term,
+        });
+    }
+    log.append(entries);
+    Ok(log)
+}
+
+/// True unless the message names a sender other than `from`.
+fn names_sender(from: NodeId, msg: &Message) -> bool {
+    match msg {
+        Message::AppendEntriesRequest(m) => m.leader == from,
+        Message::VoteRequest(m) => m.candidate == from,
+        Message::Heartbeat(m) => m.leader == from,
+        Message::AppendEntriesResponse(_)
+        | Message::VoteResponse(_)
+        | Message::HeartbeatResponse(_) => true,
     }
 }

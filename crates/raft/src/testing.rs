@@ -1,1 +1,551 @@
-//! A small deterministic harness wiring N nodes (being written).
+//! A small deterministic harness wiring N nodes together, for multi-node scenario tests and the
+//! benchmark: an in-memory network (FIFO, instant, with cuts), in-memory disks (instant, or held
+//! until flushed), a manual clock, crash and restart.
+//!
+//! It is not the fault-injecting simulator (`crates/sim`): nothing here is random, and the only
+//! faults are the ones a test asks for. It checks two safety properties on the fly and panics on
+//! a violation: at most one leader per term, and every node applies the same entry at each index,
+//! in index order, each once.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use crate::action::Action;
+use crate::config::Config;
+use crate::entry::Entry;
+use crate::error::{ProposeError, ReadError};
+use crate::event::Event;
+use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+use crate::message::Message;
+use crate::node::Node;
+use crate::persist::{HardState, Recovered};
+use crate::role::Role;
+use crate::time::Millis;
+
+/// Most events one `deliver_all` processes before declaring a livelock.
+pub const DELIVERY_STEPS_MAX: usize = 10_000_000;
+
+/// A message on the simulated network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The message.
+    pub msg: Message,
+}
+
+/// A write waiting on a held disk.
+#[derive(Debug, Clone)]
+enum Write {
+    Save(HardState),
+    Truncate(LogIndex),
+    Store(Vec<Entry>),
+}
+
+/// One node's disk: what is durable, and writes not yet durable when the disk is held.
+#[derive(Debug, Clone, Default)]
+struct Disk {
+    hard_state: HardState,
+    entries: Vec<Entry>,
+    pending: Vec<Write>,
+    held: bool,
+}
+
+impl Disk {
+    /// Makes `write` durable and returns the acknowledgement event, if it has one.
+    fn apply(&mut self, write: Write) -> Option<Event> {
+        match write {
+            Write::Save(hs) => {
+                self.hard_state = hs;
+                Some(Event::StateSaved(hs))
+            }
+            Write::Truncate(from) => {
+                self.entries.retain(|e| e.index < from);
+                None
+            }
+            Write::Store(entries) => {
+                let last = entries.last().map(|e| (e.index, e.term));
+                self.entries.extend(entries);
+                last.map(|(index, term)| Event::LogStored { index, term })
+            }
+        }
+    }
+}
+
+/// Outcome of a client request, as the harness recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A proposal took this slot (not yet known committed).
+    Appended {
+        /// Its index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+    /// A proposal was refused.
+    Refused(ProposeError),
+    /// A read may be served at this index.
+    ReadReady(LogIndex),
+    /// A read was refused.
+    ReadRefused(ReadError),
+}
+
+/// N nodes, their disks and the network between them, all driven by hand.
+#[derive(Debug)]
+pub struct Cluster {
+    configs: BTreeMap<NodeId, Config>,
+    voters: Vec<NodeId>,
+    seed: u64,
+    now: Millis,
+    /// `None` while crashed.
+    nodes: BTreeMap<NodeId, Option<Node>>,
+    disks: BTreeMap<NodeId, Disk>,
+    alarms: BTreeMap<NodeId, Millis>,
+    /// Storage acknowledgements waiting to be fed back, in order.
+    local: VecDeque<(NodeId, Event)>,
+    network: VecDeque<Envelope>,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Entries applied by each node since its last restart, if recording.
+    applied: BTreeMap<NodeId, Vec<Entry>>,
+    /// Last index applied by each node since its last restart.
+    applied_index: BTreeMap<NodeId, LogIndex>,
+    /// The term of the entry committed at each index, by anyone.
+    committed: BTreeMap<LogIndex, Term>,
+    leaders: BTreeMap<Term, NodeId>,
+    outcomes_proposals: BTreeMap<ProposalId, Outcome>,
+    outcomes_reads: BTreeMap<ReadId, Outcome>,
+    next_proposal: u64,
+    next_read: u64,
+    record: bool,
+    /// Every action, by node, if recording.
+    transcript: Vec<(NodeId, Action)>,
+    /// Entries applied across all nodes (also counted when not recording).
+    commits_total: u64,
+}
+
+impl Cluster {
+    /// `n` nodes with ids 1..=n and the default configuration; node `i` gets seed `seed + i`.
+    pub fn new(n: u64, seed: u64) -> Cluster {
+        Cluster::with_config(n, seed, |_| {})
+    }
+
+    /// Like [`Cluster::new`], with `tweak` applied to every node's configuration.
+    pub fn with_config(n: u64, seed: u64, tweak: impl Fn(&mut Config)) -> Cluster {
+        let voters: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let mut cluster = Cluster {
+            configs: BTreeMap::new(),
+            voters: voters.clone(),
+            seed,
+            now: Millis(0),
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            alarms: BTreeMap::new(),
+            local: VecDeque::new(),
+            network: VecDeque::new(),
+            cut: BTreeSet::new(),
+            applied: BTreeMap::new(),
+            applied_index: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            outcomes_proposals: BTreeMap::new(),
+            outcomes_reads: BTreeMap::new(),
+            next_proposal: 0,
+            next_read: 0,
+            record: true,
+            transcript: Vec::new(),
+            commits_total: 0,
+        };
+        for &id in &voters {
+            let mut config = Config::new(id);
+            tweak(&mut config);
+            cluster.configs.insert(id, config);
+            cluster.disks.insert(id, Disk::default());
+            cluster.nodes.insert(id, None);
+            cluster.boot(id);
+        }
+        cluster
+    }
+
+    /// Turns recording of applied entries and of the action transcript on or off (the
+    /// benchmark turns it off; safety checks on commits stay on either way).
+    pub fn set_recording(&mut self, on: bool) {
+        self.record = on;
+    }
+
+    /// Builds node `id` from its disk and starts it with a first `Timeout`.
+    fn boot(&mut self, id: NodeId) {
+        let disk = &self.disks[&id];
+        let recovered = Recovered {
+            hard_state: disk.hard_state,
+            snapshot: None,
+            entries: disk.entries.clone(),
+        };
+        let config = self.configs[&id].clone();
+        let seed = self.seed.wrapping_add(id.0);
+        let node = match Node::new(config, self.voters.clone(), recovered, LogIndex(0), seed) {
+            Ok(node) => node,
+            Err(e) => panic!("node {id} failed to start: {e}"),
+        };
+        self.nodes.insert(id, Some(node));
+        self.applied.insert(id, Vec::new());
+        self.applied_index.insert(id, LogIndex(0));
+        self.step(id, Event::Timeout);
+    }
+
+    /// The current time.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// The node ids.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.voters.clone()
+    }
+
+    /// Node `id`, unless crashed.
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.get(&id).and_then(Option::as_ref)
+    }
+
+    /// The running node that leads the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .flatten()
+            .filter(|n| n.role() == Role::Leader)
+            .max_by_key(|n| n.term())
+            .map(Node::id)
+    }
+
+    /// Entries node `id` applied since its last restart (when recording).
+    pub fn applied(&self, id: NodeId) -> &[Entry] {
+        self.applied.get(&id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Last index node `id` applied since its last restart.
+    pub fn applied_index(&self, id: NodeId) -> LogIndex {
+        self.applied_index.get(&id).copied().unwrap_or_default()
+    }
+
+    /// Entries applied by all nodes together since the cluster was built.
+    pub fn commits_total(&self) -> u64 {
+        self.commits_total
+    }
+
+    /// What became of proposal `id`.
+    pub fn proposal(&self, id: ProposalId) -> Option<Outcome> {
+        self.outcomes_proposals.get(&id).copied()
+    }
+
+    /// What became of read `id`.
+    pub fn read_outcome(&self, id: ReadId) -> Option<Outcome> {
+        self.outcomes_reads.get(&id).copied()
+    }
+
+    /// Every action so far, by node (when recording).
+    pub fn transcript(&self) -> &[(NodeId, Action)] {
+        &self.transcript
+    }
+
+    /// Forgets the transcript.
+    pub fn clear_transcript(&mut self) {
+        self.transcript.clear();
+    }
+
+    /// The durable log on node `id`'s disk.
+    pub fn disk_entries(&self, id: NodeId) -> &[Entry] {
+        self.disks.get(&id).map_or(&[], |d| d.entries.as_slice())
+    }
+
+    /// The durable hard state on node `id`'s disk.
+    pub fn disk_hard_state(&self, id: NodeId) -> HardState {
+        self.disks
+            .get(&id)
+            .map(|d| d.hard_state)
+            .unwrap_or_default()
+    }
+
+    // ----- Driving -----
+
+    /// Steps node `id` with `event` at the current time and carries out the actions (sends are
+    /// queued, storage acknowledgements queued unless the disk is held). Nothing is delivered.
+    pub fn step(&mut self, id: NodeId, event: Event) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id).and_then(Option::as_mut) else {
+            return;
+        };
+        let actions = node.step(now, event);
+        for action in actions {
+            self.carry_out(id, action);
+        }
+    }
+
+    fn carry_out(&mut self, id: NodeId, action: Action) {
+        if self.record {
+            self.transcript.push((id, action.clone()));
+        }
+        match action {
+            Action::Send { to, msg } => {
+                if !self.cut.contains(&(id, to)) {
+                    self.network.push_back(Envelope { from: id, to, msg });
+                }
+            }
+            Action::LogTruncate { from } => self.write(id, Write::Truncate(from)),
+            Action::LogStore { entries } => self.write(id, Write::Store(entries)),
+            Action::SaveState(hs) => self.write(id, Write::Save(hs)),
+            Action::Commit(entry) => self.apply(id, entry),
+            Action::Appended { id: p, index, term } => {
+                self.outcomes_proposals
+                    .insert(p, Outcome::Appended { index, term });
+            }
+            Action::CommitError { id: p, error } => {
+                self.outcomes_proposals.insert(p, Outcome::Refused(error));
+            }
+            Action::ReadReady { id: r, index } => {
+                self.outcomes_reads.insert(r, Outcome::ReadReady(index));
+            }
+            Action::ReadError { id: r, error } => {
+                self.outcomes_reads.insert(r, Outcome::ReadRefused(error));
+            }
+            Action::Alarm { at } => {
+                self.alarms.insert(id, at);
+            }
+            Action::RoleChanged { role, term, .. } => {
+                if role == Role::Leader {
+                    let previous = self.leaders.insert(term, id);
+                    assert!(
+                        previous.is_none_or(|p| p == id),
+                        "two leaders in {term}: {previous:?} and {id}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, id: NodeId, write: Write) {
+        let Some(disk) = self.disks.get_mut(&id) else {
+            return;
+        };
+        if disk.held {
+            disk.pending.push(write);
+        } else if let Some(ack) = disk.apply(write) {
+            self.local.push_back((id, ack));
+        }
+    }
+
+    fn apply(&mut self, id: NodeId, entry: Entry) {
+        let last = self.applied_index.entry(id).or_default();
+        assert_eq!(
+            entry.index,
+            LogIndex(last.0 + 1),
+            "{id} applied out of order or twice"
+        );
+        *last = entry.index;
+        let term = *self.committed.entry(entry.index).or_insert(entry.term);
+        assert_eq!(
+            term, entry.term,
+            "{id} committed a different entry at {}",
+            entry.index
+        );
+        self.commits_total += 1;
+        if self.record {
+            self.applied.entry(id).or_default().push(entry);
+        }
+    }
+
+    /// Delivers storage acknowledgements and messages until nothing is in flight; returns how
+    /// many events were delivered. Panics on livelock (more than [`DELIVERY_STEPS_MAX`]).
+    pub fn deliver_all(&mut self) -> usize {
+        let mut count = 0;
+        loop {
+            if let Some((id, event)) = self.local.pop_front() {
+                self.step(id, event);
+            } else if let Some(env) = self.network.pop_front() {
+                self.step(
+                    env.to,
+                    Event::Message {
+                        from: env.from,
+                        msg: env.msg,
+                    },
+                );
+            } else {
+                return count;
+            }
+            count += 1;
+            assert!(count < DELIVERY_STEPS_MAX, "livelock: messages never stop");
+        }
+    }
+
+    /// Delivers only the storage acknowledgements waiting, not the network.
+    pub fn deliver_local(&mut self) {
+        while let Some((id, event)) = self.local.pop_front() {
+            self.step(id, event);
+        }
+    }
+
+    /// Moves the clock forward by `ms`, firing alarms in time order (ties by node id) and
+    /// delivering everything after each.
+    pub fn advance(&mut self, ms: u64) {
+        let target = self.now.after(ms);
+        self.deliver_all();
+        loop {
+            let next = self
+                .alarms
+                .iter()
+                .filter(|(id, _)| self.node(**id).is_some())
+                .map(|(&id, &at)| (at, id))
+                .min();
+            match next {
+                Some((at, id)) if at <= target => {
+                    self.now = self.now.max(at);
+                    self.alarms.remove(&id);
+                    self.step(id, Event::Timeout);
+                    self.deliver_all();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+
+    /// Advances time until some node leads, or `max_ms` pass; returns the leader.
+    pub fn run_until_leader(&mut self, max_ms: u64) -> Option<NodeId> {
+        let deadline = self.now.after(max_ms);
+        while self.now < deadline {
+            if let Some(leader) = self.leader() {
+                return Some(leader);
+            }
+            self.advance(10);
+        }
+        self.leader()
+    }
+
+    /// Makes node `id` campaign now: fires its timeout at its election deadline (the clock moves
+    /// there if it is later), then delivers everything.
+    pub fn campaign(&mut self, id: NodeId) {
+        self.deliver_all();
+        if let Some(&at) = self.alarms.get(&id) {
+            self.now = self.now.max(at);
+        }
+        self.step(id, Event::Timeout);
+        self.deliver_all();
+    }
+
+    /// Elects node `id` (which must be able to win) and returns once everything settled.
+    pub fn elect(&mut self, id: NodeId) {
+        self.campaign(id);
+        let leads = self.node(id).is_some_and(|n| n.role() == Role::Leader);
+        assert!(leads, "{id} failed to become leader");
+    }
+
+    /// Proposes `commands` as one batch on node `id`; returns their proposal ids. Nothing is
+    /// delivered.
+    pub fn propose(&mut self, id: NodeId, commands: Vec<Bytes>) -> Vec<ProposalId> {
+        let batch: Vec<(ProposalId, Bytes)> = commands
+            .into_iter()
+            .map(|c| {
+                self.next_proposal += 1;
+                (ProposalId(self.next_proposal), c)
+            })
+            .collect();
+        let ids = batch.iter().map(|(p, _)| *p).collect();
+        self.step(id, Event::Append(batch));
+        ids
+    }
+
+    /// Asks node `id` for a linearizable read; returns its id. Nothing is delivered.
+    pub fn read(&mut self, id: NodeId) -> ReadId {
+        self.next_read += 1;
+        let read = ReadId(self.next_read);
+        self.step(id, Event::ReadIndex(read));
+        read
+    }
+
+    // ----- Faults -----
+
+    /// Cuts every link to and from `id`, and drops what is in flight on them.
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.voters.clone() {
+            if other != id {
+                self.cut_link(id, other);
+                self.cut_link(other, id);
+            }
+        }
+    }
+
+    /// Cuts the link from `from` to `to` (one direction), dropping what is in flight on it.
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        self.cut.insert((from, to));
+        self.network.retain(|e| !(e.from == from && e.to == to));
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Takes every message in flight off the network (to inspect, reorder or drop them).
+    pub fn take_messages(&mut self) -> Vec<Envelope> {
+        self.network.drain(..).collect()
+    }
+
+    /// Puts a message on the network (at the back).
+    pub fn inject(&mut self, envelope: Envelope) {
+        self.network.push_back(envelope);
+    }
+
+    /// Messages in flight.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Envelope> {
+        self.network.iter()
+    }
+
+    /// Holds node `id`'s disk: writes wait (not durable) until [`Cluster::flush`].
+    pub fn hold_disk(&mut self, id: NodeId) {
+        if let Some(disk) = self.disks.get_mut(&id) {
+            disk.held = true;
+        }
+    }
+
+    /// Makes every held write of node `id` durable, queues the acknowledgements and releases
+    /// the disk (later writes are instant again).
+    pub fn flush(&mut self, id: NodeId) {
+        let Some(disk) = self.disks.get_mut(&id) else {
+            return;
+        };
+        disk.held = false;
+        let mut last_store = None;
+        for write in std::mem::take(&mut disk.pending) {
+            match disk.apply(write) {
+                Some(ack @ Event::LogStored { .. }) => last_store = Some(ack),
+                Some(ack) => self.local.push_back((id, ack)),
+                None => {}
+            }
+        }
+        // One acknowledgement covers every store, as a group commit would report it.
+        if let Some(ack) = last_store {
+            self.local.push_back((id, ack));
+        }
+    }
+
+    /// Crashes node `id`: its memory, held writes, alarm and the messages to it are lost.
+    pub fn crash(&mut self, id: NodeId) {
+        self.nodes.insert(id, None);
+        self.alarms.remove(&id);
+        if let Some(disk) = self.disks.get_mut(&id) {
+            disk.pending.clear();
+            disk.held = false;
+        }
+        self.local.retain(|(to, _)| *to != id);
+        self.network.retain(|e| e.to != id);
+    }
+
+    /// Restarts a crashed node `id` from its disk (its state machine starts empty).
+    pub fn restart(&mut self, id: NodeId) {
+        self.crash(id);
+        self.boot(id);
+    }
+}

@@ -1,0 +1,187 @@
+//! The follower: appending the leader's entries (5.3), following its commit index, and
+//! acknowledging only what is durable.
+
+use super::Node;
+use crate::action::Action;
+use crate::entry::Entry;
+use crate::ids::{LogIndex, NodeId, Term};
+use crate::message::{
+    AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
+    Message,
+};
+
+impl Node {
+    /// Handles a message in a follower's term.
+    pub(super) fn step_follower(&mut self, from: NodeId, msg: Message) {
+        match msg {
+            Message::AppendEntriesRequest(req) => {
+                if self.hear_from_leader(from) {
+                    self.handle_append(from, req);
+                }
+            }
+            Message::Heartbeat(hb) => {
+                if self.hear_from_leader(from) {
+                    self.handle_heartbeat(from, hb);
+                }
+            }
+            Message::AppendEntriesResponse(_)
+            | Message::VoteRequest(_)
+            | Message::VoteResponse(_)
+            | Message::HeartbeatResponse(_) => {}
+        }
+    }
+
+    /// Records contact with `from` as this term's leader; false if another node already leads
+    /// this term here (impossible in Raft: the message is dropped).
+    fn hear_from_leader(&mut self, from: NodeId) -> bool {
+        match self.leader {
+            Some(leader) if leader != from => return false,
+            Some(_) => {}
+            None => {
+                self.leader = Some(from);
+                self.leader_match = LogIndex(0);
+                self.acked = LogIndex(0);
+            }
+        }
+        self.leader_contact = Some(self.now);
+        self.election_deadline = self.timer.deadline(self.now);
+        true
+    }
+
+    /// AppendEntries (figure 2, 5.3): check the entry before the new ones, truncate only at a
+    /// real conflict, append the rest, follow the leader's commit, and acknowledge once durable.
+    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendEntriesRequest) {
+        let Some(req) = self.trim_compacted(req) else {
+            return;
+        };
+        if !is_well_formed(&req) {
+            return;
+        }
+        if !self.log.matches(req.prev_log_index, req.prev_log_term) {
+            let outcome = self.reject_outcome(req.prev_log_index, req.prev_log_term);
+            self.send_append_response(from, outcome);
+            return;
+        }
+        let last_new = LogIndex(req.prev_log_index.0 + req.entries.len() as u64);
+        // The first entry this log does not already hold (same index and term). Entries before
+        // it are kept even if the request is shorter than the log: a late or duplicated request
+        // must never erase entries (5.3).
+        let fresh = req
+            .entries
+            .iter()
+            .position(|e| !self.log.matches(e.index, e.term));
+        if let Some(k) = fresh {
+            let from_index = req.entries[k].index;
+            if from_index <= self.log.last_index() {
+                if from_index <= self.commit {
+                    // A leader contradicting a committed entry is broken or an impostor.
+                    return;
+                }
+                self.out.push(Action::LogTruncate { from: from_index });
+                self.log.truncate(from_index);
+                self.durable = self.durable.min(from_index.prev());
+            }
+            let new: Vec<Entry> = req.entries[k..].to_vec();
+            self.log.append(&new);
+            self.store(new);
+        }
+        self.leader_match = self.leader_match.max(last_new);
+        self.commit_to(req.leader_commit.min(self.leader_match));
+        self.acknowledge(self.durable >= last_new);
+    }
+
+    /// Drops the part of a request at or below the snapshot base: those entries are committed,
+    /// so they match the leader's. `None` if nothing of the request is left to check.
+    fn trim_compacted(&self, mut req: AppendEntriesRequest) -> Option<AppendEntriesRequest> {
+        let base = self.log.base_index();
+        if req.prev_log_index >= base {
+            return Some(req);
+        }
+        let skip = usize::try_from(base.0 - req.prev_log_index.0).unwrap_or(usize::MAX);
+        if skip > req.entries.len() {
+            return None;
+        }
+        if let Some(last_skipped) = skip.checked_sub(1).and_then(|k| req.entries.get(k)) {
+            if last_skipped.index != base {
+                return None; // Malformed indexes.
+            }
+        }
+        req.entries.drain(..skip);
+        req.prev_log_index = base;
+        req.prev_log_term = self.log.term(base).unwrap_or(Term(0));
+        Some(req)
+    }
+
+    /// A heartbeat: follow the commit index (capped by the leader at what we are known to
+    /// hold) and answer, echoing the ReadIndex round.
+    pub(super) fn handle_heartbeat(&mut self, from: NodeId, hb: Heartbeat) {
+        self.commit_to(hb.commit.min(self.log.last_index()));
+        self.send_heartbeat_response(from, hb.read_round);
+    }
+
+    /// Acknowledges to the leader what is both durable and known to match its log. With
+    /// `always`, answers even if that is no more than already acknowledged (the request was a
+    /// duplicate or a probe, and its sender waits for an answer).
+    pub(super) fn acknowledge(&mut self, always: bool) {
+        let Some(leader) = self.leader else {
+            return;
+        };
+        let match_index = self.durable.min(self.leader_match);
+        if !always && match_index <= self.acked {
+            return;
+        }
+        self.acked = self.acked.max(match_index);
+        self.send_append_response(leader, AppendOutcome::Success { match_index });
+    }
+
+    /// The rejection of an AppendEntries whose previous entry does not match, with the fast
+    /// backtracking hint (etcd's findConflictByTerm).
+    pub(super) fn reject_outcome(
+        &self,
+        prev_log_index: LogIndex,
+        prev_log_term: Term,
+    ) -> AppendOutcome {
+        let (hint_index, hint_term) = self
+            .log
+            .find_conflict_by_term(prev_log_index.min(self.log.last_index()), prev_log_term);
+        AppendOutcome::Reject {
+            rejected: prev_log_index,
+            hint_index,
+            hint_term,
+        }
+    }
+
+    pub(super) fn send_append_response(&mut self, to: NodeId, outcome: AppendOutcome) {
+        let msg = Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: self.term,
+            outcome,
+        });
+        self.send(to, msg);
+    }
+
+    pub(super) fn send_heartbeat_response(&mut self, to: NodeId, read_round: u64) {
+        let msg = Message::HeartbeatResponse(HeartbeatResponse {
+            term: self.term,
+            read_round,
+        });
+        self.send(to, msg);
+    }
+}
+
+/// Checks what a well-behaved leader always sends: entries numbered from `prev_log_index + 1`
+/// without gaps, terms never decreasing from `prev_log_term` and never above the leader's term.
+fn is_well_formed(req: &AppendEntriesRequest) -> bool {
+    if req.prev_log_term > req.term {
+        return false;
+    }
+    let mut index = req.prev_log_index;
+    let mut term = req.prev_log_term;
+    for entry in &req.entries {
+        if index.next() != Some(entry.index) || entry.term < term || entry.term > req.term {
+            return false;
+        }
+        index = entry.index;
+        term = entry.term;
+    }
+    true
+}

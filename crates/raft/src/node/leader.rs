@@ -1,0 +1,339 @@
+//! The leader: proposals, replication to each follower, the commit rule, heartbeats,
+//! check-quorum and ReadIndex reads.
+
+use bytes::Bytes;
+
+use super::Node;
+use crate::action::Action;
+use crate::entry::{Entry, Payload};
+use crate::error::{ProposeError, ReadError};
+use crate::ids::{LogIndex, NodeId, ProposalId, ReadId};
+use crate::message::{AppendEntriesRequest, AppendOutcome, Heartbeat, Message};
+use crate::progress::{Mode, Progress};
+use crate::quorum::{majority, majority_value};
+use crate::role::Role;
+
+impl Node {
+    /// Takes leadership of the current term after winning its election: fresh progress for
+    /// every follower, and a no-op entry so that earlier terms' entries can commit (thesis 6.4).
+    pub(super) fn become_leader(&mut self) {
+        debug_assert_eq!(
+            self.role,
+            Role::Candidate,
+            "only a candidate becomes leader"
+        );
+        debug_assert_eq!(self.vote, Some(self.id()), "a leader voted for itself");
+        self.leave_role(Some(self.id()));
+        self.role = Role::Leader;
+        self.leader = Some(self.id());
+        self.leader_contact = None;
+        let next = LogIndex(self.log.last_index().0 + 1);
+        for k in 0..self.peers.len() {
+            let peer = self.peers[k];
+            let progress = Progress::new(next, self.config.max_inflight_msgs);
+            self.progress.insert(peer, progress);
+        }
+        self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
+        self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
+        self.append_local(vec![Payload::Noop]);
+        self.bcast_append(false);
+    }
+
+    /// `Event::Append`: a leader appends the batch, stores it and replicates it; any other node
+    /// refuses each command, naming the leader it knows.
+    pub(super) fn propose(&mut self, batch: Vec<(ProposalId, Bytes)>) {
+        if self.role != Role::Leader {
+            let error = ProposeError::NotLeader {
+                leader: self.leader,
+            };
+            for (id, _) in batch {
+                self.out.push(Action::CommitError { id, error });
+            }
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let first = self.log.last_index().0 + 1;
+        let mut payloads = Vec::with_capacity(batch.len());
+        for (k, (id, data)) in batch.into_iter().enumerate() {
+            self.out.push(Action::Appended {
+                id,
+                index: LogIndex(first + k as u64),
+                term: self.term,
+            });
+            payloads.push(Payload::Command(data));
+        }
+        self.append_local(payloads);
+        self.bcast_append(false);
+    }
+
+    /// Appends entries of the current term to the log and asks the driver to store them.
+    fn append_local(&mut self, payloads: Vec<Payload>) {
+        let first = self.log.last_index().0 + 1;
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .zip(first..)
+            .map(|(payload, i)| Entry {
+                index: LogIndex(i),
+                term: self.term,
+                payload,
+            })
+            .collect();
+        self.log.append(&entries);
+        self.store(entries);
+    }
+
+    /// The leader's timer: check-quorum first (a leader without a majority sends nothing more),
+    /// then heartbeats.
+    pub(super) fn leader_tick(&mut self) {
+        if self.now >= self.quorum_check_deadline {
+            self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
+            if self.config.check_quorum && !self.quorum_active() {
+                self.become_follower(self.term, None);
+                return;
+            }
+        }
+        if self.now >= self.heartbeat_deadline {
+            self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
+            self.bcast_heartbeat();
+        }
+    }
+
+    /// Check-quorum (thesis 6.2): was a majority heard from since the last check? The leader
+    /// counts itself only if its disk is not stalled: a leader whose own writes have made no
+    /// progress for an election timeout must not keep the cluster from replacing it.
+    fn quorum_active(&mut self) -> bool {
+        if self.voters.len() == 1 {
+            // Nobody else could lead; stepping down would only add elections.
+            return true;
+        }
+        let stalled = self
+            .write_pending_since
+            .is_some_and(|since| self.now.since(since) >= self.config.election_timeout_ms);
+        let mut active = usize::from(!stalled);
+        for progress in self.progress.values_mut() {
+            active += usize::from(progress.recent_active);
+            progress.recent_active = false;
+        }
+        active >= majority(self.voters.len())
+    }
+
+    /// Handles a follower's message in the leader's term.
+    pub(super) fn step_leader(&mut self, from: NodeId, msg: Message) {
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        progress.heard_from();
+        match msg {
+            Message::AppendEntriesResponse(resp) => match resp.outcome {
+                AppendOutcome::Success { match_index } => self.on_append_success(from, match_index),
+                AppendOutcome::Reject {
+                    rejected,
+                    hint_index,
+                    hint_term,
+                } => {
+                    // Fast backtracking (thesis 5.3, etcd): skip every index where the follower's
+                    // hint shows the logs cannot match, in one round trip per term.
+                    let (probe_at, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+                    if let Some(progress) = self.progress.get_mut(&from)
+                        && progress.on_reject(rejected, probe_at)
+                    {
+                        self.replicate_to(from, false);
+                    }
+                }
+            },
+            Message::HeartbeatResponse(resp) => {
+                // A live follower: let a paused probe go again, and free a slot of a full window
+                // whose answers were probably lost (etcd).
+                progress.probe_sent = false;
+                if progress.mode == Mode::Replicate && progress.inflights.is_full() {
+                    progress.inflights.free_first();
+                }
+                if resp.read_round <= self.reads.sent_round() {
+                    progress.read_round = progress.read_round.max(resp.read_round);
+                }
+                let lagging = progress.matched < self.log.last_index();
+                if lagging {
+                    self.replicate_to(from, true);
+                }
+                self.check_reads();
+            }
+            // Votes of this term were decided; requests of this term from others are impossible.
+            Message::AppendEntriesRequest(_)
+            | Message::VoteRequest(_)
+            | Message::VoteResponse(_)
+            | Message::Heartbeat(_) => {}
+        }
+    }
+
+    /// A follower holds our log durably up to `index`.
+    fn on_append_success(&mut self, from: NodeId, index: LogIndex) {
+        if index > self.log.last_index() {
+            return; // Claims entries we never had: garbage.
+        }
+        let Some(progress) = self.progress.get_mut(&from) else {
+            return;
+        };
+        if !progress.on_success(index) {
+            // Stale, but it may have freed a slot of the window.
+            self.replicate_to(from, false);
+            return;
+        }
+        match progress.mode {
+            Mode::Probe => progress.become_replicate(),
+            Mode::Snapshot(pending) if progress.matched >= pending => progress.become_probe(),
+            Mode::Replicate | Mode::Snapshot(_) => {}
+        }
+        if self.maybe_commit() {
+            self.bcast_append(true);
+        } else {
+            self.replicate_to(from, false);
+        }
+    }
+
+    /// Our own write is durable further: it may complete a majority.
+    pub(super) fn on_own_durable(&mut self) {
+        if self.maybe_commit() {
+            self.bcast_append(true);
+        }
+    }
+
+    /// Raft's commit rule (5.3, 5.4.2, figure 8): the highest index durable on a majority (this
+    /// node counting only what its own disk acknowledged) commits, but only if it holds an entry
+    /// of the current term; earlier entries commit with it.
+    fn maybe_commit(&mut self) -> bool {
+        let mut matched: Vec<LogIndex> = Vec::with_capacity(self.voters.len());
+        matched.push(self.durable);
+        matched.extend(self.progress.values().map(|p| p.matched));
+        let index = majority_value(&mut matched);
+        if index <= self.commit || self.log.term(index) != Some(self.term) {
+            return false;
+        }
+        let first_of_term = self.log.term(self.commit) != Some(self.term);
+        self.commit_to(index);
+        if first_of_term {
+            // Now the commit index is known current: reads parked until then can proceed.
+            let mut start = false;
+            for id in self.reads.take_deferred() {
+                start |= self.reads.add(id, self.commit);
+            }
+            if start {
+                self.bcast_heartbeat();
+            }
+        }
+        true
+    }
+
+    /// Sends what each follower needs; with `send_if_empty`, also an empty AppendEntries to
+    /// those already up to date, carrying the new commit index.
+    fn bcast_append(&mut self, send_if_empty: bool) {
+        let mut k = 0;
+        while let Some(peer) = self.peer(k) {
+            self.replicate_to(peer, send_if_empty);
+            k += 1;
+        }
+    }
+
+    /// Sends entries to `to` while its mode allows (one probe, or a window's worth).
+    fn replicate_to(&mut self, to: NodeId, send_if_empty: bool) {
+        let mut sent = false;
+        while self.send_append(to, false) {
+            sent = true;
+        }
+        if !sent && send_if_empty {
+            self.send_append(to, true);
+        }
+    }
+
+    /// Sends one AppendEntries to `to` from its next index, if its progress allows and (unless
+    /// `allow_empty`) there is something to send. Returns true if a message with entries went.
+    fn send_append(&mut self, to: NodeId, allow_empty: bool) -> bool {
+        let Some(progress) = self.progress.get_mut(&to) else {
+            return false;
+        };
+        if progress.is_paused() {
+            return false;
+        }
+        let prev_log_index = progress.next.prev();
+        let Some(prev_log_term) = self.log.term(prev_log_index) else {
+            // The entries it needs are compacted: only a snapshot can help.
+            progress.become_snapshot(self.log.base_index());
+            return false;
+        };
+        let entries = self.log.batch_from(
+            progress.next,
+            self.config.max_entries_per_msg,
+            self.config.max_bytes_per_msg,
+        );
+        if entries.is_empty() && !allow_empty {
+            return false;
+        }
+        let last = entries.last().map_or(prev_log_index, |e| e.index);
+        let carried = !entries.is_empty();
+        let msg = Message::AppendEntriesRequest(AppendEntriesRequest {
+            term: self.term,
+            leader: self.config.id,
+            prev_log_index,
+            prev_log_term,
+            entries: entries.to_vec(),
+            leader_commit: self.commit,
+        });
+        progress.sent(last);
+        self.send(to, msg);
+        carried
+    }
+
+    /// Sends a heartbeat to every follower, opening a new ReadIndex round.
+    fn bcast_heartbeat(&mut self) {
+        let read_round = self.reads.start_round();
+        let mut k = 0;
+        while let Some(peer) = self.peer(k) {
+            let matched = self.progress.get(&peer).map_or(LogIndex(0), |p| p.matched);
+            let msg = Message::Heartbeat(Heartbeat {
+                term: self.term,
+                leader: self.id(),
+                // A follower may only commit what it is known to hold.
+                commit: self.commit.min(matched),
+                read_round,
+            });
+            self.send(peer, msg);
+            k += 1;
+        }
+        self.check_reads();
+    }
+
+    /// Releases the reads whose round a majority has answered, and opens the next round if
+    /// reads wait for one.
+    fn check_reads(&mut self) {
+        let mut rounds: Vec<u64> = Vec::with_capacity(self.voters.len());
+        rounds.push(self.reads.sent_round());
+        rounds.extend(self.progress.values().map(|p| p.read_round));
+        let confirmed = majority_value(&mut rounds);
+        for (id, index) in self.reads.confirm(confirmed) {
+            self.out.push(Action::ReadReady { id, index });
+        }
+        if self.reads.wants_round() {
+            self.bcast_heartbeat();
+        }
+    }
+
+    /// `Event::ReadIndex` (thesis 6.4): only a leader that has committed an entry of its term
+    /// knows the commit index is current; its leadership is then confirmed by a heartbeat round.
+    pub(super) fn read_index(&mut self, id: ReadId) {
+        if self.role != Role::Leader {
+            let error = ReadError::NotLeader {
+                leader: self.leader,
+            };
+            self.out.push(Action::ReadError { id, error });
+            return;
+        }
+        if self.log.term(self.commit) != Some(self.term) {
+            self.reads.defer(id);
+            return;
+        }
+        if self.reads.add(id, self.commit) {
+            self.bcast_heartbeat();
+        }
+    }
+}

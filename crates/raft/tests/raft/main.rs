@@ -1,0 +1,8 @@
+//! Behaviour tests of the Raft core, grouped by the section of the Raft paper or thesis they
+//! check; each module says what it guards against.
+
+// Tests may unwrap: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod smoke;
