@@ -11,7 +11,8 @@
 //! - State-machine safety: no two nodes commit or apply different entries at one index.
 //! - A live node's commit index never decreases.
 //! - Nothing committed is lost: the committed prefix stays durable on a majority of disks at
-//!   all times (across crashes), and no node truncates a committed entry from its log.
+//!   all times (across crashes), and no node truncates a committed entry on behalf of a leader
+//!   of the entry's commit term or later.
 
 use std::collections::BTreeMap;
 
@@ -86,27 +87,40 @@ impl Invariants {
         }
     }
 
-    /// Node `k` asked to drop its log from `from`.
-    pub fn on_truncate(&mut self, k: usize, from: LogIndex) -> Result<(), Violation> {
+    /// Node `k`, now in `term`, asked to drop its log from `from`.
+    ///
+    /// Dropping a committed entry is legal only for a node that hears from a leader of a term
+    /// older than the one the entry was committed in (a stale leader's entries can conflict with
+    /// it); a leader of the commit term or later holds the entry (leader completeness), so a
+    /// truncation on its behalf means a delayed or reordered message erased it.
+    pub fn on_truncate(&mut self, k: usize, from: LogIndex, term: Term) -> Result<(), Violation> {
         let Some(view) = self.nodes.get_mut(k) else {
             return Ok(());
         };
         // Links chain the whole prefix: if the entry at `from` is not the committed one, none
         // after it is either; so checking `from` alone suffices.
         let at = from.0;
-        if at >= 1
+        let committed_here = at >= 1
             && at <= self.committed.len()
             && view.log.link_at(at).is_some()
-            && view.log.link_at(at) == self.committed.link_at(at)
-        {
-            return Err(Violation::new(
-                Check::CommittedLost,
-                format!(
-                    "n{} truncates its log from i{at}, but the entry there (term {}) is committed",
-                    k + 1,
-                    view.log.term_at(at).map_or(0, |t| t.0),
-                ),
-            ));
+            && view.log.link_at(at) == self.committed.link_at(at);
+        if committed_here {
+            let commit_term = self
+                .commit_term
+                .get((at - 1) as usize)
+                .copied()
+                .unwrap_or(Term(u64::MAX));
+            if commit_term <= term {
+                return Err(Violation::new(
+                    Check::CommittedLost,
+                    format!(
+                        "n{} in {term} truncates its log from i{at}, but the entry there (term {}) \
+                         was committed in {commit_term}",
+                        k + 1,
+                        view.log.term_at(at).map_or(0, |t| t.0),
+                    ),
+                ));
+            }
         }
         view.log.truncate(at);
         Ok(())
@@ -314,7 +328,7 @@ impl Invariants {
                     k + 1,
                     view.log.len(),
                     self.committed.term_at(i).map_or(0, |t| t.0),
-                    self.commit_term[pos],
+                    self.commit_term.get(pos).map_or(0, |t| t.0),
                 ),
             ));
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use sim::trace::TraceMode;
-use sim::{Profile, RunOptions, run, run_seeds};
+use sim::{Profile, RunOptions, Sabotage, run, run_seeds};
 
 /// Client commands per run unless `--commands` says otherwise: about what the test suite uses.
 const COMMANDS_DEFAULT: usize = 500;
@@ -14,14 +14,16 @@ const COMMANDS_DEFAULT: usize = 500;
 const SEEDS_DEFAULT: u64 = 100;
 
 const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--trace] [--profile P] \
-                     [--commands C] [--threads T]
+                     [--commands C] [--threads T] [--sabotage K]
   --seeds N      run seeds START..START+N (default 100) and print totals
   --start S      first seed of --seeds (default 0)
   --seed S       run one seed and report it (add --trace to print every event)
   --trace        with --seed: print one line per event (time, node, what happened)
   --profile P    mixed (default), three-nodes, five-nodes, partitions, crashes, chaos, quiet
   --commands C   client commands per run (default 500)
-  --threads T    threads for --seeds (default: available cores)";
+  --threads T    threads for --seeds (default: available cores)
+  --sabotage K   break the cluster on purpose to see the checks bite: forged-acks, lying-disk
+  --black-box    with --seed: skip the white-box durability check (see the other checks bite)";
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ struct Args {
     profile: Profile,
     commands: usize,
     threads: usize,
+    sabotage: Sabotage,
+    black_box: bool,
 }
 
 /// Why the command line was refused.
@@ -44,6 +48,8 @@ enum ArgError {
     NotANumber { flag: String, value: String },
     #[error(transparent)]
     Profile(#[from] sim::scenario::UnknownProfile),
+    #[error(transparent)]
+    Sabotage(#[from] sim::scenario::UnknownSabotage),
     #[error("unknown argument {0:?}")]
     Unknown(String),
     #[error("help requested")]
@@ -59,6 +65,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
         profile: Profile::Mixed,
         commands: COMMANDS_DEFAULT,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sabotage: Sabotage::None,
+        black_box: false,
     };
     while let Some(flag) = argv.next() {
         let mut value = |flag: &str| -> Result<u64, ArgError> {
@@ -77,11 +85,18 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
             "--commands" => args.commands = value("--commands")? as usize,
             "--threads" => args.threads = value("--threads")? as usize,
             "--trace" => args.trace = true,
+            "--black-box" => args.black_box = true,
             "--profile" => {
                 let v = argv
                     .next()
                     .ok_or_else(|| ArgError::Missing("--profile".to_owned()))?;
                 args.profile = v.parse()?;
+            }
+            "--sabotage" => {
+                let v = argv
+                    .next()
+                    .ok_or_else(|| ArgError::Missing("--sabotage".to_owned()))?;
+                args.sabotage = v.parse()?;
             }
             "-h" | "--help" => return Err(ArgError::Help),
             other => return Err(ArgError::Unknown(other.to_owned())),
@@ -112,6 +127,8 @@ fn main() -> ExitCode {
 /// `--seed S`: one run, its trace if asked, its report.
 fn replay(args: &Args, seed: u64) -> ExitCode {
     let mut options = RunOptions::new(args.profile, seed, args.commands);
+    options.sabotage = args.sabotage;
+    options.check_durability = !args.black_box;
     if args.trace {
         options.trace = TraceMode::Print;
     }
@@ -136,7 +153,13 @@ fn many(args: &Args, started: Instant) -> ExitCode {
         "profile {}, seeds {}..{}, {} commands per run, {} threads",
         args.profile, seeds.start, seeds.end, args.commands, args.threads
     );
-    let totals = run_seeds(args.profile, seeds, args.commands, args.threads);
+    let totals = run_seeds(
+        args.profile,
+        seeds,
+        args.commands,
+        args.sabotage,
+        args.threads,
+    );
     print!("{}", totals.stats);
     println!(
         "wall time:         {:.1} s",

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::failure::Failure;
-use crate::scenario::Profile;
+use crate::scenario::{Profile, Sabotage};
 use crate::simulation::{RunOptions, run};
 use crate::stats::RunStats;
 
@@ -21,8 +21,15 @@ pub struct Totals {
     pub failures: Vec<Failure>,
 }
 
-/// Runs `seeds` under `profile`, each with `commands` client commands, on `threads` threads.
-pub fn run_seeds(profile: Profile, seeds: Range<u64>, commands: usize, threads: usize) -> Totals {
+/// Runs `seeds` under `profile`, each with `commands` client commands and `sabotage`, on
+/// `threads` threads.
+pub fn run_seeds(
+    profile: Profile,
+    seeds: Range<u64>,
+    commands: usize,
+    sabotage: Sabotage,
+    threads: usize,
+) -> Totals {
     let next = AtomicU64::new(seeds.start);
     let totals = Mutex::new(Totals::default());
     std::thread::scope(|scope| {
@@ -34,7 +41,9 @@ pub fn run_seeds(profile: Profile, seeds: Range<u64>, commands: usize, threads: 
                     if seed >= seeds.end {
                         break;
                     }
-                    let report = run(RunOptions::new(profile, seed, commands));
+                    let mut options = RunOptions::new(profile, seed, commands);
+                    options.sabotage = sabotage;
+                    let report = run(options);
                     mine.stats += report.stats;
                     mine.failures.extend(report.failure);
                 }

@@ -130,6 +130,36 @@ pub enum Sabotage {
     LyingDisk,
 }
 
+impl Sabotage {
+    /// Every choice, for help text.
+    pub const ALL: [Sabotage; 3] = [Sabotage::None, Sabotage::ForgedAcks, Sabotage::LyingDisk];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sabotage::None => "none",
+            Sabotage::ForgedAcks => "forged-acks",
+            Sabotage::LyingDisk => "lying-disk",
+        }
+    }
+}
+
+/// A sabotage name that is not one of [`Sabotage::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown sabotage {0:?}")]
+pub struct UnknownSabotage(pub String);
+
+impl FromStr for Sabotage {
+    type Err = UnknownSabotage;
+
+    fn from_str(s: &str) -> Result<Sabotage, UnknownSabotage> {
+        Sabotage::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownSabotage(s.to_owned()))
+    }
+}
+
 /// The kinds of fault the nemesis can inject, with their weights in a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Nemesis {
@@ -304,7 +334,11 @@ impl Scenario {
             client_timeout_ms: 5 * election,
             links,
             client_delay_us: (50, 500),
-            disk_latency_us: (100, rng.between(500, 3_000)),
+            disk_latency_us: match sabotage {
+                // A disk that lies about fsync keeps writes in a volatile cache for long.
+                Sabotage::LyingDisk => (50_000, 500_000),
+                _ => (100, rng.between(500, 3_000)),
+            },
             fault_interval_ms,
             fault_weights,
             fault_duration_ms: (election, 10 * election),

@@ -276,6 +276,11 @@ pub enum Note {
         /// The reply.
         reply: Reply,
     },
+    /// A reply to an attempt the client no longer waits for (it timed out or was redirected).
+    StaleReply {
+        /// The attempt answered.
+        attempt: u64,
+    },
     /// A client stopped waiting (outcome unknown).
     GiveUp {
         /// History operation number.
@@ -400,6 +405,7 @@ impl fmt::Display for Note {
                 ShowCommand(command)
             ),
             Note::Reply { op, reply } => write!(f, "op #{op} <- {}", ShowReply(reply)),
+            Note::StaleReply { attempt } => write!(f, "late reply to attempt {attempt} ignored"),
             Note::GiveUp { op, why } => write!(f, "op #{op} unknown outcome: {why}"),
             Note::Crash { survived, lost } => {
                 write!(f, "CRASH ({survived} unacked records survive, {lost} lost)")
