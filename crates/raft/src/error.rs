@@ -36,6 +36,13 @@ pub enum RecoveryError {
         /// The index found.
         found: LogIndex,
     },
+    /// The snapshot's index is beyond [`crate::RECOVERED_INDEX_MAX`]: no real log gets
+    /// there, and accepting it would bring index arithmetic near overflow.
+    #[error("snapshot index {index} is implausibly large")]
+    IndexTooLarge {
+        /// The snapshot's index.
+        index: LogIndex,
+    },
     /// An entry's term is lower than its predecessor's (or the snapshot's).
     #[error("term decreases at index {index}")]
     TermDecreases {

@@ -21,15 +21,17 @@
 //!    step of any kind starts the node (it arms its timer, re-reports committed entries after
 //!    `applied`, and a single-node cluster elects itself).
 //! 2. **Carry out every action of a step, in the order returned**, before or while feeding the
-//!    next events. The rules per action follow.
+//!    next events (`Node::step_into` lets a busy driver reuse one action buffer). The rules per
+//!    action follow.
 //! 3. **Storage: `SaveState`, `LogTruncate`, `LogStore`.** Make them durable in the order they
 //!    were emitted (one writer thread doing them in order does this); several may share one
 //!    fsync (group commit). `LogTruncate { from }` always precedes the `LogStore` of the entries
 //!    that replace the dropped ones and must never reach the disk after it.
 //!    Once durable, report them: `Event::StateSaved(hard_state)` for a `SaveState`, and
 //!    `Event::LogStored { index, term }` with the index and term of the last entry of a
-//!    `LogStore` (one acknowledgement may cover several writes: give the last one). Report in
-//!    the order written. Never report what is not yet durable.
+//!    `LogStore` (one acknowledgement may cover several writes: give the last one; likewise
+//!    acknowledging only the latest of several `SaveState`s is enough). Report in the order
+//!    written. Never report what is not yet durable.
 //! 4. **`Send`.** Deliver to the peer whenever convenient: the node has already held back every
 //!    message that depends on a term or vote not yet durable, and a leader's entries may go out
 //!    while its own write is still in flight (thesis 10.2.1). Messages may be dropped,
@@ -38,7 +40,8 @@
 //! 5. **Incoming messages.** Feed each as `Event::Message { from, msg }`, where `from` is the
 //!    peer as the transport knows it.
 //! 6. **`Commit`.** Apply the entry to the state machine. Entries come in index order, each once,
-//!    no-ops included (skip them). Apply nothing that did not come through `Commit`.
+//!    no-ops included (skip them). Apply nothing that did not come through `Commit`. A committed
+//!    entry is durable on a majority, though perhaps not yet on this node's disk.
 //! 7. **Proposals.** Send client commands as `Event::Append` (batch what arrived together).
 //!    `Appended { id, index, term }` gives each its slot; the command succeeded when `Commit`
 //!    reports an entry at `index` with `term`, and failed if an entry with another term commits
@@ -60,6 +63,7 @@
 //! its snapshot base), `progress` (per-follower replication state), `inflights` (the pipelining
 //! window), `quorum` (majority arithmetic), `election` (randomised deadlines and vote tallies),
 //! `read_index` (pending linearizable reads), and `node` (the step function and the roles).
+//! With the `testing` feature, `testing` offers a small deterministic multi-node harness.
 
 pub mod action;
 pub mod config;
@@ -93,7 +97,7 @@ pub use message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
     Message, VoteRequest, VoteResponse, WireError,
 };
-pub use node::Node;
+pub use node::{Node, RECOVERED_INDEX_MAX};
 pub use persist::{HardState, Recovered};
 pub use role::Role;
 pub use time::Millis;

@@ -36,7 +36,8 @@ pub const RECOVERED_INDEX_MAX: u64 = u64::MAX / 2;
 /// One Raft node: a deterministic state machine driven by [`Node::step`].
 ///
 /// See the crate documentation for what the driver must do with the actions it returns.
-#[derive(Debug)]
+/// Cloning a node copies its whole state (a simulator may fork a run from it).
+#[derive(Debug, Clone)]
 pub struct Node {
     config: Config,
     /// Every voter including this node, sorted (so sends go out in a fixed order).
@@ -66,6 +67,8 @@ pub struct Node {
     write_pending_since: Option<Millis>,
     /// The term and vote known durable; messages are sent only while they equal `term`/`vote`.
     saved: (Term, Option<NodeId>),
+    /// The term or vote changed and no `SaveState` has been emitted for it yet.
+    unsaved: bool,
     /// Messages held back until the current term and vote are durable, in send order.
     held: Vec<(NodeId, Message)>,
 
@@ -162,6 +165,7 @@ impl Node {
             durable: last,
             write_pending_since: None,
             saved: (hard_state.term, hard_state.vote),
+            unsaved: false,
             held: Vec::new(),
             now: Millis(0),
             started: false,
@@ -264,6 +268,11 @@ impl Node {
         LogIndex(self.log.base_index().0 + 1)
     }
 
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The voters of the cluster, sorted.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
@@ -274,12 +283,13 @@ impl Node {
         self.log.entry(index)
     }
 
-    /// The current hard state (durable or about to be).
+    /// The current hard state (durable or about to be). Its commit hint is capped at the durable
+    /// index: a restarted node must find every entry its saved commit index names.
     pub fn hard_state(&self) -> HardState {
         HardState {
             term: self.term,
             vote: self.vote,
-            commit: self.commit,
+            commit: self.commit.min(self.durable),
         }
     }
 
@@ -371,8 +381,10 @@ impl Node {
             return;
         }
         if !req.prevote {
-            self.vote = Some(from);
-            self.save_state();
+            if self.vote != Some(from) {
+                self.vote = Some(from);
+                self.save_state();
+            }
             // Granting a vote defers our own candidacy (thesis 3.4).
             self.election_deadline = self.timer.deadline(self.now);
         }
@@ -414,6 +426,7 @@ impl Node {
         }
     }
 
+    /// `Event::Timeout`: acts on whichever of the role's deadlines has passed.
     fn on_timeout(&mut self) {
         // The alarm that fired is used up: always announce the next one.
         self.alarm = None;
@@ -453,8 +466,9 @@ impl Node {
         }
     }
 
-    /// Announces the next alarm and any change of role, term or leader.
+    /// Emits the pending save, announces the next alarm and any change of role, term or leader.
     fn finish_step(&mut self) {
+        self.emit_save_state();
         let next = match self.role {
             Role::Leader if self.config.check_quorum => {
                 self.heartbeat_deadline.min(self.quorum_check_deadline)
@@ -519,9 +533,18 @@ impl Node {
 
     // ----- Persistence gating and output -----
 
-    /// Asks the driver to save the current term, vote and commit index.
+    /// Notes that the term or vote changed. One `SaveState` covers every change of a step: it is
+    /// emitted before the step's first log write (so the disk never holds an entry of a term it
+    /// has not saved) or at the end of the step.
     fn save_state(&mut self) {
-        self.out.push(Action::SaveState(self.hard_state()));
+        self.unsaved = true;
+    }
+
+    /// Emits the pending `SaveState`, if any.
+    fn emit_save_state(&mut self) {
+        if std::mem::take(&mut self.unsaved) {
+            self.out.push(Action::SaveState(self.hard_state()));
+        }
     }
 
     /// Sends `msg` now if the current term and vote are durable, or holds it until they are.
@@ -538,6 +561,7 @@ impl Node {
         if entries.is_empty() {
             return;
         }
+        self.emit_save_state();
         if self.write_pending_since.is_none() {
             self.write_pending_since = Some(self.now);
         }
@@ -620,10 +644,7 @@ fn recover_log(
 ) -> Result<Log, RecoveryError> {
     let (base_index, base_term) = snapshot.unwrap_or_default();
     if base_index.0 > RECOVERED_INDEX_MAX {
-        return Err(RecoveryError::EntryOutOfPlace {
-            expected: LogIndex(RECOVERED_INDEX_MAX),
-            found: base_index,
-        });
+        return Err(RecoveryError::IndexTooLarge { index: base_index });
     }
     let mut log = Log::new(base_index, base_term);
     let mut last_term = base_term;

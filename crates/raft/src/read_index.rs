@@ -6,6 +6,10 @@
 //! one round started for reads is outstanding at a time, so reads that arrive while one is in
 //! flight share the next round (batching, as group commit does for writes). Periodic heartbeats
 //! start rounds too, so a lost round costs at most one heartbeat interval.
+//!
+//! Lease-based reads (serving without a round while check-quorum guarantees no other leader can
+//! exist yet) would slot in before `add`; they are not built, because they are only as safe as
+//! the clocks (a paused process must not wake up believing its lease, etcd #20418).
 
 use std::collections::VecDeque;
 

@@ -361,23 +361,42 @@ impl Cluster {
     /// many events were delivered. Panics on livelock (more than [`DELIVERY_STEPS_MAX`]).
     pub fn deliver_all(&mut self) -> usize {
         let mut count = 0;
-        loop {
-            if let Some((id, event)) = self.local.pop_front() {
-                self.step(id, event);
-            } else if let Some(env) = self.network.pop_front() {
-                self.step(
-                    env.to,
-                    Event::Message {
-                        from: env.from,
-                        msg: env.msg,
-                    },
-                );
-            } else {
-                return count;
-            }
+        while self.deliver_one() {
             count += 1;
             assert!(count < DELIVERY_STEPS_MAX, "livelock: messages never stop");
         }
+        count
+    }
+
+    /// Delivers the next event: a storage acknowledgement first, else the oldest message.
+    /// Returns false if nothing was in flight.
+    pub fn deliver_one(&mut self) -> bool {
+        if let Some((id, event)) = self.local.pop_front() {
+            self.step(id, event);
+        } else if let Some(env) = self.network.pop_front() {
+            let event = Event::Message {
+                from: env.from,
+                msg: env.msg,
+            };
+            self.step(env.to, event);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Delivers events one at a time, like [`Cluster::deliver_all`], until `done` holds (checked
+    /// before each); returns whether it does. Leaves the rest in flight.
+    pub fn deliver_until(&mut self, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        for _ in 0..DELIVERY_STEPS_MAX {
+            if done(self) {
+                return true;
+            }
+            if !self.deliver_one() {
+                return done(self);
+            }
+        }
+        panic!("livelock: messages never stop");
     }
 
     /// Delivers only the storage acknowledgements waiting, not the network.
@@ -390,8 +409,18 @@ impl Cluster {
     /// Moves the clock forward by `ms`, firing alarms in time order (ties by node id) and
     /// delivering everything after each.
     pub fn advance(&mut self, ms: u64) {
-        let target = self.now.after(ms);
         self.deliver_all();
+        self.run_clock(ms, true);
+    }
+
+    /// Moves the clock forward by `ms`, firing alarms in time order but delivering nothing: the
+    /// caller delivers (in any order it likes).
+    pub fn tick(&mut self, ms: u64) {
+        self.run_clock(ms, false);
+    }
+
+    fn run_clock(&mut self, ms: u64, deliver: bool) {
+        let target = self.now.after(ms);
         loop {
             let next = self
                 .alarms
@@ -404,7 +433,9 @@ impl Cluster {
                     self.now = self.now.max(at);
                     self.alarms.remove(&id);
                     self.step(id, Event::Timeout);
-                    self.deliver_all();
+                    if deliver {
+                        self.deliver_all();
+                    }
                 }
                 _ => break,
             }
@@ -425,19 +456,19 @@ impl Cluster {
     }
 
     /// Makes node `id` campaign now: fires its timeout at its election deadline (the clock moves
-    /// there if it is later), then delivers everything.
+    /// there if it is later). Nothing is delivered: follow with `deliver_all` or `deliver_until`.
     pub fn campaign(&mut self, id: NodeId) {
-        self.deliver_all();
         if let Some(&at) = self.alarms.get(&id) {
             self.now = self.now.max(at);
         }
         self.step(id, Event::Timeout);
-        self.deliver_all();
     }
 
-    /// Elects node `id` (which must be able to win) and returns once everything settled.
+    /// Elects node `id` (which must be able to win) and delivers everything.
     pub fn elect(&mut self, id: NodeId) {
+        self.deliver_all();
         self.campaign(id);
+        self.deliver_all();
         let leads = self.node(id).is_some_and(|n| n.role() == Role::Leader);
         assert!(leads, "{id} failed to become leader");
     }
@@ -481,6 +512,11 @@ impl Cluster {
     pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
         self.cut.insert((from, to));
         self.network.retain(|e| !(e.from == from && e.to == to));
+    }
+
+    /// Restores every link to and from `id`.
+    pub fn heal_node_links(&mut self, id: NodeId) {
+        self.cut.retain(|&(a, b)| a != id && b != id);
     }
 
     /// Restores every link.

@@ -50,13 +50,11 @@ impl Node {
 
     /// AppendEntries (figure 2, 5.3): check the entry before the new ones, truncate only at a
     /// real conflict, append the rest, follow the leader's commit, and acknowledge once durable.
-    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendEntriesRequest) {
-        let Some(req) = self.trim_compacted(req) else {
-            return;
-        };
+    pub(super) fn handle_append(&mut self, from: NodeId, mut req: AppendEntriesRequest) {
         if !is_well_formed(&req) {
             return;
         }
+        self.trim_compacted(&mut req);
         if !self.log.matches(req.prev_log_index, req.prev_log_term) {
             let outcome = self.reject_outcome(req.prev_log_index, req.prev_log_term);
             self.send_append_response(from, outcome);
@@ -77,11 +75,12 @@ impl Node {
                     // A leader contradicting a committed entry is broken or an impostor.
                     return;
                 }
+                self.emit_save_state();
                 self.out.push(Action::LogTruncate { from: from_index });
                 self.log.truncate(from_index);
                 self.durable = self.durable.min(from_index.prev());
             }
-            let new: Vec<Entry> = req.entries[k..].to_vec();
+            let new: Vec<Entry> = req.entries.split_off(k);
             self.log.append(&new);
             self.store(new);
         }
@@ -90,26 +89,18 @@ impl Node {
         self.acknowledge(self.durable >= last_new);
     }
 
-    /// Drops the part of a request at or below the snapshot base: those entries are committed,
-    /// so they match the leader's. `None` if nothing of the request is left to check.
-    fn trim_compacted(&self, mut req: AppendEntriesRequest) -> Option<AppendEntriesRequest> {
+    /// Drops the part of a (well-formed) request at or below the snapshot base: those entries
+    /// are committed, so they match the leader's, and the check starts from the base instead.
+    fn trim_compacted(&self, req: &mut AppendEntriesRequest) {
         let base = self.log.base_index();
         if req.prev_log_index >= base {
-            return Some(req);
+            return;
         }
-        let skip = usize::try_from(base.0 - req.prev_log_index.0).unwrap_or(usize::MAX);
-        if skip > req.entries.len() {
-            return None;
-        }
-        if let Some(last_skipped) = skip.checked_sub(1).and_then(|k| req.entries.get(k)) {
-            if last_skipped.index != base {
-                return None; // Malformed indexes.
-            }
-        }
+        let below = base.0 - req.prev_log_index.0;
+        let skip = usize::try_from(below).map_or(req.entries.len(), |n| n.min(req.entries.len()));
         req.entries.drain(..skip);
         req.prev_log_index = base;
         req.prev_log_term = self.log.term(base).unwrap_or(Term(0));
-        Some(req)
     }
 
     /// A heartbeat: follow the commit index (capped by the leader at what we are known to

@@ -186,7 +186,7 @@ impl Node {
             Mode::Replicate | Mode::Snapshot(_) => {}
         }
         if self.maybe_commit() {
-            self.bcast_append(true);
+            self.bcast_append(self.config.broadcast_commit);
         } else {
             self.replicate_to(from, false);
         }
@@ -195,7 +195,7 @@ impl Node {
     /// Our own write is durable further: it may complete a majority.
     pub(super) fn on_own_durable(&mut self) {
         if self.maybe_commit() {
-            self.bcast_append(true);
+            self.bcast_append(self.config.broadcast_commit);
         }
     }
 
@@ -226,7 +226,7 @@ impl Node {
     }
 
     /// Sends what each follower needs; with `send_if_empty`, also an empty AppendEntries to
-    /// those already up to date, carrying the new commit index.
+    /// those already up to date, carrying the new commit index (`Config::broadcast_commit`).
     fn bcast_append(&mut self, send_if_empty: bool) {
         let mut k = 0;
         while let Some(peer) = self.peer(k) {

@@ -256,7 +256,53 @@ pub fn persist(node: &mut Node, now: u64, actions: &[Action]) -> Vec<Action> {
     out
 }
 
+/// `actions` followed by what persisting them (at `now`) releases.
+pub fn persist_all(node: &mut Node, now: u64, actions: &[Action]) -> Vec<Action> {
+    let mut all = actions.to_vec();
+    all.extend(persist(node, now, actions));
+    all
+}
+
 /// Fires `node`'s election timeout (the time is well past any deadline drawn from `start`).
 pub fn time_out(node: &mut Node, start: u64) -> Vec<Action> {
     node.step(Millis(start + 2 * ELECTION_MS), Event::Timeout)
+}
+
+/// Makes `node` leader at time `now` (past any election deadline): times it out, grants every
+/// (pre-)vote it asks for, and persists what it saves and stores (its no-op is durable).
+/// Returns the actions of the last steps (from the deciding votes on).
+pub fn elect(node: &mut Node, now: u64) -> Vec<Action> {
+    let mut actions = node.step(Millis(now), Event::Timeout);
+    for _round in 0..2 {
+        let persisted = persist(node, now, &actions);
+        actions.extend(persisted);
+        let requests = vote_requests(&actions);
+        if requests.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        for (to, req) in requests {
+            next.extend(node.step(
+                Millis(now),
+                vote_response(to.0, req.term.0, true, req.prevote),
+            ));
+            if node.role() == raft::Role::Leader {
+                break;
+            }
+        }
+        actions = next;
+    }
+    assert_eq!(node.role(), raft::Role::Leader, "the node should have won");
+    let persisted = persist(node, now, &actions);
+    actions.extend(persisted);
+    actions
+}
+
+/// The last AppendEntries sent to `to` among `actions`.
+pub fn last_append_to(actions: &[Action], to: u64) -> Option<AppendEntriesRequest> {
+    append_requests(actions)
+        .into_iter()
+        .filter(|(t, _)| *t == NodeId(to))
+        .map(|(_, r)| r)
+        .last()
 }

@@ -4,5 +4,14 @@
 // Tests may unwrap: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
+mod commit;
 mod common;
+mod election;
+mod persistence;
+mod read_index;
+mod replication;
+mod robustness;
 mod smoke;
+#[path = "../support/strategies.rs"]
+mod strategies;
