@@ -7,7 +7,7 @@
 //! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it.
 
 use fs::Name;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Index of a content in its partition's table of contents (equal bytes, equal index), so that
@@ -22,41 +22,49 @@ pub(crate) const CONTENT_NEVER_WRITTEN: ContentId = ContentId::MAX;
 /// was given to.
 pub(crate) type Given = HashMap<u64, Name>;
 
-/// The versions a mutation of unknown outcome on one file cannot have got, because a client was
-/// told they went elsewhere: each version is given once. Without this a read of a version given
+/// The versions a mutation of unknown outcome cannot have got, because a client was told they
+/// went to another mutation: each version is given once. Without this, a read of a version given
 /// to a later write could be taken for a read of an unknown write's version, and the search
 /// would wander down orders that cannot work.
-#[derive(Clone, Debug)]
-pub(crate) struct Taken<'a> {
-    /// Every version reported in the history.
-    given: &'a Given,
-    /// The file searched: its versions count only if reported by a searched operation, since
-    /// a relaxed operation's version is no longer known.
-    file: &'a Name,
-    /// The versions the searched operations of `file` reported.
-    here: HashSet<u64>,
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Taken {
+    /// The versions, sorted, without duplicates.
+    versions: Vec<u64>,
+    /// For each of `versions`, the first version above it that is not taken (`None` past
+    /// `u64::MAX`), so that runs of consecutive versions are skipped in one step.
+    free_after: Vec<Option<u64>>,
 }
 
-impl<'a> Taken<'a> {
-    /// The versions taken for a search of `file` whose definite operations reported `here`.
-    pub(crate) fn new(
-        given: &'a Given,
-        file: &'a Name,
-        here: impl IntoIterator<Item = u64>,
-    ) -> Taken<'a> {
+impl Taken {
+    /// The set of `versions`.
+    pub(crate) fn new(versions: impl IntoIterator<Item = u64>) -> Taken {
+        let mut versions: Vec<u64> = versions.into_iter().collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let mut free_after = vec![None; versions.len()];
+        for i in (0..versions.len()).rev() {
+            let next = versions[i].checked_add(1);
+            free_after[i] = match versions.get(i + 1) {
+                Some(&following) if Some(following) == next => free_after[i + 1],
+                _ => next,
+            };
+        }
         Taken {
-            given,
-            file,
-            here: here.into_iter().collect(),
+            versions,
+            free_after,
         }
     }
 
     fn contains(&self, version: u64) -> bool {
-        self.here.contains(&version)
-            || self
-                .given
-                .get(&version)
-                .is_some_and(|owner| owner != self.file)
+        self.versions.binary_search(&version).is_ok()
+    }
+
+    /// The smallest version at least `version` that is not taken.
+    fn first_free(&self, version: u64) -> Option<u64> {
+        match self.versions.binary_search(&version) {
+            Ok(at) => self.free_after[at],
+            Err(_) => Some(version),
+        }
     }
 }
 
@@ -66,13 +74,14 @@ pub enum VersionBound {
     /// Exactly this version (0 before any write: the first version given is at least 1).
     Exact(u64),
     /// Some version no smaller than this, given by a mutation whose outcome the client never
-    /// learned; a later read, cas or `ERR_VERSION` pins it down.
+    /// learned; a later read, cas or `ERR_VERSION` pins it down. The bound itself is a version
+    /// no client was told of, so it is a possible value.
     AtLeast(u64),
 }
 
 impl VersionBound {
     /// The bound narrowed to exactly `version`, if the file's version can be `version`.
-    fn pin(self, version: u64, taken: &Taken<'_>) -> Option<VersionBound> {
+    fn pin(self, version: u64, taken: &Taken) -> Option<VersionBound> {
         let fits = match self {
             VersionBound::Exact(known) => known == version,
             VersionBound::AtLeast(least) => version >= least && !taken.contains(version),
@@ -89,11 +98,14 @@ impl VersionBound {
         }
     }
 
-    /// The bound on a fresh version nobody saw, given after this one; `None` once no larger
-    /// `u64` is left.
-    fn next_unknown(self) -> Option<VersionBound> {
+    /// The bound on a fresh version nobody saw, given after this one: above it and not taken.
+    /// Taking the smallest such value for the earlier unknown version loses nothing, as every
+    /// later version only has to exceed it. `None` once no larger `u64` is left.
+    fn next_unknown(self, taken: &Taken) -> Option<VersionBound> {
         let (VersionBound::Exact(floor) | VersionBound::AtLeast(floor)) = self;
-        floor.checked_add(1).map(VersionBound::AtLeast)
+        taken
+            .first_free(floor.checked_add(1)?)
+            .map(VersionBound::AtLeast)
     }
 }
 
@@ -178,7 +190,7 @@ pub(crate) enum Effect {
 
 impl Effect {
     /// The state after this effect, or `None` if the effect is impossible in `state`.
-    pub(crate) fn apply(&self, state: FileModel, taken: &Taken<'_>) -> Option<FileModel> {
+    pub(crate) fn apply(&self, state: FileModel, taken: &Taken) -> Option<FileModel> {
         let exists = state.content.is_some();
         match *self {
             Effect::ReadFound { version, content } => {
@@ -197,7 +209,7 @@ impl Effect {
                         .last
                         .admits_next(given)
                         .then_some(VersionBound::Exact(given))?,
-                    None => state.last.next_unknown()?,
+                    None => state.last.next_unknown(taken)?,
                 };
                 Some(FileModel {
                     content: Some(content),
@@ -217,7 +229,7 @@ impl Effect {
                     Some(given) => matched
                         .admits_next(given)
                         .then_some(VersionBound::Exact(given))?,
-                    None => matched.next_unknown()?,
+                    None => matched.next_unknown(taken)?,
                 };
                 Some(FileModel {
                     content: Some(content),
