@@ -65,9 +65,9 @@ pub(crate) fn explain(
             let op = cut_ops.get(index)?;
             let operation = history.get(op.id)?.clone();
             // Completed after the horizon: in the cut its reply did not count.
-            let set_aside = !op.is_definite() && matches!(operation.outcome(), Outcome::Ok(_));
+            let aside = !op.is_definite() && matches!(operation.outcome(), Outcome::Ok(_));
             let state = file_state(partition, state);
-            Some(LinearizedStep::new(operation, state, set_aside))
+            Some(LinearizedStep::new(operation, state, aside))
         })
         .collect();
     Violation::not_linearizable(
@@ -91,7 +91,7 @@ struct Budget<'a> {
 
 impl Budget<'_> {
     /// Runs a search with at most `cap` configurations (and what is left), and charges it.
-    fn search(&mut self, ops: &[PartOp], cap: usize) -> SearchResult {
+    fn search(&mut self, ops: &[PartOp], cap: usize, detail: Detail) -> SearchResult {
         // A version this file's operations reported counts only while its reply is kept.
         let elsewhere = self.given.iter().filter(|(_, owner)| *owner != self.file);
         let taken = Taken::new(
@@ -99,7 +99,7 @@ impl Budget<'_> {
                 .map(|(version, _)| *version)
                 .chain(PartOp::versions_given(ops)),
         );
-        let result = search(ops, &taken, cap.min(self.left), Detail::Longest);
+        let result = search(ops, &taken, cap.min(self.left), detail);
         let spent = match &result {
             SearchResult::Linearizable { states }
             | SearchResult::NotLinearizable { states, .. }
@@ -129,12 +129,21 @@ fn earliest_failing_cut(
     while low < high {
         let mid = low + (high - low) / 2;
         let ops = cut(&partition.ops, times[mid]);
-        match budget.search(&ops, states_max) {
+        match budget.search(&ops, states_max, Detail::Longest) {
             SearchResult::NotLinearizable { longest, .. } => {
                 found = Some((Some(times[mid]), ops, longest));
                 high = mid;
             }
             SearchResult::Linearizable { .. } | SearchResult::Inconclusive { .. } => low = mid + 1,
+        }
+    }
+    if found.is_none() {
+        // Every cut ran out of budget: fall back on the whole history, without a horizon.
+        let ops = partition.ops.clone();
+        if let SearchResult::NotLinearizable { longest, .. } =
+            budget.search(&ops, states_max, Detail::Longest)
+        {
+            found = Some((None, ops, longest));
         }
     }
     found
@@ -182,7 +191,7 @@ fn set_aside(mut ops: Vec<PartOp>, keep: &[OpId], budget: &mut Budget<'_>) -> Ve
                     }
                 })
                 .collect();
-            let result = budget.search(&attempt, ATTEMPT_STATES_MAX);
+            let result = budget.search(&attempt, ATTEMPT_STATES_MAX, Detail::Verdict);
             if matches!(result, SearchResult::NotLinearizable { .. }) {
                 ops = attempt;
                 candidates.drain(start..end);

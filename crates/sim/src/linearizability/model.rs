@@ -4,7 +4,8 @@
 //! successful write or cas on it, since that version is the file's current one when it exists and
 //! the bound every later version of the file must exceed when it does not. A version given by a
 //! mutation whose outcome is unknown was never seen by a client, so it is kept as a lower bound
-//! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it.
+//! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it; it cannot be a
+//! version some client was told of ([`Taken`]).
 
 use fs::Name;
 use std::collections::HashMap;
@@ -286,35 +287,34 @@ impl Effect {
     }
 }
 
-/// What may be linearized right after an operation whose outcome is unknown.
+/// What may take effect right after an operation whose effect was uncertain (its outcome is
+/// unknown, or it is optional in an explanation).
 ///
-/// Linearizing an unknown mutation is only worth it just before a definite operation (or another
-/// unknown one) that observes its effect; in every other place it is dominated by leaving it out,
-/// which keeps the state and lowers the version bound (a lower [`VersionBound::AtLeast`] admits
-/// every continuation a higher one does, and an unused unknown operation stays available). The
-/// search therefore prunes the dominated orders, which keeps a history with many unknown outcomes
-/// from multiplying its states; it never loses a linearization:
-/// - after an unknown write or cas, the file exists: only a read that found it, a cas that
-///   matched or named its version, or (when the file did not exist before an unknown write) a
-///   delete that found it can use that; a write or delete next would make it pointless;
-/// - after an unknown delete, only an operation answering `ERR_FILE_NOT_FOUND` can use it.
+/// Such an effect is only worth having just before an operation that observes it. Anywhere
+/// else, the same order without it (the operation never taking effect, or skipped) does at least
+/// as well: the file ends with the same content and a version bound no higher, a lower bound
+/// admits every continuation a higher one does, and the unused operation stays available. The
+/// search prunes those dominated orders, which keeps many unknown outcomes from multiplying
+/// configurations, and never loses a linearization:
+/// - after an uncertain write or cas the file exists: only a read that found it, a cas (which
+///   matches or names its version), or, when the file did not exist before an uncertain write,
+///   a delete that must take effect can use that; a write or a delete next makes it pointless;
+/// - after an uncertain delete, only an operation answering `ERR_FILE_NOT_FOUND` can use it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Guard {
     /// The last operation linearized was definite (or none was): anything may follow.
     Free,
-    /// An unknown write or cas just made the file exist; `delete_allowed` when it did not exist
-    /// before.
+    /// An uncertain write or cas just made the file exist.
     ObserveExisting {
-        /// Whether a delete may use the effect (the file was absent before the unknown write).
+        /// Whether a delete may use the effect (the file was absent before the uncertain write).
         delete_allowed: bool,
     },
-    /// An unknown delete just removed the file.
+    /// An uncertain delete just removed the file.
     ObserveAbsent,
 }
 
 impl Guard {
-    /// The guard after linearizing `effect` of an operation whose outcome is unknown, applied to
-    /// `before`.
+    /// The guard after applying the uncertain `effect` to `before`.
     pub(crate) fn after_unknown(effect: &Effect, before: FileModel) -> Guard {
         match effect {
             Effect::Delete => Guard::ObserveAbsent,
@@ -327,13 +327,13 @@ impl Guard {
         }
     }
 
-    /// Whether `effect` (of an operation known to be definite if `definite`) may come next.
-    pub(crate) fn allows(self, effect: &Effect, definite: bool) -> bool {
+    /// Whether `effect` may come next; `certain` when the operation must take effect.
+    pub(crate) fn allows(self, effect: &Effect, certain: bool) -> bool {
         match self {
             Guard::Free => true,
             Guard::ObserveExisting { delete_allowed } => match effect {
                 Effect::ReadFound { .. } | Effect::Cas { .. } | Effect::CasMismatch { .. } => true,
-                Effect::Delete => delete_allowed && definite,
+                Effect::Delete => delete_allowed && certain,
                 _ => false,
             },
             Guard::ObserveAbsent => matches!(

@@ -1,6 +1,7 @@
-//! Splitting a history into one sub-history per file (P-compositionality: a history is
-//! linearizable exactly when each file's sub-history is, because every command names one file),
-//! each operation turned into its [`Effect`] on the file model.
+//! Splitting a history into one sub-history per file (P-compositionality: every command names
+//! one file, so a history is linearizable exactly when each file's sub-history is, but for the
+//! store-wide version counter, which `global` covers), each operation turned into its [`Effect`]
+//! on the file model.
 
 use super::model::{CONTENT_NEVER_WRITTEN, ContentId, Effect};
 use crate::history::{History, OpId, Operation, Outcome};

@@ -1,17 +1,22 @@
 //! The search for a linearization of one file's operations: Wing & Gong's depth-first search
 //! with Lowe's memoisation of visited configurations, in the form Porcupine uses.
 //!
-//! Invocations and completions sit in one time-ordered, doubly-linked event list. The operations
-//! that may be linearized next are the invocations before the first completion still in the list
-//! (an operation that completed before another was invoked must come first). Linearizing an
-//! operation unlinks its two events; backtracking links them back (dancing links), so each step
+//! Invocations and completions sit in time-ordered, doubly-linked event lists. The operations
+//! that may be linearized next are those invoked before the first completion still listed (an
+//! operation that completed before another was invoked must come first). Linearizing an
+//! operation unlinks its events; backtracking links them back (dancing links), so each step
 //! costs the width of that window, not the length of the history. A configuration is the set of
 //! linearized operations, the model state and the [`Guard`]; one seen before is never explored
-//! again, which turns the exponential search into one bounded by the distinct configurations.
+//! again, which bounds the otherwise exponential search by the distinct configurations.
 //!
-//! Operations of unknown outcome have no completion event: they never force anything to wait,
-//! are linearized only when that helps (see [`Guard`]), and need not be linearized at all. The
-//! search tries definite operations before unknown ones, since most histories need few of them.
+//! Operations of unknown outcome have no completion event: they never make anything wait, need
+//! not be linearized at all, and are linearized only right before an operation that observes
+//! their effect (see [`Guard`] and the look-ahead in `has_successor`); among interchangeable
+//! ones only the earliest is tried (see [`Lane`]). The search tries definite operations first,
+//! since most histories need few unknown outcomes to have taken effect.
+//!
+//! An optional operation (one whose reply an explanation set aside) keeps its completion but
+//! may be linearized either with its effect or without any.
 
 use super::model::{ContentId, Effect, FileModel, Guard, Taken};
 use super::partition::PartOp;
