@@ -16,8 +16,8 @@ use std::fmt;
 /// be up to a MiB, and a few dozen bytes are enough to tell the simulator's values apart.
 pub const CONTENT_SHOWN_BYTES_MAX: usize = 32;
 
-/// Identifies one operation of a [`History`]: operations are numbered in the order they were
-/// invoked, from 0.
+/// Identifies one operation of a [`History`]: operations are numbered from 0 in the order
+/// [`History::invoke`] recorded them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct OpId(usize);
 
@@ -217,7 +217,7 @@ impl History {
         Ok(())
     }
 
-    /// All operations, in invocation-recording order (an operation's index is its [`OpId`]).
+    /// All operations, in recording order (an operation's index is its [`OpId`]).
     pub fn operations(&self) -> &[Operation] {
         &self.ops
     }

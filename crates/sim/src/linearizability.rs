@@ -9,42 +9,49 @@
 //!    together: no version is reported twice, no file is seen at a version given to another file,
 //!    and a version observed before a mutation was invoked is smaller than the version the
 //!    mutation reports.
-//! 3. One search per file (P-compositionality: each command names one file, so the history is
-//!    linearizable exactly when each file's sub-history is, as far as the per-file model goes):
+//! 3. One search per file (P-compositionality: every command names one file, so apart from the
+//!    shared counter the history is linearizable exactly when each file's sub-history is):
 //!    Wing & Gong's search with Lowe's memoisation of (linearized set, state) configurations, as
 //!    Porcupine does it, within a budget of [`SEARCH_STATES_MAX`] configurations per file.
+//!
+//! A violation comes back as a [`Violation`] holding a short excerpt: the earliest reply that
+//! nothing explains, the few operations that prove it, and the longest linearization found.
 //!
 //! # Operations of unknown outcome
 //! A mutation whose client gave up or got `ERR_INTERNAL` may have taken effect at any point
 //! after its invocation, or never: it is treated as completing infinitely late and need not be
 //! linearized at all. A read of unknown outcome tells nothing and is ignored. The version such a
 //! mutation got was never seen, so the model keeps only a lower bound for it (strictly above the
-//! file's previous version), which a later read, cas or `ERR_VERSION` pins to a number.
+//! file's previous version, and none of the versions reported anywhere in the history), which a
+//! later read, cas or `ERR_VERSION` pins to a number.
 //!
-//! # What the model relaxes (it never rejects a linearizable history; it may accept some that
-//! # are not)
+//! # What the model relaxes
+//! It never rejects a linearizable history; it accepts some that are not, in these ways only:
 //! - Expiry is ignored: histories are recorded with exptime 0, and the `EXPTIME` field of a read
 //!   is not checked.
-//! - Within a file, a new version must exceed that file's previous version; that it also exceeds
-//!   every version given to *other* files before it is checked only for operations ordered in
-//!   real time (step 2), not for concurrent ones. A full cross-file check would need one search
-//!   over the whole history, which is what partitioning avoids.
-//! - A version given by a mutation of unknown outcome is bounded only by its own file's
-//!   versions: it is not checked against versions given to other files (except that step 2
-//!   rejects a file seen at a version another file was given), nor against versions observed
-//!   before it was invoked.
+//! - Versions of different files are compared only in step 2: for operations ordered in real
+//!   time, and for uniqueness. The order of versions given by *concurrent* operations on
+//!   different files is not checked against what those operations observed: if writes of `f`
+//!   and `g` overlap, `f` gets 6 and `g` gets 5 (so `g` was written first), a read of `f` that
+//!   saw 6 completes, and a later read of `g` finds no file, each file's history is fine and the
+//!   checker accepts, though no single order explains it. Catching that needs one search over
+//!   all files at once, which is what partitioning avoids.
+//! - Likewise the version of a mutation of unknown outcome is bounded by its own file's
+//!   versions and kept off every reported version, but not ordered against other files'.
+//! - Versions need only grow: the model never assumes the counter steps by exactly one.
 //! - Equal times count as concurrent: an operation precedes another only if it completed
 //!   strictly before the other was invoked.
-//! - Operations are ordered only by time: that commands pipelined on one connection take effect
-//!   in the order sent (SPEC.md) is not checked, since the history does not record connections.
+//! - That commands pipelined on one connection take effect in the order sent (SPEC.md) is not
+//!   checked: the history records clients, not connections, and orders operations by time.
 //!
 //! # Cost
-//! Memoisation bounds the search by the number of distinct configurations, which for the
-//! histories the simulator produces (a handful of concurrent clients) grows about linearly with
-//! the history. Operations of unknown outcome stay open forever and multiply configurations, so
-//! the search linearizes one only right before an operation that observes its effect (see
-//! `model::Guard`). A history that still needs more than [`SEARCH_STATES_MAX`] configurations for
-//! one file gets [`CheckResult::Inconclusive`] instead of an answer.
+//! Memoisation bounds the search by the distinct configurations, which for the histories the
+//! simulator produces (a handful of concurrent clients) grow about linearly: 1 to 3 per
+//! operation for 2,000 operations on one file. Operations of unknown outcome stay open to the
+//! end and would multiply configurations, so the search linearizes one only right before an
+//! operation that observes its effect, tries only the earliest of interchangeable ones, and
+//! tries definite operations first (see `model::Guard` and `search`). A file that still needs
+//! more than [`SEARCH_STATES_MAX`] configurations makes the answer [`CheckResult::Inconclusive`].
 
 mod explain;
 mod global;
@@ -60,13 +67,14 @@ pub use violation::{FileState, LinearizedStep, PREFIX_SHOWN_MAX, Violation, Viol
 use crate::history::History;
 use fs::Name;
 use model::Taken;
-use partition::{ImpossibleReply, PartOp};
+use partition::ImpossibleReply;
 use search::{Detail, SearchResult};
 
 /// Configurations the search may explore for one file before answering
-/// [`CheckResult::Inconclusive`]. A typical simulator history needs a few per operation (a
-/// 2,000-operation history over 10 files, under a thousand per file); this allows for a
-/// hundredfold more while keeping a pathological file to about a second and some tens of MB.
+/// [`CheckResult::Inconclusive`]. Typical simulator histories need 1 to 3 per operation (a
+/// 2,000-operation history over 10 files: a few hundred per file; on one file: under 6,000);
+/// this leaves a wide margin while keeping a pathological file to well under a second and some
+/// tens of MB.
 pub const SEARCH_STATES_MAX: usize = 200_000;
 
 /// What the search spent on a history.
@@ -125,9 +133,10 @@ pub fn check_with_budget(history: &History, states_max: usize) -> Result<CheckRe
         files: partitions.len(),
         ..Stats::default()
     };
+    // Every version reported is taken, for every file: its own are all definite here.
+    let taken = Taken::new(given.keys().copied());
     let mut gave_up = None;
     for part in &partitions {
-        let taken = Taken::new(&given, &part.name, PartOp::versions_given(&part.ops));
         let states = match search::search(&part.ops, &taken, states_max, Detail::Verdict) {
             SearchResult::Linearizable { states } => states,
             SearchResult::NotLinearizable { .. } => {

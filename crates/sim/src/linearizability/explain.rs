@@ -8,10 +8,12 @@
 //!    linearizes the cut, so a non-linearizable cut proves the whole history is too; and cuts
 //!    only grow with `t`, so a bisection finds the earliest failing one. Its last completion is
 //!    the culprit: the first reply that nothing can explain.
-//! 2. Relaxing an operation (forgetting its outcome, or dropping a read) only admits more
-//!    linearizations, so whatever stays non-linearizable after relaxing others still proves the
-//!    violation. Blocks of operations are relaxed greedily, halving the block size, in the
-//!    manner of delta debugging.
+//! 2. Setting a reply aside (the operation took effect within its interval or not at all, with
+//!    whatever version; a read is dropped) only admits more linearizations, so whatever stays
+//!    non-linearizable after setting others' replies aside still proves the violation. Blocks of
+//!    operations are set aside greedily, halving the block size, in the manner of delta
+//!    debugging. An operation set aside keeps its deadline, so unlike an unknown outcome it
+//!    cannot multiply the configurations of the rest of the history.
 //!
 //! Every search here gets a share of [`EXPLAIN_STATES_MAX`]; a search that runs out counts as
 //! "not shown to fail", which can only make the excerpt larger, never wrong.
@@ -20,13 +22,13 @@ use super::model::{FileModel, Given, Taken};
 use super::partition::{PartOp, Partition};
 use super::search::{Detail, SearchResult, search};
 use super::violation::{Excerpt, FileState, LinearizedStep, Violation};
-use crate::history::{History, OpId};
+use crate::history::{History, OpId, Outcome};
 use fs::Name;
 use std::collections::HashSet;
 
 /// Configurations all the searches of one explanation may explore together: a violation is
 /// rare and worth a fraction of a second, but a pathological one must not stall a test run.
-pub const EXPLAIN_STATES_MAX: usize = 2_000_000;
+pub const EXPLAIN_STATES_MAX: usize = 1_000_000;
 
 /// Configurations one relaxation attempt may explore: relaxing many mutations at once can make
 /// a search expensive, and such an attempt is better abandoned (and split) than finished.
@@ -44,35 +46,34 @@ pub(crate) fn explain(
         file: &partition.name,
         left: EXPLAIN_STATES_MAX,
     };
-    let (horizon, mut ops, mut longest) = earliest_failing_cut(partition, states_max, &mut budget)
+    let (horizon, cut_ops, longest) = earliest_failing_cut(partition, states_max, &mut budget)
         .unwrap_or_else(|| (None, partition.ops.clone(), Vec::new()));
-    let culprits: Vec<OpId> = ops
+    let culprits: Vec<OpId> = cut_ops
         .iter()
         .filter(|op| horizon.is_some() && op.complete == horizon)
         .map(|op| op.id)
         .collect();
-    if let Some(found) = relax(&mut ops, &culprits, &mut budget) {
-        longest = found;
-    }
-    let in_cut = horizon.map_or(partition.ops.len(), |t| {
-        partition.ops.iter().filter(|op| op.invoke <= t).count()
-    });
-    let operations: Vec<_> = ops
+    let core = set_aside(cut_ops.clone(), &culprits, &mut budget);
+    let operations: Vec<_> = core
         .iter()
-        .filter(|op| op.is_definite())
+        .filter(|op| op.must_take_effect())
         .filter_map(|op| history.get(op.id).cloned())
         .collect();
     let longest_prefix = longest
         .iter()
         .filter_map(|&(index, state)| {
-            let operation = history.get(ops.get(index)?.id)?.clone();
-            Some(LinearizedStep::new(operation, file_state(partition, state)))
+            let op = cut_ops.get(index)?;
+            let operation = history.get(op.id)?.clone();
+            // Completed after the horizon: in the cut its reply did not count.
+            let aside = !op.is_definite() && matches!(operation.outcome(), Outcome::Ok(_));
+            let state = file_state(partition, state);
+            Some(LinearizedStep::new(operation, state, aside))
         })
         .collect();
     Violation::not_linearizable(
         &partition.name,
         Excerpt {
-            relaxed: in_cut.saturating_sub(operations.len()),
+            relaxed: cut_ops.len().saturating_sub(operations.len()),
             operations,
             culprits,
             horizon,
@@ -90,9 +91,15 @@ struct Budget<'a> {
 
 impl Budget<'_> {
     /// Runs a search with at most `cap` configurations (and what is left), and charges it.
-    fn search(&mut self, ops: &[PartOp], cap: usize) -> SearchResult {
-        let taken = Taken::new(self.given, self.file, PartOp::versions_given(ops));
-        let result = search(ops, &taken, cap.min(self.left), Detail::Longest);
+    fn search(&mut self, ops: &[PartOp], cap: usize, detail: Detail) -> SearchResult {
+        // A version this file's operations reported counts only while its reply is kept.
+        let elsewhere = self.given.iter().filter(|(_, owner)| *owner != self.file);
+        let taken = Taken::new(
+            elsewhere
+                .map(|(version, _)| *version)
+                .chain(PartOp::versions_given(ops)),
+        );
+        let result = search(ops, &taken, cap.min(self.left), detail);
         let spent = match &result {
             SearchResult::Linearizable { states }
             | SearchResult::NotLinearizable { states, .. }
@@ -122,12 +129,21 @@ fn earliest_failing_cut(
     while low < high {
         let mid = low + (high - low) / 2;
         let ops = cut(&partition.ops, times[mid]);
-        match budget.search(&ops, states_max) {
+        match budget.search(&ops, states_max, Detail::Longest) {
             SearchResult::NotLinearizable { longest, .. } => {
                 found = Some((Some(times[mid]), ops, longest));
                 high = mid;
             }
             SearchResult::Linearizable { .. } | SearchResult::Inconclusive { .. } => low = mid + 1,
+        }
+    }
+    if found.is_none() {
+        // Every cut ran out of budget: fall back on the whole history, without a horizon.
+        let ops = partition.ops.clone();
+        if let SearchResult::NotLinearizable { longest, .. } =
+            budget.search(&ops, states_max, Detail::Longest)
+        {
+            found = Some((None, ops, longest));
         }
     }
     found
@@ -139,27 +155,26 @@ fn cut(ops: &[PartOp], t: u64) -> Vec<PartOp> {
         .filter(|op| op.invoke <= t)
         .filter_map(|op| match op.complete {
             Some(complete) if complete <= t => Some(op.clone()),
-            _ => op.relaxed(),
+            _ => op.unknown(),
         })
         .collect()
 }
 
-/// Relaxes as many definite operations of `ops` (other than `keep`) as it can while the history
-/// stays non-linearizable; returns the longest linearization of the last failing history found.
-fn relax(ops: &mut Vec<PartOp>, keep: &[OpId], budget: &mut Budget<'_>) -> Option<Trace> {
-    // Reads first (dropping them is cheap for the search), latest first within each group.
+/// Sets aside the replies of as many operations of `ops` (other than `keep`) as it can while
+/// the history stays non-linearizable; returns the operations as last shown to fail.
+fn set_aside(mut ops: Vec<PartOp>, keep: &[OpId], budget: &mut Budget<'_>) -> Vec<PartOp> {
+    // Reads first (dropping them is cheapest for the search), latest first within each group.
     let mut candidates: Vec<OpId> = {
-        let mut definite: Vec<&PartOp> = ops
+        let mut certain: Vec<&PartOp> = ops
             .iter()
-            .filter(|op| op.is_definite() && !keep.contains(&op.id))
+            .filter(|op| op.must_take_effect() && !keep.contains(&op.id))
             .collect();
-        definite.sort_by_key(|op| {
+        certain.sort_by_key(|op| {
             let is_read = op.effect.relaxed().is_none();
             (!is_read, std::cmp::Reverse(op.complete), op.id)
         });
-        definite.iter().map(|op| op.id).collect()
+        certain.iter().map(|op| op.id).collect()
     };
-    let mut longest = None;
     let mut block = candidates.len();
     while block > 0 && budget.left > 0 {
         let mut start = 0;
@@ -170,17 +185,15 @@ fn relax(ops: &mut Vec<PartOp>, keep: &[OpId], budget: &mut Budget<'_>) -> Optio
                 .iter()
                 .filter_map(|op| {
                     if chosen.contains(&op.id) {
-                        op.relaxed()
+                        op.optional()
                     } else {
                         Some(op.clone())
                     }
                 })
                 .collect();
-            if let SearchResult::NotLinearizable { longest: trace, .. } =
-                budget.search(&attempt, ATTEMPT_STATES_MAX)
-            {
-                *ops = attempt;
-                longest = Some(trace);
+            let result = budget.search(&attempt, ATTEMPT_STATES_MAX, Detail::Verdict);
+            if matches!(result, SearchResult::NotLinearizable { .. }) {
+                ops = attempt;
                 candidates.drain(start..end);
             } else {
                 start = end;
@@ -188,7 +201,7 @@ fn relax(ops: &mut Vec<PartOp>, keep: &[OpId], budget: &mut Budget<'_>) -> Optio
         }
         block /= 2;
     }
-    longest
+    ops
 }
 
 /// The public form of a model state.

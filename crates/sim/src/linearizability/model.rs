@@ -4,10 +4,11 @@
 //! successful write or cas on it, since that version is the file's current one when it exists and
 //! the bound every later version of the file must exceed when it does not. A version given by a
 //! mutation whose outcome is unknown was never seen by a client, so it is kept as a lower bound
-//! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it.
+//! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it; it cannot be a
+//! version some client was told of ([`Taken`]).
 
 use fs::Name;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Index of a content in its partition's table of contents (equal bytes, equal index), so that
@@ -22,41 +23,49 @@ pub(crate) const CONTENT_NEVER_WRITTEN: ContentId = ContentId::MAX;
 /// was given to.
 pub(crate) type Given = HashMap<u64, Name>;
 
-/// The versions a mutation of unknown outcome on one file cannot have got, because a client was
-/// told they went elsewhere: each version is given once. Without this a read of a version given
+/// The versions a mutation of unknown outcome cannot have got, because a client was told they
+/// went to another mutation: each version is given once. Without this, a read of a version given
 /// to a later write could be taken for a read of an unknown write's version, and the search
 /// would wander down orders that cannot work.
-#[derive(Clone, Debug)]
-pub(crate) struct Taken<'a> {
-    /// Every version reported in the history.
-    given: &'a Given,
-    /// The file searched: its versions count only if reported by a searched operation, since
-    /// a relaxed operation's version is no longer known.
-    file: &'a Name,
-    /// The versions the searched operations of `file` reported.
-    here: HashSet<u64>,
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Taken {
+    /// The versions, sorted, without duplicates.
+    versions: Vec<u64>,
+    /// For each of `versions`, the first version above it that is not taken (`None` past
+    /// `u64::MAX`), so that runs of consecutive versions are skipped in one step.
+    free_after: Vec<Option<u64>>,
 }
 
-impl<'a> Taken<'a> {
-    /// The versions taken for a search of `file` whose definite operations reported `here`.
-    pub(crate) fn new(
-        given: &'a Given,
-        file: &'a Name,
-        here: impl IntoIterator<Item = u64>,
-    ) -> Taken<'a> {
+impl Taken {
+    /// The set of `versions`.
+    pub(crate) fn new(versions: impl IntoIterator<Item = u64>) -> Taken {
+        let mut versions: Vec<u64> = versions.into_iter().collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let mut free_after = vec![None; versions.len()];
+        for i in (0..versions.len()).rev() {
+            let next = versions[i].checked_add(1);
+            free_after[i] = match versions.get(i + 1) {
+                Some(&following) if Some(following) == next => free_after[i + 1],
+                _ => next,
+            };
+        }
         Taken {
-            given,
-            file,
-            here: here.into_iter().collect(),
+            versions,
+            free_after,
         }
     }
 
     fn contains(&self, version: u64) -> bool {
-        self.here.contains(&version)
-            || self
-                .given
-                .get(&version)
-                .is_some_and(|owner| owner != self.file)
+        self.versions.binary_search(&version).is_ok()
+    }
+
+    /// The smallest version at least `version` that is not taken.
+    fn first_free(&self, version: u64) -> Option<u64> {
+        match self.versions.binary_search(&version) {
+            Ok(at) => self.free_after[at],
+            Err(_) => Some(version),
+        }
     }
 }
 
@@ -66,13 +75,14 @@ pub enum VersionBound {
     /// Exactly this version (0 before any write: the first version given is at least 1).
     Exact(u64),
     /// Some version no smaller than this, given by a mutation whose outcome the client never
-    /// learned; a later read, cas or `ERR_VERSION` pins it down.
+    /// learned; a later read, cas or `ERR_VERSION` pins it down. The bound itself is a version
+    /// no client was told of, so it is a possible value.
     AtLeast(u64),
 }
 
 impl VersionBound {
     /// The bound narrowed to exactly `version`, if the file's version can be `version`.
-    fn pin(self, version: u64, taken: &Taken<'_>) -> Option<VersionBound> {
+    fn pin(self, version: u64, taken: &Taken) -> Option<VersionBound> {
         let fits = match self {
             VersionBound::Exact(known) => known == version,
             VersionBound::AtLeast(least) => version >= least && !taken.contains(version),
@@ -89,11 +99,14 @@ impl VersionBound {
         }
     }
 
-    /// The bound on a fresh version nobody saw, given after this one; `None` once no larger
-    /// `u64` is left.
-    fn next_unknown(self) -> Option<VersionBound> {
+    /// The bound on a fresh version nobody saw, given after this one: above it and not taken.
+    /// Taking the smallest such value for the earlier unknown version loses nothing, as every
+    /// later version only has to exceed it. `None` once no larger `u64` is left.
+    fn next_unknown(self, taken: &Taken) -> Option<VersionBound> {
         let (VersionBound::Exact(floor) | VersionBound::AtLeast(floor)) = self;
-        floor.checked_add(1).map(VersionBound::AtLeast)
+        taken
+            .first_free(floor.checked_add(1)?)
+            .map(VersionBound::AtLeast)
     }
 }
 
@@ -178,7 +191,7 @@ pub(crate) enum Effect {
 
 impl Effect {
     /// The state after this effect, or `None` if the effect is impossible in `state`.
-    pub(crate) fn apply(&self, state: FileModel, taken: &Taken<'_>) -> Option<FileModel> {
+    pub(crate) fn apply(&self, state: FileModel, taken: &Taken) -> Option<FileModel> {
         let exists = state.content.is_some();
         match *self {
             Effect::ReadFound { version, content } => {
@@ -197,7 +210,7 @@ impl Effect {
                         .last
                         .admits_next(given)
                         .then_some(VersionBound::Exact(given))?,
-                    None => state.last.next_unknown()?,
+                    None => state.last.next_unknown(taken)?,
                 };
                 Some(FileModel {
                     content: Some(content),
@@ -217,7 +230,7 @@ impl Effect {
                     Some(given) => matched
                         .admits_next(given)
                         .then_some(VersionBound::Exact(given))?,
-                    None => matched.next_unknown()?,
+                    None => matched.next_unknown(taken)?,
                 };
                 Some(FileModel {
                     content: Some(content),
@@ -274,35 +287,34 @@ impl Effect {
     }
 }
 
-/// What may be linearized right after an operation whose outcome is unknown.
+/// What may take effect right after an operation whose effect was uncertain (its outcome is
+/// unknown, or it is optional in an explanation).
 ///
-/// Linearizing an unknown mutation is only worth it just before a definite operation (or another
-/// unknown one) that observes its effect; in every other place it is dominated by leaving it out,
-/// which keeps the state and lowers the version bound (a lower [`VersionBound::AtLeast`] admits
-/// every continuation a higher one does, and an unused unknown operation stays available). The
-/// search therefore prunes the dominated orders, which keeps a history with many unknown outcomes
-/// from multiplying its states; it never loses a linearization:
-/// - after an unknown write or cas, the file exists: only a read that found it, a cas that
-///   matched or named its version, or (when the file did not exist before an unknown write) a
-///   delete that found it can use that; a write or delete next would make it pointless;
-/// - after an unknown delete, only an operation answering `ERR_FILE_NOT_FOUND` can use it.
+/// Such an effect is only worth having just before an operation that observes it. Anywhere
+/// else, the same order without it (the operation never taking effect, or skipped) does at least
+/// as well: the file ends with the same content and a version bound no higher, a lower bound
+/// admits every continuation a higher one does, and the unused operation stays available. The
+/// search prunes those dominated orders, which keeps many unknown outcomes from multiplying
+/// configurations, and never loses a linearization:
+/// - after an uncertain write or cas the file exists: only a read that found it, a cas (which
+///   matches or names its version), or, when the file did not exist before an uncertain write,
+///   a delete that must take effect can use that; a write or a delete next makes it pointless;
+/// - after an uncertain delete, only an operation answering `ERR_FILE_NOT_FOUND` can use it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Guard {
     /// The last operation linearized was definite (or none was): anything may follow.
     Free,
-    /// An unknown write or cas just made the file exist; `delete_allowed` when it did not exist
-    /// before.
+    /// An uncertain write or cas just made the file exist.
     ObserveExisting {
-        /// Whether a delete may use the effect (the file was absent before the unknown write).
+        /// Whether a delete may use the effect (the file was absent before the uncertain write).
         delete_allowed: bool,
     },
-    /// An unknown delete just removed the file.
+    /// An uncertain delete just removed the file.
     ObserveAbsent,
 }
 
 impl Guard {
-    /// The guard after linearizing `effect` of an operation whose outcome is unknown, applied to
-    /// `before`.
+    /// The guard after applying the uncertain `effect` to `before`.
     pub(crate) fn after_unknown(effect: &Effect, before: FileModel) -> Guard {
         match effect {
             Effect::Delete => Guard::ObserveAbsent,
@@ -315,13 +327,13 @@ impl Guard {
         }
     }
 
-    /// Whether `effect` (of an operation known to be definite if `definite`) may come next.
-    pub(crate) fn allows(self, effect: &Effect, definite: bool) -> bool {
+    /// Whether `effect` may come next; `certain` when the operation must take effect.
+    pub(crate) fn allows(self, effect: &Effect, certain: bool) -> bool {
         match self {
             Guard::Free => true,
             Guard::ObserveExisting { delete_allowed } => match effect {
                 Effect::ReadFound { .. } | Effect::Cas { .. } | Effect::CasMismatch { .. } => true,
-                Effect::Delete => delete_allowed && definite,
+                Effect::Delete => delete_allowed && certain,
                 _ => false,
             },
             Guard::ObserveAbsent => matches!(

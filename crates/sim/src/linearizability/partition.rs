@@ -1,6 +1,7 @@
-//! Splitting a history into one sub-history per file (P-compositionality: a history is
-//! linearizable exactly when each file's sub-history is, because every command names one file),
-//! each operation turned into its [`Effect`] on the file model.
+//! Splitting a history into one sub-history per file (P-compositionality: every command names
+//! one file, so a history is linearizable exactly when each file's sub-history is, but for the
+//! store-wide version counter, which `global` covers), each operation turned into its [`Effect`]
+//! on the file model.
 
 use super::model::{CONTENT_NEVER_WRITTEN, ContentId, Effect};
 use crate::history::{History, OpId, Operation, Outcome};
@@ -19,12 +20,20 @@ pub(crate) struct PartOp {
     pub(crate) complete: Option<u64>,
     /// What it does to the file if linearized.
     pub(crate) effect: Effect,
+    /// Whether it may also be linearized without effect (an operation whose reply the
+    /// explanation set aside, yet which happened within its interval if at all).
+    pub(crate) optional: bool,
 }
 
 impl PartOp {
-    /// Whether the operation must be linearized (its outcome is known).
+    /// Whether the operation must be linearized before its completion (it has one).
     pub(crate) fn is_definite(&self) -> bool {
         self.complete.is_some()
+    }
+
+    /// Whether linearizing the operation always applies its effect, as the client was told.
+    pub(crate) fn must_take_effect(&self) -> bool {
+        self.is_definite() && !self.optional
     }
 
     /// The versions the definite operations among `ops` reported.
@@ -32,11 +41,26 @@ impl PartOp {
         ops.iter().filter_map(|op| op.effect.version_given())
     }
 
-    /// The same operation with its outcome forgotten, or `None` for a read (which is dropped).
-    pub(crate) fn relaxed(&self) -> Option<PartOp> {
+    /// The same operation with its outcome unknown (taking effect any time after its
+    /// invocation, or never), or `None` for a read (which is dropped).
+    pub(crate) fn unknown(&self) -> Option<PartOp> {
         Some(PartOp {
             effect: self.effect.relaxed()?,
             complete: None,
+            optional: false,
+            ..self.clone()
+        })
+    }
+
+    /// The same operation with its reply set aside: it took effect within its interval or not
+    /// at all. `None` for a read (which is dropped).
+    pub(crate) fn optional(&self) -> Option<PartOp> {
+        if !self.is_definite() {
+            return Some(self.clone());
+        }
+        Some(PartOp {
+            effect: self.effect.relaxed()?,
+            optional: true,
             ..self.clone()
         })
     }
@@ -95,6 +119,7 @@ fn build(name: &Name, ops: &[&Operation]) -> Result<Partition, ImpossibleReply> 
             invoke: op.invoke(),
             complete,
             effect,
+            optional: false,
         });
     }
     part_ops.sort_by_key(|op| (op.invoke, op.id));

@@ -1,17 +1,22 @@
 //! The search for a linearization of one file's operations: Wing & Gong's depth-first search
 //! with Lowe's memoisation of visited configurations, in the form Porcupine uses.
 //!
-//! Invocations and completions sit in one time-ordered, doubly-linked event list. The operations
-//! that may be linearized next are the invocations before the first completion still in the list
-//! (an operation that completed before another was invoked must come first). Linearizing an
-//! operation unlinks its two events; backtracking links them back (dancing links), so each step
+//! Invocations and completions sit in time-ordered, doubly-linked event lists. The operations
+//! that may be linearized next are those invoked before the first completion still listed (an
+//! operation that completed before another was invoked must come first). Linearizing an
+//! operation unlinks its events; backtracking links them back (dancing links), so each step
 //! costs the width of that window, not the length of the history. A configuration is the set of
 //! linearized operations, the model state and the [`Guard`]; one seen before is never explored
-//! again, which turns the exponential search into one bounded by the distinct configurations.
+//! again, which bounds the otherwise exponential search by the distinct configurations.
 //!
-//! Operations of unknown outcome have no completion event: they never force anything to wait,
-//! are linearized only when that helps (see [`Guard`]), and need not be linearized at all. The
-//! search tries definite operations before unknown ones, since most histories need few of them.
+//! Operations of unknown outcome have no completion event: they never make anything wait, need
+//! not be linearized at all, and are linearized only right before an operation that observes
+//! their effect (see [`Guard`] and the look-ahead in `has_successor`); among interchangeable
+//! ones only the earliest is tried (see [`Lane`]). The search tries definite operations first,
+//! since most histories need few unknown outcomes to have taken effect.
+//!
+//! An optional operation (one whose reply an explanation set aside) keeps its completion but
+//! may be linearized either with its effect or without any.
 
 use super::model::{ContentId, Effect, FileModel, Guard, Taken};
 use super::partition::PartOp;
@@ -55,12 +60,12 @@ pub(crate) enum Detail {
 /// `taken` are the versions a mutation of unknown outcome cannot have got.
 pub(crate) fn search(
     ops: &[PartOp],
-    taken: &Taken<'_>,
+    taken: &Taken,
     states_max: usize,
     detail: Detail,
 ) -> SearchResult {
     let mut search = Search::new(ops, taken, detail);
-    let mut cursor = search.list.start(Pass::Definite);
+    let mut cursor = search.list.start(Lane::Definite);
     loop {
         if search.unresolved == 0 {
             return SearchResult::Linearizable {
@@ -68,8 +73,8 @@ pub(crate) fn search(
             };
         }
         let Some(node) = search.list.next_candidate(cursor) else {
-            if cursor.pass == Pass::Definite {
-                cursor = search.list.start(Pass::Unknown);
+            if let Some(lane) = cursor.lane.next() {
+                cursor = search.list.start(lane);
                 continue;
             }
             // Every candidate failed from here: record how far we got, then backtrack.
@@ -86,6 +91,7 @@ pub(crate) fn search(
         };
         if !search.try_linearize(node, cursor) {
             cursor.node = search.list.nodes[node].next;
+            cursor.skip_only = false;
             continue;
         }
         if search.memo.len() > states_max {
@@ -93,14 +99,14 @@ pub(crate) fn search(
                 states: search.memo.len(),
             };
         }
-        cursor = search.list.start(Pass::Definite);
+        cursor = search.list.start(Lane::Definite);
     }
 }
 
 /// The search's working state.
 struct Search<'a> {
     ops: &'a [PartOp],
-    taken: &'a Taken<'a>,
+    taken: &'a Taken,
     list: EventList,
     linearized: Bitset,
     memo: Memo,
@@ -114,7 +120,7 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(ops: &'a [PartOp], taken: &'a Taken<'a>, detail: Detail) -> Search<'a> {
+    fn new(ops: &'a [PartOp], taken: &'a Taken, detail: Detail) -> Search<'a> {
         let linearized = Bitset::new(ops.len());
         Search {
             ops,
@@ -131,35 +137,50 @@ impl<'a> Search<'a> {
         }
     }
 
-    /// Linearizes the operation invoked at `node` if the model allows it, the configuration is
-    /// new and (for an unknown outcome) something can make use of it.
+    /// Linearizes the operation invoked at `node`, applying it or (if optional) skipping it,
+    /// unless `cursor` says only the skip is left to try.
     fn try_linearize(&mut self, node: usize, cursor: Cursor) -> bool {
+        let optional = self.ops[self.list.nodes[node].op].optional;
+        (!cursor.skip_only && self.try_step(node, cursor.lane, Step::Apply))
+            || (optional && self.try_step(node, cursor.lane, Step::Skip))
+    }
+
+    /// Takes `step` for the operation invoked at `node` if the model allows it, the
+    /// configuration is new and (for an effect of unknown outcome) something can make use of it.
+    fn try_step(&mut self, node: usize, lane: Lane, step: Step) -> bool {
         let index = self.list.nodes[node].op;
         let op = &self.ops[index];
-        let definite = op.is_definite();
-        if !self.guard.allows(&op.effect, definite) {
-            return false;
-        }
-        let Some(next_state) = op.effect.apply(self.state, self.taken) else {
-            return false;
+        let (next_state, next_guard) = match step {
+            // Skipping changes nothing, not even what the next effect must be.
+            Step::Skip => (self.state, self.guard),
+            Step::Apply => {
+                let certain = op.must_take_effect();
+                if !self.guard.allows(&op.effect, certain) {
+                    return false;
+                }
+                let Some(next_state) = op.effect.apply(self.state, self.taken) else {
+                    return false;
+                };
+                if certain {
+                    (next_state, Guard::Free)
+                } else {
+                    let next_guard = Guard::after_unknown(&op.effect, self.state);
+                    // The effect must be observed by the next one (see `Guard`): when nothing
+                    // in the window can, this configuration is a dead end not worth keeping.
+                    if !op.optional
+                        && !self.list.has_successor(
+                            (self.ops, self.taken),
+                            (next_state, next_guard),
+                            &mut vec![index],
+                            LOOKAHEAD_CHAIN_MAX,
+                        )
+                    {
+                        return false;
+                    }
+                    (next_state, next_guard)
+                }
+            }
         };
-        let next_guard = if definite {
-            Guard::Free
-        } else {
-            Guard::after_unknown(&op.effect, self.state)
-        };
-        // An unknown outcome must be observed by the very next operation (see `Guard`): when
-        // nothing in the window can, this configuration is a dead end not worth remembering.
-        if !definite
-            && !self.list.has_successor(
-                (self.ops, self.taken),
-                (next_state, next_guard),
-                &mut vec![index],
-                LOOKAHEAD_CHAIN_MAX,
-            )
-        {
-            return false;
-        }
         self.linearized.set(index);
         if !self
             .memo
@@ -171,14 +192,15 @@ impl<'a> Search<'a> {
         self.frames.push(Frame {
             op: index,
             node,
-            pass: cursor.pass,
+            lane,
+            step,
             state: self.state,
             guard: self.guard,
         });
         self.list.lift(index);
         self.state = next_state;
         self.guard = next_guard;
-        self.unresolved -= usize::from(definite);
+        self.unresolved -= usize::from(op.is_definite());
         true
     }
 
@@ -193,9 +215,16 @@ impl<'a> Search<'a> {
         self.linearized.clear(frame.op);
         self.state = frame.state;
         self.guard = frame.guard;
-        self.unresolved += usize::from(self.ops[frame.op].is_definite());
-        let mut resumed = self.list.start(frame.pass);
-        resumed.node = self.list.nodes[frame.node].next;
+        let op = &self.ops[frame.op];
+        self.unresolved += usize::from(op.is_definite());
+        let mut resumed = self.list.start(frame.lane);
+        if op.optional && frame.step == Step::Apply {
+            // Applying it led nowhere; skipping it is still to be tried.
+            resumed.node = frame.node;
+            resumed.skip_only = true;
+        } else {
+            resumed.node = self.list.nodes[frame.node].next;
+        }
         Some(resumed)
     }
 }
@@ -218,45 +247,91 @@ struct Frame {
     op: usize,
     /// Its invocation node, from which the scan resumes after backtracking.
     node: usize,
-    /// The pass it was found in.
-    pass: Pass,
+    /// The lane it was found in.
+    lane: Lane,
+    /// Whether it was applied or skipped.
+    step: Step,
     /// The state before it.
     state: FileModel,
     /// The guard before it.
     guard: Guard,
 }
 
-/// Which operations a scan of the window considers: definite ones first, then unknown ones.
+/// What linearizing an operation did to the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pass {
-    Definite,
-    Unknown,
+enum Step {
+    /// Its effect was applied.
+    Apply,
+    /// It was an optional operation, left without effect.
+    Skip,
+}
+
+/// The event lists, scanned in this order for candidates: definite operations first, since most
+/// histories need few unknown outcomes to take effect.
+///
+/// Unknown writes whose content no definite read returned, and unknown deletes, each form a
+/// class of interchangeable operations: they differ only in content nobody observes and in when
+/// they were invoked. Wherever one of them takes effect, the earliest invoked one still unused
+/// could have taken effect instead (it was invoked earlier, so it is available there) and the
+/// one displaced can take the earlier one's place later, if any. So only the first operation of
+/// such a lane is ever a candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// Definite operations' invocations and completions.
+    Definite = 0,
+    /// Invocations of unknown operations not in the other lanes (cas, writes someone read).
+    Unknown = 1,
+    /// Invocations of unknown writes whose content no definite read returned.
+    UnseenWrite = 2,
+    /// Invocations of unknown deletes.
+    Delete = 3,
+}
+
+impl Lane {
+    /// The lane scanned after this one, if any.
+    fn next(self) -> Option<Lane> {
+        match self {
+            Lane::Definite => Some(Lane::Unknown),
+            Lane::Unknown => Some(Lane::UnseenWrite),
+            Lane::UnseenWrite => Some(Lane::Delete),
+            Lane::Delete => None,
+        }
+    }
+
+    /// The lane of `op`, given the contents definite reads returned.
+    fn of(op: &PartOp, seen: &HashSet<ContentId>) -> Lane {
+        match op.effect {
+            _ if op.is_definite() => Lane::Definite,
+            Effect::Write { content, .. } if !seen.contains(&content) => Lane::UnseenWrite,
+            Effect::Delete => Lane::Delete,
+            _ => Lane::Unknown,
+        }
+    }
+
+    /// The head node of the lane's list.
+    fn head(self) -> usize {
+        self as usize
+    }
 }
 
 /// Where the scan of the window stands.
 #[derive(Clone, Copy)]
 struct Cursor {
     node: usize,
-    pass: Pass,
+    lane: Lane,
     /// The time of the first completion left: operations invoked later must wait for it.
     window_end: u64,
-    /// The first unknown write whose content no read saw, the only one of them worth trying.
-    first_unseen: usize,
+    /// Whether the operation at `node` was applied already and may only be skipped now.
+    skip_only: bool,
 }
 
 /// Longest chain of unknown operations the look-ahead follows before assuming it could end in a
 /// definite one: chains of unknown cas are rare, and each step of the look-ahead scans the
 /// window again.
-const LOOKAHEAD_CHAIN_MAX: usize = 3;
+const LOOKAHEAD_CHAIN_MAX: usize = 1;
 
 /// End of a list.
 const NIL: usize = usize::MAX;
-
-/// Head of the list of definite operations' invocations and completions.
-const DEFINITE_HEAD: usize = 0;
-
-/// Head of the list of unknown-outcome operations' invocations (they have no completion).
-const UNKNOWN_HEAD: usize = 1;
 
 /// An invocation or completion event.
 struct Node {
@@ -267,18 +342,14 @@ struct Node {
     next: usize,
 }
 
-/// The time-ordered events of the operations not linearized yet, in two lists: definite
-/// operations' invocations and completions, and unknown operations' invocations. Keeping the
-/// latter apart spares the definite pass from stepping over every unknown operation still open.
+/// The time-ordered events of the operations not linearized yet, one list per [`Lane`]; nodes 0
+/// to 3 are the lanes' heads. Keeping unknown operations apart spares the definite scan from
+/// stepping over every unknown operation still open, and lets interchangeable ones be skipped
+/// without a scan.
 struct EventList {
     nodes: Vec<Node>,
     call_of: Vec<usize>,
     return_of: Vec<usize>,
-    /// Per operation: whether it is a write of unknown outcome whose content no definite read
-    /// returned. Such writes differ only in content nobody observes and in when they were
-    /// invoked, so wherever one of them is used, the earliest invoked one still unused can
-    /// stand in for it (and it for the earliest one, later): the search tries only that one.
-    unseen_write: Vec<bool>,
 }
 
 impl EventList {
@@ -299,28 +370,20 @@ impl EventList {
                 _ => None,
             })
             .collect();
-        let unseen_write = ops
-            .iter()
-            .map(|op| match op.effect {
-                Effect::Write { content, .. } => !op.is_definite() && !seen.contains(&content),
-                _ => false,
-            })
-            .collect();
         let mut list = EventList {
-            nodes: Vec::with_capacity(events.len() + 2),
+            nodes: Vec::with_capacity(events.len() + 4),
             call_of: vec![NIL; ops.len()],
             return_of: vec![NIL; ops.len()],
-            unseen_write,
         };
-        let mut tails = [DEFINITE_HEAD, UNKNOWN_HEAD];
+        let mut tails = [0, 1, 2, 3];
         for _ in tails {
             list.push(NIL, false, 0, NIL);
         }
         for (time, is_return, op) in events {
-            let which = usize::from(!ops[op].is_definite());
-            let node = list.push(op, !is_return, time, tails[which]);
-            list.nodes[tails[which]].next = node;
-            tails[which] = node;
+            let lane = Lane::of(&ops[op], &seen).head();
+            let node = list.push(op, !is_return, time, tails[lane]);
+            list.nodes[tails[lane]].next = node;
+            tails[lane] = node;
             if is_return {
                 list.return_of[op] = node;
             } else {
@@ -342,29 +405,22 @@ impl EventList {
     }
 
     /// A scan of the window from its start.
-    fn start(&self, pass: Pass) -> Cursor {
-        let (head, window_end) = match pass {
-            Pass::Definite => (DEFINITE_HEAD, 0),
-            Pass::Unknown => (UNKNOWN_HEAD, self.window_end()),
+    fn start(&self, lane: Lane) -> Cursor {
+        let window_end = match lane {
+            Lane::Definite => 0,
+            _ => self.window_end(),
         };
-        let mut first_unseen = NIL;
-        if pass == Pass::Unknown {
-            first_unseen = self.nodes[head].next;
-            while first_unseen != NIL && !self.unseen_write[self.nodes[first_unseen].op] {
-                first_unseen = self.nodes[first_unseen].next;
-            }
-        }
         Cursor {
-            node: self.nodes[head].next,
-            pass,
+            node: self.nodes[lane.head()].next,
+            lane,
             window_end,
-            first_unseen,
+            skip_only: false,
         }
     }
 
     /// The time of the first completion still in the list.
     fn window_end(&self) -> u64 {
-        let mut node = self.nodes[DEFINITE_HEAD].next;
+        let mut node = self.nodes[Lane::Definite.head()].next;
         while node != NIL && self.nodes[node].is_call {
             node = self.nodes[node].next;
         }
@@ -375,23 +431,22 @@ impl EventList {
         }
     }
 
-    /// The first invocation at or after `cursor` that may be linearized now.
+    /// The invocation at `cursor`, if it may be linearized now.
     fn next_candidate(&self, cursor: Cursor) -> Option<usize> {
-        let mut node = cursor.node;
-        while node != NIL {
-            let event = &self.nodes[node];
-            match cursor.pass {
-                Pass::Definite => return event.is_call.then_some(node),
-                Pass::Unknown if event.time > cursor.window_end => return None,
-                // Unknown writes whose content nobody read are interchangeable: trying the
-                // earliest invoked one covers them all.
-                Pass::Unknown if self.unseen_write[event.op] && node != cursor.first_unseen => {
-                    node = event.next;
-                }
-                Pass::Unknown => return Some(node),
-            }
+        let node = cursor.node;
+        if node == NIL {
+            return None;
         }
-        None
+        let event = &self.nodes[node];
+        let candidate = match cursor.lane {
+            Lane::Definite => event.is_call,
+            Lane::Unknown => event.time <= cursor.window_end,
+            // Interchangeable: only the first counts.
+            Lane::UnseenWrite | Lane::Delete => {
+                event.time <= cursor.window_end && event.prev == cursor.lane.head()
+            }
+        };
+        candidate.then_some(node)
     }
 
     /// Whether the operations in the window can make use of an unknown operation's effect: a
@@ -400,20 +455,25 @@ impl EventList {
     /// `depth` it answers yes: this is only pruning, and must never prune a linearization.
     fn has_successor(
         &self,
-        (ops, taken): (&[PartOp], &Taken<'_>),
+        (ops, taken): (&[PartOp], &Taken),
         (state, guard): (FileModel, Guard),
         chain: &mut Vec<usize>,
         depth: usize,
     ) -> bool {
-        let mut cursor = self.start(Pass::Definite);
+        let mut cursor = self.start(Lane::Definite);
         while let Some(node) = self.next_candidate(cursor) {
-            let effect = &ops[self.nodes[node].op].effect;
-            if guard.allows(effect, true) && effect.apply(state, taken).is_some() {
+            let op = &ops[self.nodes[node].op];
+            // Skipping an optional operation widens the window in ways not followed here.
+            if op.optional
+                || (guard.allows(&op.effect, true) && op.effect.apply(state, taken).is_some())
+            {
                 return true;
             }
             cursor.node = self.nodes[node].next;
         }
-        let mut cursor = self.start(Pass::Unknown);
+        // After an unknown effect only an unknown cas may come next (see `Guard`), and those
+        // are all in one lane.
+        let mut cursor = self.start(Lane::Unknown);
         while let Some(node) = self.next_candidate(cursor) {
             cursor.node = self.nodes[node].next;
             let op = self.nodes[node].op;

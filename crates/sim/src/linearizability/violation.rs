@@ -77,19 +77,31 @@ impl fmt::Display for FileState {
 pub struct LinearizedStep {
     operation: Operation,
     state_after: FileState,
+    reply_set_aside: bool,
 }
 
 impl LinearizedStep {
-    pub(crate) fn new(operation: Operation, state_after: FileState) -> LinearizedStep {
+    pub(crate) fn new(
+        operation: Operation,
+        state_after: FileState,
+        reply_set_aside: bool,
+    ) -> LinearizedStep {
         LinearizedStep {
             operation,
             state_after,
+            reply_set_aside,
         }
     }
 
-    /// The operation (one of unknown outcome appears here only if it took effect).
+    /// The operation (a mutation of unknown outcome appears here only if it took effect).
     pub fn operation(&self) -> &Operation {
         &self.operation
+    }
+
+    /// Whether the operation's reply came after the violation's horizon and was not used: the
+    /// step applied the command as if its outcome were unknown.
+    pub fn reply_set_aside(&self) -> bool {
+        self.reply_set_aside
     }
 
     /// The file's state after it.
@@ -242,8 +254,8 @@ impl fmt::Display for Violation {
         if let Some(horizon) = self.0.horizon {
             writeln!(
                 f,
-                "(even letting the {} other operations on {file} invoked by t={horizon} \
-                 take effect or not; later ones left out)",
+                "(however the {} other operations on {file} invoked by t={horizon} went, \
+                 whatever their replies said; later ones left out)",
                 self.0.relaxed
             )?;
         }
@@ -270,7 +282,16 @@ impl fmt::Display for Violation {
             }
         )?;
         for step in &self.0.longest_prefix[self.0.longest_prefix.len() - shown..] {
-            writeln!(f, "  {}\n      => {}", step.operation, step.state_after)?;
+            let note = if step.reply_set_aside {
+                " (reply after t, set aside)"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "  {}{note}\n      => {}",
+                step.operation, step.state_after
+            )?;
         }
         f.write_str("after which no remaining operation can come next")
     }

@@ -21,6 +21,29 @@ pub struct Params {
     pub duration_max: u64,
     /// Longest pause of a client between operations.
     pub gap_max: u64,
+    /// Relative weights of read, write, cas and delete.
+    pub mix: [u32; 4],
+    /// Whether the store's counter sometimes skips numbers (SPEC only promises growth).
+    pub version_gaps: bool,
+}
+
+impl Params {
+    /// A mix like a simulator client's: mostly reads and writes.
+    pub const MIX: [u32; 4] = [4, 3, 2, 1];
+
+    /// `ops` operations over `files` files by `clients` clients, other settings typical.
+    pub fn new(ops: usize, files: usize, clients: usize) -> Params {
+        Params {
+            ops,
+            files,
+            clients,
+            unknown_percent: 2,
+            duration_max: 20,
+            gap_max: 10,
+            mix: Params::MIX,
+            version_gaps: false,
+        }
+    }
 }
 
 /// One generated operation.
@@ -58,12 +81,7 @@ pub fn generate(seed: u64, params: &Params) -> Vec<Spec> {
         let invoke = clock[client] + rng.random_range(0..=params.gap_max);
         let complete = invoke + rng.random_range(0..=params.duration_max);
         clock[client] = complete + 1;
-        let kind = match rng.random_range(0..10) {
-            0..4 => Kind::Read,
-            4..7 => Kind::Write,
-            7..9 => Kind::Cas,
-            _ => Kind::Delete,
-        };
+        let kind = pick(&mut rng, params.mix);
         let hidden = rng.random_ratio(params.unknown_percent, 100);
         let point = if !hidden {
             Some(rng.random_range(invoke..=complete))
@@ -92,13 +110,36 @@ pub fn generate(seed: u64, params: &Params) -> Vec<Spec> {
     for (point, index, name, kind, hidden) in planned {
         let command = store.command(&mut rng, name, kind, index);
         let reply = match point {
-            Some(_) => store.apply(&command),
+            Some(_) => {
+                let step = if params.version_gaps {
+                    rng.random_range(1..=3)
+                } else {
+                    1
+                };
+                store.apply(&command, step)
+            }
             None => Reply::Internal,
         };
         specs[index].command = command;
         specs[index].reply = (!hidden).then_some(reply);
     }
     specs
+}
+
+/// A kind of command drawn with the weights of `mix`.
+fn pick(rng: &mut ChaCha8Rng, mix: [u32; 4]) -> Kind {
+    let total: u32 = mix.iter().sum();
+    let mut draw = rng.random_range(0..total.max(1));
+    for (weight, kind) in mix
+        .into_iter()
+        .zip([Kind::Read, Kind::Write, Kind::Cas, Kind::Delete])
+    {
+        if draw < weight {
+            return kind;
+        }
+        draw -= weight;
+    }
+    Kind::Read
 }
 
 /// Records generated operations as the simulator would.
@@ -127,13 +168,18 @@ pub fn record(specs: &[Spec]) -> History {
 }
 
 /// The sequential reference: SPEC.md's store without expiry.
-#[derive(Default)]
-struct Store {
+#[derive(Clone, Default)]
+pub struct Store {
     files: HashMap<Name, (u64, Bytes)>,
     counter: u64,
 }
 
 impl Store {
+    /// The last version given.
+    pub fn counter(&self) -> u64 {
+        self.counter
+    }
+
     /// A command of `kind`; a cas usually expects the current version, as a cas loop would.
     fn command(&self, rng: &mut ChaCha8Rng, name: Name, kind: Kind, index: usize) -> Command {
         // Mostly unique contents, sometimes a shared one so that reads are ambiguous.
@@ -165,7 +211,8 @@ impl Store {
         }
     }
 
-    fn apply(&mut self, command: &Command) -> Reply {
+    /// Applies `command`; a successful mutation advances the counter by `step`.
+    pub fn apply(&mut self, command: &Command, step: u64) -> Reply {
         match command {
             Command::Read { name } => match self.files.get(name) {
                 Some((version, content)) => Reply::Contents {
@@ -176,7 +223,7 @@ impl Store {
                 None => Reply::FileNotFound,
             },
             Command::Write { name, content, .. } => {
-                self.counter += 1;
+                self.counter += step;
                 self.files
                     .insert(name.clone(), (self.counter, content.clone()));
                 Reply::Written {
@@ -192,7 +239,7 @@ impl Store {
                 None => Reply::FileNotFound,
                 Some(&(current, _)) if current != *version => Reply::VersionMismatch { current },
                 Some(_) => {
-                    self.counter += 1;
+                    self.counter += step;
                     self.files
                         .insert(name.clone(), (self.counter, content.clone()));
                     Reply::Written {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accepts;
+mod brute;
 mod budget;
 mod build;
 mod generate;
@@ -12,3 +13,4 @@ mod history;
 mod performance;
 mod properties;
 mod rejects;
+mod relaxations;

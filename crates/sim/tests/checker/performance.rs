@@ -42,6 +42,7 @@ fn two_thousand_operations_over_ten_files_and_five_clients() {
         unknown_percent: 2,
         duration_max: 20,
         gap_max: 10,
+        ..Params::new(0, 0, 0)
     };
     measure("2000 ops, 10 files, 5 clients, 2% unknown", params, 5);
 }
@@ -55,6 +56,7 @@ fn two_thousand_operations_with_many_unknown_outcomes() {
         unknown_percent: 10,
         duration_max: 20,
         gap_max: 10,
+        ..Params::new(0, 0, 0)
     };
     measure("2000 ops, 10 files, 5 clients, 10% unknown", params, 3);
 }
@@ -68,6 +70,7 @@ fn two_thousand_operations_on_one_hot_file() {
         unknown_percent: 2,
         duration_max: 20,
         gap_max: 10,
+        ..Params::new(0, 0, 0)
     };
     measure("2000 ops, 1 file, 5 clients, 2% unknown", params, 3);
 }
@@ -81,6 +84,7 @@ fn one_hot_file_with_many_unknown_outcomes_and_slow_operations() {
         unknown_percent: 10,
         duration_max: 50,
         gap_max: 10,
+        ..Params::new(0, 0, 0)
     };
     measure("2000 ops, 1 file, 5 clients, 10% unknown, slow", params, 3);
 }

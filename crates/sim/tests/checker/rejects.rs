@@ -280,3 +280,27 @@ fn violation_in_a_long_history_is_reduced_to_a_short_excerpt() {
     assert_eq!(violation.culprits(), &[stale]);
     assert!(violation.operations().len() <= 3, "{violation}");
 }
+
+#[test]
+fn report_reads_well() {
+    let mut s = Script::new();
+    s.op(1, (0, 1), write("f", "a"), ok(1));
+    s.op(1, (2, 3), write("f", "b"), ok(2));
+    s.op(2, (2, 9), read("f"), contents(2, "b"));
+    s.op(2, (10, 11), read("f"), contents(1, "a"));
+    let violation = assert_violation(&s.history, ViolationKind::NotLinearizable);
+    let expected = "\
+history not linearizable, file f: no order of these 2 operations explains their replies
+(however the 2 other operations on f invoked by t=11 went, whatever their replies said; later ones left out)
+  #1    client 1   [2..3] write f \"b\" -> OK 2
+! #3    client 2   [10..11] read f -> CONTENTS 1 \"a\"
+longest linearizable prefix found: 3 operations
+  #0    client 1   [0..1] write f \"a\" -> OK 1
+      => \"a\" at version 1
+  #1    client 1   [2..3] write f \"b\" -> OK 2
+      => \"b\" at version 2
+  #2    client 2   [2..9] read f -> CONTENTS 2 \"b\"
+      => \"b\" at version 2
+after which no remaining operation can come next";
+    assert_eq!(violation.to_string(), expected);
+}
