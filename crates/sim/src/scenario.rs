@@ -209,6 +209,8 @@ pub struct RaftTuning {
     pub prevote: bool,
     /// `Config::check_quorum`.
     pub check_quorum: bool,
+    /// `Config::broadcast_commit`.
+    pub broadcast_commit: bool,
 }
 
 /// Every parameter of one run.
@@ -284,6 +286,7 @@ impl Scenario {
             max_inflight_msgs: *rng.pick(&INFLIGHT_CHOICES).unwrap_or(&64),
             prevote: profile == Profile::Quiet || rng.chance(OPTIONAL_FEATURE_ON_PPM),
             check_quorum: profile == Profile::Quiet || rng.chance(OPTIONAL_FEATURE_ON_PPM),
+            broadcast_commit: rng.chance(500_000),
         };
         let clients = rng.between(CLIENTS_MIN, CLIENTS_MAX) as usize;
         let files = rng.between(FILES_MIN, FILES_MAX) as usize;
@@ -361,6 +364,7 @@ impl Scenario {
         config.max_inflight_msgs = self.raft.max_inflight_msgs;
         config.prevote = self.raft.prevote;
         config.check_quorum = self.raft.check_quorum;
+        config.broadcast_commit = self.raft.broadcast_commit;
         config
     }
 
@@ -376,7 +380,7 @@ impl fmt::Display for Scenario {
         write!(
             f,
             "{} nodes, election {}ms heartbeat {}ms, entries/msg {} bytes/msg {} inflight {}, \
-             prevote {} check-quorum {}; {} clients, {} files, {} commands; drop {}ppm dup {}ppm \
+             prevote {} check-quorum {} broadcast-commit {}; {} clients, {} files, {} commands; drop {}ppm dup {}ppm \
              long-delay {}ppm; sabotage {:?}",
             self.nodes,
             r.election_timeout_ms,
@@ -386,6 +390,7 @@ impl fmt::Display for Scenario {
             r.max_inflight_msgs,
             r.prevote,
             r.check_quorum,
+            r.broadcast_commit,
             self.clients,
             self.files,
             self.commands,
