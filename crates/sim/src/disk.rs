@@ -36,6 +36,19 @@ impl DiskOp {
     }
 }
 
+/// What may survive a crash of the operations in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrashOrder {
+    /// A prefix of them, in submission order, counted in records (the simulator brief's
+    /// model, and what the `raft` crate documentation asks of a driver).
+    #[default]
+    Prefix,
+    /// What the production WAL writer (`wal::Writer`) does: the operations of the batch being
+    /// synced reach the log file first (a prefix of its log records), and the batch's last hard
+    /// state only after the log's fsync; later batches are lost whole.
+    WalBatch,
+}
+
 /// What the driver reports to the core once operations are durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
@@ -82,6 +95,8 @@ pub struct Disk {
     /// Sabotage: acknowledge operations when submitted instead of when durable (a disk that lies
     /// about fsync). Only the tests that prove the checks bite turn this on.
     lying: bool,
+    /// What a crash may keep of the operations in flight.
+    order: CrashOrder,
 }
 
 impl Disk {
@@ -91,6 +106,11 @@ impl Disk {
             lying,
             ..Disk::default()
         }
+    }
+
+    /// The same disk, with what a crash may keep decided by `order`.
+    pub fn with_crash_order(self, order: CrashOrder) -> Disk {
+        Disk { order, ..self }
     }
 
     /// Queues `op` to become durable `latency_us` from `now` (never before the operations
@@ -163,31 +183,95 @@ impl Disk {
         }
     }
 
-    /// Records in flight (what a crash now could lose).
+    /// Records a crash now could keep: every record in flight for [`CrashOrder::Prefix`]; the
+    /// log records of the batch being synced, plus one for its hard state, for
+    /// [`CrashOrder::WalBatch`].
     pub fn records_in_flight(&self) -> usize {
-        self.pending.iter().map(|p| p.op.records()).sum()
+        match self.order {
+            CrashOrder::Prefix => self.pending.iter().map(|p| p.op.records()).sum(),
+            CrashOrder::WalBatch => {
+                let batch = self.first_batch();
+                let log: usize = batch
+                    .iter()
+                    .filter(|op| !matches!(op, DiskOp::SaveState(_)))
+                    .map(|op| op.records())
+                    .sum();
+                let state = usize::from(batch.iter().any(|op| matches!(op, DiskOp::SaveState(_))));
+                log + state
+            }
+        }
     }
 
-    /// The machine crashed: the first `survive` records in flight reach the disk, the rest are
-    /// lost. The stall ends with the machine.
+    /// The operations of the batch being synced now: those due first, at the same instant.
+    fn first_batch(&self) -> Vec<&DiskOp> {
+        let Some(first) = self.pending.front().map(|p| p.done_at) else {
+            return Vec::new();
+        };
+        self.pending
+            .iter()
+            .take_while(|p| p.done_at == first)
+            .map(|p| &p.op)
+            .collect()
+    }
+
+    /// The machine crashed: the first `survive` of the records [`Disk::records_in_flight`]
+    /// counts reach the disk (in the crash order's sense), the rest are lost. The stall ends
+    /// with the machine.
     pub fn crash(&mut self, survive: usize) -> CrashLoss {
-        let total = self.records_in_flight();
-        let mut left = survive.min(total);
-        let pending = std::mem::take(&mut self.pending);
-        for Pending { op, .. } in pending {
-            if left == 0 {
-                break;
+        let total: usize = self.pending.iter().map(|p| p.op.records()).sum();
+        let mut left = survive.min(self.records_in_flight());
+        let pending: Vec<Pending> = std::mem::take(&mut self.pending).into();
+        let mut kept = 0;
+        match self.order {
+            CrashOrder::Prefix => {
+                for Pending { op, .. } in pending {
+                    if left == 0 {
+                        break;
+                    }
+                    let take = op.records().min(left);
+                    left -= take;
+                    kept += take;
+                    self.make_durable(op, take);
+                }
             }
-            let records = op.records();
-            let take = records.min(left);
-            left -= take;
-            self.make_durable(op, take);
+            CrashOrder::WalBatch => {
+                let first = pending.first().map(|p| p.done_at);
+                let batch: Vec<DiskOp> = pending
+                    .into_iter()
+                    .take_while(|p| Some(p.done_at) == first)
+                    .map(|p| p.op)
+                    .collect();
+                let mut state = None;
+                let mut whole_log = true;
+                for op in batch {
+                    match op {
+                        DiskOp::SaveState(hs) => state = Some(hs),
+                        op => {
+                            let records = op.records();
+                            let take = records.min(left);
+                            left -= take;
+                            kept += take;
+                            whole_log &= take == records;
+                            if take > 0 {
+                                self.make_durable(op, take);
+                            }
+                        }
+                    }
+                }
+                // The hard state file is written only after the log's fsync returned.
+                if let Some(hs) = state
+                    && whole_log
+                    && left > 0
+                {
+                    kept += 1;
+                    self.hard_state = hs;
+                }
+            }
         }
         self.stall_until = SimTime(0);
-        let survived = survive.min(total);
         CrashLoss {
-            survived,
-            lost: total - survived,
+            survived: kept,
+            lost: total.saturating_sub(kept),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use sim::disk::CrashOrder;
 use sim::trace::TraceMode;
 use sim::{Profile, RunOptions, Sabotage, run, run_seeds};
 
@@ -23,7 +24,9 @@ const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--trace] [--
   --commands C   client commands per run (default 500)
   --threads T    threads for --seeds (default: available cores)
   --sabotage K   break the cluster on purpose to see the checks bite: forged-acks, lying-disk
-  --black-box    with --seed: skip the white-box durability check (see the other checks bite)";
+  --black-box    skip the white-box durability check (see the other checks bite)
+  --wal-order    crashes keep what the production WAL writer's batch order allows, instead of
+                 a prefix of the writes in flight";
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -37,6 +40,7 @@ struct Args {
     threads: usize,
     sabotage: Sabotage,
     black_box: bool,
+    wal_order: bool,
 }
 
 /// Why the command line was refused.
@@ -67,6 +71,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         sabotage: Sabotage::None,
         black_box: false,
+        wal_order: false,
     };
     while let Some(flag) = argv.next() {
         let mut value = |flag: &str| -> Result<u64, ArgError> {
@@ -86,6 +91,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
             "--threads" => args.threads = value("--threads")? as usize,
             "--trace" => args.trace = true,
             "--black-box" => args.black_box = true,
+            "--wal-order" => args.wal_order = true,
             "--profile" => {
                 let v = argv
                     .next()
@@ -124,11 +130,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--seed S`: one run, its trace if asked, its report.
-fn replay(args: &Args, seed: u64) -> ExitCode {
+/// The run options the flags describe, for `seed`.
+fn options(args: &Args, seed: u64) -> RunOptions {
     let mut options = RunOptions::new(args.profile, seed, args.commands);
     options.sabotage = args.sabotage;
     options.check_durability = !args.black_box;
+    if args.wal_order {
+        options.crash_order = CrashOrder::WalBatch;
+    }
+    options
+}
+
+/// `--seed S`: one run, its trace if asked, its report.
+fn replay(args: &Args, seed: u64) -> ExitCode {
+    let mut options = options(args, seed);
     if args.trace {
         options.trace = TraceMode::Print;
     }
@@ -153,13 +168,7 @@ fn many(args: &Args, started: Instant) -> ExitCode {
         "profile {}, seeds {}..{}, {} commands per run, {} threads",
         args.profile, seeds.start, seeds.end, args.commands, args.threads
     );
-    let totals = run_seeds(
-        args.profile,
-        seeds,
-        args.commands,
-        args.sabotage,
-        args.threads,
-    );
+    let totals = run_seeds(options(args, 0), seeds, args.threads);
     print!("{}", totals.stats);
     println!(
         "wall time:         {:.1} s",

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::failure::Failure;
-use crate::scenario::{Profile, Sabotage};
 use crate::simulation::{RunOptions, run};
 use crate::stats::RunStats;
+use crate::trace::TraceMode;
 
 /// What a batch of runs did.
 #[derive(Debug, Clone, Default)]
@@ -21,15 +21,9 @@ pub struct Totals {
     pub failures: Vec<Failure>,
 }
 
-/// Runs `seeds` under `profile`, each with `commands` client commands and `sabotage`, on
-/// `threads` threads.
-pub fn run_seeds(
-    profile: Profile,
-    seeds: Range<u64>,
-    commands: usize,
-    sabotage: Sabotage,
-    threads: usize,
-) -> Totals {
+/// Runs `seeds`, each as `template` says (its own seed ignored), on `threads` threads. Every
+/// run keeps only the tail of its trace.
+pub fn run_seeds(template: RunOptions, seeds: Range<u64>, threads: usize) -> Totals {
     let next = AtomicU64::new(seeds.start);
     let totals = Mutex::new(Totals::default());
     std::thread::scope(|scope| {
@@ -41,9 +35,11 @@ pub fn run_seeds(
                     if seed >= seeds.end {
                         break;
                     }
-                    let mut options = RunOptions::new(profile, seed, commands);
-                    options.sabotage = sabotage;
-                    let report = run(options);
+                    let report = run(RunOptions {
+                        seed,
+                        trace: TraceMode::Tail,
+                        ..template
+                    });
                     mine.stats += report.stats;
                     mine.failures.extend(report.failure);
                 }

@@ -8,6 +8,9 @@ use std::str::FromStr;
 use crate::network::LinkFaults;
 use crate::random::SimRng;
 
+/// Mixed into a run's seed for the scenario's own stream of draws.
+const SCENARIO_STREAM: u64 = 0x5ce7_a210_0000_0001;
+
 /// Smallest minimum election timeout drawn, ms: short keeps runs short in simulated time.
 const ELECTION_TIMEOUT_MS_MIN: u64 = 100;
 /// Largest minimum election timeout drawn, ms.
@@ -93,6 +96,11 @@ impl Profile {
     /// The generator seed of run `seed` under this profile.
     pub fn rng_seed(self, seed: u64) -> u64 {
         seed ^ self.salt()
+    }
+
+    /// The seed of the separate stream the scenario of run `seed` is drawn from.
+    pub fn scenario_seed(self, seed: u64) -> u64 {
+        self.rng_seed(seed) ^ SCENARIO_STREAM
     }
 }
 
@@ -257,7 +265,8 @@ pub struct Scenario {
 
 impl Scenario {
     /// Draws the scenario of run `seed` under `profile`, with `commands` client commands, from
-    /// `rng` (which the run goes on using).
+    /// `rng` (a stream of its own: the run draws from another, so that a new scenario parameter
+    /// changes nothing else).
     pub fn generate(
         profile: Profile,
         seed: u64,
@@ -286,7 +295,8 @@ impl Scenario {
             max_inflight_msgs: *rng.pick(&INFLIGHT_CHOICES).unwrap_or(&64),
             prevote: profile == Profile::Quiet || rng.chance(OPTIONAL_FEATURE_ON_PPM),
             check_quorum: profile == Profile::Quiet || rng.chance(OPTIONAL_FEATURE_ON_PPM),
-            broadcast_commit: rng.chance(500_000),
+            // Drawn last (below): parameters added later must not shift earlier draws.
+            broadcast_commit: false,
         };
         let clients = rng.between(CLIENTS_MIN, CLIENTS_MAX) as usize;
         let files = rng.between(FILES_MIN, FILES_MAX) as usize;
@@ -325,7 +335,7 @@ impl Scenario {
             Profile::Partitions | Profile::Crashes => (election / 4, 2 * election),
             _ => (election / 2, 4 * election),
         };
-        Scenario {
+        let mut scenario = Scenario {
             profile,
             seed,
             nodes,
@@ -351,7 +361,11 @@ impl Scenario {
                 _ => 50_000,
             },
             sabotage,
-        }
+        };
+        // New parameters are drawn here, after all the others, so that adding one leaves the
+        // scenarios of existing seeds as they were (regression seeds stay meaningful).
+        scenario.raft.broadcast_commit = rng.chance(500_000);
+        scenario
     }
 
     /// The Raft configuration of node `id`.

@@ -24,7 +24,7 @@ use raft::{Event, NodeId, Role};
 
 use crate::client::Client;
 use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime};
-use crate::disk::{Completion, Disk};
+use crate::disk::{Completion, CrashOrder, Disk};
 use crate::event_queue::EventQueue;
 use crate::failure::{Check, Failure, REPORT_TRACE_LINES, Violation};
 use crate::history::History;
@@ -76,6 +76,9 @@ pub struct RunOptions {
     /// event. Always on, except in the test that shows the black-box checks (state-machine
     /// safety, leader completeness, linearizability) catch a broken cluster on their own.
     pub check_durability: bool,
+    /// What a crash may keep of a disk's writes in flight: a prefix (the brief's model, the
+    /// default) or what the production WAL writer's batch order allows.
+    pub crash_order: CrashOrder,
 }
 
 impl RunOptions {
@@ -89,6 +92,7 @@ impl RunOptions {
             sabotage: Sabotage::None,
             trace: TraceMode::Tail,
             check_durability: true,
+            crash_order: CrashOrder::Prefix,
         }
     }
 }
@@ -256,14 +260,15 @@ struct Simulation {
 
 impl Simulation {
     fn new(options: RunOptions) -> Simulation {
-        let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
+        let mut scenario_rng = SimRng::new(options.profile.scenario_seed(options.seed));
         let scenario = Scenario::generate(
             options.profile,
             options.seed,
             options.commands,
             options.sabotage,
-            &mut rng,
+            &mut scenario_rng,
         );
+        let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
         let ids: Vec<NodeId> = (1..=scenario.nodes as u64).map(NodeId).collect();
         let network = Network::new(ids.clone(), scenario.links);
         let lying = scenario.sabotage == Sabotage::LyingDisk;
@@ -278,7 +283,7 @@ impl Simulation {
                 );
                 Slot {
                     id,
-                    disk: Disk::new(lying),
+                    disk: Disk::new(lying).with_crash_order(options.crash_order),
                     clock,
                     replica: None,
                     incarnation: 0,

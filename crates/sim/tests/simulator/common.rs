@@ -1,7 +1,7 @@
 //! Guards against unreadable failures: shared helpers that run seeds and, when one fails, show
 //! every failure report (seed, check, trace tail, replay command) in the panic message.
 
-use sim::{Profile, Sabotage, Totals, run_seeds};
+use sim::{Profile, RunOptions, Totals, run_seeds};
 
 /// Client commands per run in the seeded sweeps: with ~2,000 seeds, about a million in all.
 pub const COMMANDS_PER_RUN: usize = 500;
@@ -9,7 +9,11 @@ pub const COMMANDS_PER_RUN: usize = 500;
 /// Runs `seeds` under `profile` on this thread, prints the totals and fails with every
 /// failure report if any run failed.
 pub fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> Totals {
-    let totals = run_seeds(profile, seeds.clone(), COMMANDS_PER_RUN, Sabotage::None, 1);
+    let totals = run_seeds(
+        RunOptions::new(profile, 0, COMMANDS_PER_RUN),
+        seeds.clone(),
+        1,
+    );
     println!("profile {profile}, seeds {seeds:?}:\n{}", totals.stats);
     assert_clean(&totals);
     totals

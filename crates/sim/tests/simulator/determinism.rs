@@ -3,7 +3,7 @@
 //! beside it, and spreading seeds over threads must not change any total.
 
 use sim::trace::TraceMode;
-use sim::{Profile, RunOptions, Sabotage, run, run_seeds};
+use sim::{Profile, RunOptions, run, run_seeds};
 
 /// Commands per run here: enough for elections, faults and retries to show up in the trace.
 const COMMANDS: usize = 200;
@@ -58,8 +58,9 @@ fn tracing_does_not_change_the_run() {
 
 #[test]
 fn threads_do_not_change_the_totals() {
-    let one = run_seeds(Profile::Mixed, 100..106, 100, Sabotage::None, 1);
-    let two = run_seeds(Profile::Mixed, 100..106, 100, Sabotage::None, 2);
+    let template = RunOptions::new(Profile::Mixed, 0, 100);
+    let one = run_seeds(template, 100..106, 1);
+    let two = run_seeds(template, 100..106, 2);
     assert_eq!(one.stats, two.stats);
     assert_eq!(one.failures, two.failures);
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use raft::{Entry, HardState, LogIndex, Millis, NodeId, Payload, Term};
 use sim::chain::Chain;
 use sim::clock::{NodeClock, SimTime};
-use sim::disk::{Completion, Disk, DiskOp};
+use sim::disk::{Completion, CrashOrder, Disk, DiskOp};
 use sim::event_queue::EventQueue;
 use sim::network::{LinkFaults, Network, Partition};
 use sim::random::SimRng;
@@ -83,6 +83,41 @@ fn crash_keeps_what_was_durable_and_only_a_prefix_of_the_rest() {
     assert_eq!((loss.survived, loss.lost), (0, 4));
     assert_eq!(disk.recovered().entries, vec![entry(1, 1)]);
     assert_eq!(disk.recovered().hard_state, HardState::default());
+}
+
+#[test]
+fn wal_batch_order_keeps_the_batch_log_before_its_hard_state() {
+    let fresh = || {
+        let mut disk = Disk::new(false).with_crash_order(CrashOrder::WalBatch);
+        // One batch: a new term, then entries of that term; a second batch behind it.
+        disk.submit(DiskOp::SaveState(state(2)), SimTime(0), 10);
+        disk.submit(
+            DiskOp::Store(vec![entry(1, 2), entry(2, 2)]),
+            SimTime(0),
+            10,
+        );
+        disk.submit(DiskOp::Store(vec![entry(3, 2)]), SimTime(1), 50);
+        disk
+    };
+    assert_eq!(
+        fresh().records_in_flight(),
+        3,
+        "two log records and the hard state"
+    );
+    let mut log_only = fresh();
+    let loss = log_only.crash(2);
+    assert_eq!((loss.survived, loss.lost), (2, 2));
+    let r = log_only.recovered();
+    assert_eq!(r.entries, vec![entry(1, 2), entry(2, 2)]);
+    assert_eq!(r.hard_state, HardState::default(), "the log went first");
+    let mut all = fresh();
+    all.crash(3);
+    assert_eq!(all.recovered().hard_state, state(2));
+    assert_eq!(
+        all.recovered().entries.len(),
+        2,
+        "the next batch never started"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Guards against the return of bugs the simulator found: each failing seed met on the way,
 //! with the sentence that explains it. They run under the current code and must pass.
 
-use sim::trace::TraceMode;
+use sim::disk::CrashOrder;
 use sim::{Profile, RunOptions, run};
 
 use crate::common::COMMANDS_PER_RUN;
@@ -14,32 +14,32 @@ fn passes(profile: Profile, seed: u64) {
     }
 }
 
-/// Partitions seed 146 (simulator bug, fixed): n2 was paused through two elections; on waking
-/// it heard the term-2 leader, whose entry at i98 conflicts with its own i98/t1, which the
-/// term-3 leader had meanwhile committed. Truncating it is legal Raft (a leader of an older term
-/// than the commit's need not hold the entry); the truncation check flagged it. It now flags a
-/// truncation only on behalf of a leader of the entry's commit term or later.
+/// Mixed seed 0 (simulator bug, fixed): attempt numbers restarted at 1 for every command, so
+/// the timeout (or a late reply) of a client's abandoned command was taken for its next
+/// command's: the next command was given up early or "answered" by the wrong reply, and the
+/// checker saw impossible histories (a write answered CONTENTS). Attempt numbers are now unique
+/// over a client's life. Under the old numbering this seed fails; like every seed here, it is
+/// tied to this commit's scenario generator.
 #[test]
-fn partitions_146_stale_leader_may_truncate_an_entry_committed_in_a_later_term() {
-    passes(Profile::Partitions, 146);
+fn mixed_0_stale_timeouts_and_replies_of_abandoned_commands_are_ignored() {
+    passes(Profile::Mixed, 0);
 }
 
-/// Mixed seed 11 (simulator bug, fixed): a reply to a client's timed-out command arrived after
-/// the client had moved on, and was taken as the answer to its next command because attempt
-/// numbers restarted at 1 for every command (the checker saw a write "answered" CONTENTS).
-/// Attempt numbers are now unique over a client's life; this seed has several late replies.
+/// Crashes seed 6 with the production WAL writer's crash order (open bug, not in this crate):
+/// n3, in t10, receives the t11 leader's first AppendEntries; one step emits
+/// `SaveState(t11)` then `LogStore(i68/t11)`, which land in one writer batch. `wal::Writer`
+/// syncs a batch's log before it saves the batch's hard state, so the crash (its disk slow)
+/// kept i68/t11 and lost t11: on restart `raft::Node::new` refuses the disk
+/// (`TermAheadOfHardState`: i68 has t11 above the saved t10) and the node can never come back.
+/// About 4% of crash-heavy seeds hit it in this order. Fix (see the report): make the writer
+/// durable in emission order (save a hard state before the log writes queued after it), and/or
+/// let recovery adopt the last entry's term with no vote.
 #[test]
-fn mixed_11_late_reply_to_an_abandoned_command_is_ignored() {
-    let mut options = RunOptions::new(Profile::Mixed, 11, COMMANDS_PER_RUN);
-    options.trace = TraceMode::Collect;
-    let report = run(options);
-    if let Some(failure) = report.failure {
+#[ignore = "open bug in wal::Writer's batch order vs raft recovery; run with --ignored"]
+fn crashes_6_wal_batch_order_must_not_leave_a_node_unable_to_restart() {
+    let mut options = RunOptions::new(Profile::Crashes, 6, COMMANDS_PER_RUN);
+    options.crash_order = CrashOrder::WalBatch;
+    if let Some(failure) = run(options).failure {
         panic!("{failure}");
     }
-    let late = report
-        .trace
-        .iter()
-        .filter(|l| l.contains("late reply"))
-        .count();
-    assert!(late >= 3, "the seed still exercises late replies ({late})");
 }
