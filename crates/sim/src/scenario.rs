@@ -261,6 +261,12 @@ pub struct Scenario {
     pub majority_crash_ppm: u32,
     /// The deliberate defect, if any.
     pub sabotage: Sabotage,
+    /// Chance (ppm) that an alarm fires late.
+    pub alarm_late_ppm: u32,
+    /// How late, at most, ms.
+    pub alarm_late_max_ms: u64,
+    /// Time between two spurious timeouts (to a random node), ms; (0, 0) for none.
+    pub spurious_timeout_ms: (u64, u64),
 }
 
 impl Scenario {
@@ -361,10 +367,19 @@ impl Scenario {
                 _ => 50_000,
             },
             sabotage,
+            alarm_late_ppm: 0,
+            alarm_late_max_ms: 0,
+            spurious_timeout_ms: (0, 0),
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
         scenario.raft.broadcast_commit = rng.chance(500_000);
+        if profile != Profile::Quiet {
+            scenario.alarm_late_ppm = rng.between(0, 50_000) as u32;
+            scenario.alarm_late_max_ms = rng.between(1, election);
+            let spurious = rng.between(election / 4, 4 * election);
+            scenario.spurious_timeout_ms = (spurious / 2, spurious);
+        }
         scenario
     }
 

@@ -183,6 +183,8 @@ enum Ev {
     ClientThink { client: usize },
     /// The nemesis strikes.
     Nemesis,
+    /// A node gets a timeout it did not ask for.
+    SpuriousTimeout,
     /// A partition heals (if it is still the current one).
     PartitionEnd { epoch: u64 },
     /// A crashed node restarts (if still down since that crash).
@@ -340,6 +342,7 @@ impl Simulation {
         if self.scenario.has_faults() {
             self.schedule_nemesis();
         }
+        self.schedule_spurious_timeout();
         if self.clients.iter().all(|c| c.budget == 0) {
             self.begin_final_phase()?;
         }
@@ -455,6 +458,7 @@ impl Simulation {
             Ev::ClientTimeout { client, attempt } => self.client_timeout(client, attempt),
             Ev::ClientThink { client } => self.client_think(client),
             Ev::Nemesis => self.nemesis(),
+            Ev::SpuriousTimeout => self.spurious_timeout(),
             Ev::PartitionEnd { epoch } => {
                 if epoch == self.partition_epoch && self.network.is_partitioned() {
                     self.network.heal();

@@ -33,11 +33,15 @@ pub enum FaultKind {
     UnackedRecordSurvived,
     /// A record not yet acknowledged was lost in a crash.
     UnackedRecordLost,
+    /// A node's alarm fired late (a busy or descheduled process).
+    TimerLate,
+    /// A node got a timeout it did not ask for (harmless by the core's contract).
+    TimerSpurious,
 }
 
 impl FaultKind {
     /// Every kind, in display order.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Crash,
         FaultKind::Split,
         FaultKind::OneWay,
@@ -51,6 +55,8 @@ impl FaultKind {
         FaultKind::MessageCut,
         FaultKind::UnackedRecordSurvived,
         FaultKind::UnackedRecordLost,
+        FaultKind::TimerLate,
+        FaultKind::TimerSpurious,
     ];
 
     /// A short name for reports.
@@ -69,6 +75,8 @@ impl FaultKind {
             FaultKind::MessageCut => "message-cut-by-partition",
             FaultKind::UnackedRecordSurvived => "unacked-record-survived-crash",
             FaultKind::UnackedRecordLost => "unacked-record-lost-in-crash",
+            FaultKind::TimerLate => "timer-late",
+            FaultKind::TimerSpurious => "timer-spurious",
         }
     }
 
@@ -79,7 +87,7 @@ impl FaultKind {
 
 /// Counts per [`FaultKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FaultCounts([u64; 13]);
+pub struct FaultCounts([u64; FaultKind::ALL.len()]);
 
 impl FaultCounts {
     /// Adds `n` faults of `kind`.

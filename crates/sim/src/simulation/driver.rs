@@ -124,7 +124,13 @@ impl Simulation {
                     }
                 }
                 Action::Alarm { at } => {
-                    let when = self.slots[k].clock.when(at, self.now);
+                    let mut when = self.slots[k].clock.when(at, self.now);
+                    if self.rng.chance(self.scenario.alarm_late_ppm) {
+                        // A busy or descheduled process notices its timer late.
+                        let late = self.rng.between(1, self.scenario.alarm_late_max_ms.max(1));
+                        when = when.plus_ms(late);
+                        self.stats.faults.add(FaultKind::TimerLate, 1);
+                    }
                     let incarnation = self.slots[k].incarnation;
                     if let Some(r) = self.slots[k].replica.as_mut() {
                         r.alarm_generation += 1;

@@ -17,6 +17,32 @@ impl Simulation {
         self.queue.push(self.now.plus_ms(wait), Ev::Nemesis);
     }
 
+    /// Schedules the next spurious timeout, if the scenario has them and faults still strike.
+    pub(super) fn schedule_spurious_timeout(&mut self) {
+        let (lo, hi) = self.scenario.spurious_timeout_ms;
+        if hi == 0 || self.phase != Phase::Faults {
+            return;
+        }
+        let wait = self.rng.between(lo.max(1), hi);
+        self.queue.push(self.now.plus_ms(wait), Ev::SpuriousTimeout);
+    }
+
+    /// A random running node gets `Timeout` although its alarm is not due: the core compares
+    /// its own deadlines with the clock, so this must change nothing it would not do anyway.
+    pub(super) fn spurious_timeout(&mut self) -> Result<(), Violation> {
+        if self.phase != Phase::Faults {
+            return Ok(());
+        }
+        self.schedule_spurious_timeout();
+        let k = self.rng.below(self.slots.len());
+        if self.slots[k].replica.is_none() || self.slots[k].paused_until.is_some() {
+            return Ok(());
+        }
+        self.stats.faults.add(FaultKind::TimerSpurious, 1);
+        self.note(Actor::Node(self.slots[k].id), Note::Timeout);
+        self.step(k, raft::Event::Timeout)
+    }
+
     pub(super) fn nemesis(&mut self) -> Result<(), Violation> {
         if self.phase != Phase::Faults {
             return Ok(());
