@@ -4,9 +4,36 @@
 //! a simulated network, with concurrent clients and a nemesis that crashes, partitions, stalls
 //! and pauses. Safety is checked after every step, the client history for linearizability at
 //! the end, and liveness once every fault has healed. The same seed replays the same run byte
-//! for byte (`cargo run --release -p sim -- --seed S --trace`). TigerBeetle's VOPR and
-//! FoundationDB's simulation are the models.
+//! for byte. TigerBeetle's VOPR and FoundationDB's simulation are the models.
 //!
+//! # Running
+//! - `cargo run --release -p sim -- --seeds 1000 [--start S] [--profile P]`: many seeds on
+//!   every core; prints totals (runs, client commands, faults by kind) and every failure; exits
+//!   non-zero if any run failed.
+//! - `cargo run --release -p sim -- --profile P --seed S --trace`: replays one run, one line per
+//!   event (time, node or client, what happened). A failure report prints this command line.
+//! - `--sabotage forged-acks|lying-disk` breaks the cluster on purpose; `--black-box` turns the
+//!   white-box durability check off; `--wal-order` makes crashes keep what the production WAL
+//!   writer's batch order allows instead of a prefix of the writes in flight.
+//!
+//! # Determinism
+//! Every random choice comes from one ChaCha generator seeded by the run's seed (the scenario
+//! from a second stream derived from the same seed), in the order the run makes them. Events
+//! are ordered by (time, scheduling order); no hash-map order reaches behaviour; the nodes'
+//! clocks are functions of simulated time. Nothing else varies.
+//!
+//! # The world
+//! - Network: per-message delay (mostly sub-millisecond to a few ms, sometimes up to three
+//!   election timeouts), loss, duplication, and so reordering; partitions that come and go
+//!   (symmetric split, one-way, leader isolated, bridge). Messages travel encoded.
+//! - Disks: writes become durable in order after a random fsync latency, in groups; a crash
+//!   keeps a random prefix of what was in flight; disks stall.
+//! - Processes: crash and restart from their disk (fresh core, new seed, empty store rebuilt
+//!   from commits), pause, drift (clock rate within 500 ppm), fire timers late or spuriously.
+//! - Clients: one command outstanding each; read, write, cas, delete over a few names with
+//!   unique contents; redirects followed; timeouts and `ERR_INTERNAL` are unknown outcomes.
+//!
+//! # Modules
 //! - [`simulation`]: one run: the event loop and the driver of each node.
 //! - [`runner`]: many seeds over several threads, with totals.
 //! - [`scenario`]: a run's parameters drawn from its seed, under a [`scenario::Profile`].
