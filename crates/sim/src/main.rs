@@ -170,6 +170,9 @@ fn many(args: &Args, started: Instant) -> ExitCode {
     );
     let totals = run_seeds(options(args, 0), seeds, args.threads);
     print!("{}", totals.stats);
+    if let Some((seed, elections)) = totals.slowest_heal {
+        println!("slowest healing:   seed {seed}, {elections:.1} election timeouts to converge");
+    }
     println!(
         "wall time:         {:.1} s",
         started.elapsed().as_secs_f64()

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::failure::Failure;
-use crate::simulation::{RunOptions, run};
+use crate::simulation::{RunOptions, RunReport, run};
 use crate::stats::RunStats;
 use crate::trace::TraceMode;
 
@@ -19,6 +19,28 @@ pub struct Totals {
     pub stats: RunStats,
     /// Every failed run, by seed.
     pub failures: Vec<Failure>,
+    /// The run whose healed cluster took longest to converge: (seed, election timeouts).
+    pub slowest_heal: Option<(u64, f64)>,
+}
+
+impl Totals {
+    fn add(&mut self, seed: u64, report: RunReport) {
+        self.stats += report.stats;
+        self.failures.extend(report.failure);
+        if let Some(e) = report.heal_elections {
+            self.note_heal(seed, e);
+        }
+    }
+
+    fn note_heal(&mut self, seed: u64, elections: f64) {
+        let slower = match self.slowest_heal {
+            None => true,
+            Some((s, e)) => elections > e || (elections == e && seed < s),
+        };
+        if slower {
+            self.slowest_heal = Some((seed, elections));
+        }
+    }
 }
 
 /// Runs `seeds`, each as `template` says (its own seed ignored), on `threads` threads. Every
@@ -40,8 +62,7 @@ pub fn run_seeds(template: RunOptions, seeds: Range<u64>, threads: usize) -> Tot
                         trace: TraceMode::Tail,
                         ..template
                     });
-                    mine.stats += report.stats;
-                    mine.failures.extend(report.failure);
+                    mine.add(seed, report);
                 }
                 // A poisoned lock only means another thread panicked; its totals are lost
                 // but ours are still worth adding.
@@ -51,6 +72,9 @@ pub fn run_seeds(template: RunOptions, seeds: Range<u64>, threads: usize) -> Tot
                 };
                 all.stats += mine.stats;
                 all.failures.append(&mut mine.failures);
+                if let Some((seed, e)) = mine.slowest_heal {
+                    all.note_heal(seed, e);
+                }
             });
         }
     });
