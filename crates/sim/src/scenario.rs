@@ -292,6 +292,8 @@ impl Scenario {
             }
         };
         let election = rng.between(ELECTION_TIMEOUT_MS_MIN, ELECTION_TIMEOUT_MS_MAX);
+        // 4 to 10 heartbeats per election timeout: around the 3 `Config::validate` demands up
+        // to etcd's 10.
         let heartbeat = (election / rng.between(4, 10)).max(1);
         let raft = RaftTuning {
             election_timeout_ms: election,
@@ -306,12 +308,18 @@ impl Scenario {
         };
         let clients = rng.between(CLIENTS_MIN, CLIENTS_MAX) as usize;
         let files = rng.between(FILES_MIN, FILES_MAX) as usize;
+        // Clients pause up to 5-80 ms between commands, so that a run of a few hundred commands
+        // spans several seconds of simulated time: many faults, many elections.
         let think_max_us = rng.between(5_000, 80_000);
+        // A LAN to a busy datacenter network: 50-300 us at best, 1-5 ms at worst.
         let delay_min_us = rng.between(50, 300);
         let delay_max_us = rng.between(1_000, 5_000);
+        // A message held up may arrive up to three election timeouts late: past an election,
+        // which is what makes old messages dangerous.
         let long_delay_max_us = rng.between(20, 3 * election) * 1_000;
         let links = match profile {
             Profile::Quiet => LinkFaults::reliable(delay_min_us, delay_max_us),
+            // Chaos: 2-8% held up, 5-20% lost, 2-10% duplicated.
             Profile::Chaos => LinkFaults {
                 delay_min_us,
                 delay_max_us,
@@ -320,6 +328,7 @@ impl Scenario {
                 drop_ppm: rng.between(50_000, 200_000) as u32,
                 duplicate_ppm: rng.between(20_000, 100_000) as u32,
             },
+            // Otherwise up to 2% held up, 3% lost, 2% duplicated.
             _ => LinkFaults {
                 delay_min_us,
                 delay_max_us,
@@ -336,6 +345,8 @@ impl Scenario {
             Profile::Crashes => [8, 1, 0, 1, 0, 3, 3],
             _ => [3, 2, 2, 2, 2, 1, 1],
         };
+        // A fault every few election timeouts: often enough that elections overlap faults,
+        // rarely enough that the cluster also gets work done.
         let fault_interval_ms = match profile {
             Profile::Quiet => (0, 0),
             Profile::Partitions | Profile::Crashes => (election / 4, 2 * election),
@@ -350,17 +361,22 @@ impl Scenario {
             commands,
             files,
             think_max_us,
+            // Longer than an election plus a retry, so a timeout means trouble.
             client_timeout_ms: 5 * election,
             links,
+            // Clients sit near the cluster; their links are not what is under test.
             client_delay_us: (50, 500),
             disk_latency_us: match sabotage {
                 // A disk that lies about fsync keeps writes in a volatile cache for long.
                 Sabotage::LyingDisk => (50_000, 500_000),
+                // An SSD's fsync: 0.1 ms to a few ms.
                 _ => (100, rng.between(500, 3_000)),
             },
             fault_interval_ms,
             fault_weights,
+            // Partitions, stalls and pauses outlast an election timeout, sometimes by far.
             fault_duration_ms: (election, 10 * election),
+            // From a quick restart (before anyone notices) to a long outage.
             downtime_ms: (election / 5, 5 * election),
             majority_crash_ppm: match profile {
                 Profile::Crashes => 200_000,
@@ -375,6 +391,8 @@ impl Scenario {
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
         scenario.raft.broadcast_commit = rng.chance(500_000);
         if profile != Profile::Quiet {
+            // Up to 5% of alarms late by up to an election timeout; a spurious timeout every
+            // quarter to four election timeouts.
             scenario.alarm_late_ppm = rng.between(0, 50_000) as u32;
             scenario.alarm_late_max_ms = rng.between(1, election);
             let spurious = rng.between(election / 4, 4 * election);

@@ -72,3 +72,18 @@ fn lying_disks_are_caught_by_the_black_box_checks_alone() {
          {found:?}"
     );
 }
+
+#[test]
+fn a_failure_report_names_the_seed_the_check_the_replay_and_the_last_events() {
+    let mut options = RunOptions::new(Profile::Mixed, 2, COMMANDS);
+    options.sabotage = Sabotage::ForgedAcks;
+    let failure = run(options).failure.expect("the broken cluster is caught");
+    let text = failure.to_string();
+    assert!(text.starts_with("FAILED seed 2 (profile mixed)"), "{text}");
+    assert!(text.contains(failure.violation.check.name()), "{text}");
+    assert!(
+        text.contains("cargo run --release -p sim -- --profile mixed --seed 2 --trace"),
+        "{text}"
+    );
+    assert!(failure.trace_tail.len() >= 20, "{text}");
+}
