@@ -9,6 +9,7 @@ use bytes::Bytes;
 use fs::{Command, Name, Reply};
 use raft::NodeId;
 
+use crate::clock::SimTime;
 use crate::history::OpId;
 use crate::random::SimRng;
 
@@ -56,6 +57,8 @@ pub struct InFlight {
     pub target: NodeId,
     /// Redirects followed.
     pub redirects: u32,
+    /// When the client first sent it.
+    pub invoked_at: SimTime,
 }
 
 /// One client. The simulator drives it; every random choice comes from the simulator's

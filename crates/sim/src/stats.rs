@@ -127,6 +127,10 @@ pub struct RunStats {
     pub unknown: u64,
     /// Redirects followed by clients.
     pub redirects: u64,
+    /// Sum over definite answers of the simulated time from first send to answer, us.
+    pub latency_us_sum: u64,
+    /// The longest such time, us.
+    pub latency_us_max: u64,
     /// Events the simulator processed.
     pub events: u64,
     /// Messages nodes sent to each other.
@@ -152,6 +156,8 @@ impl AddAssign for RunStats {
         self.definite += o.definite;
         self.unknown += o.unknown;
         self.redirects += o.redirects;
+        self.latency_us_sum += o.latency_us_sum;
+        self.latency_us_max = self.latency_us_max.max(o.latency_us_max);
         self.events += o.events;
         self.messages += o.messages;
         self.leaders += o.leaders;
@@ -170,6 +176,12 @@ impl fmt::Display for RunStats {
             f,
             "client commands:   {} ({} definite, {} unknown outcome, {} redirects followed)",
             self.commands, self.definite, self.unknown, self.redirects
+        )?;
+        writeln!(
+            f,
+            "command latency:   mean {:.2} ms, max {:.1} ms (definite answers, simulated)",
+            self.latency_us_sum as f64 / self.definite.max(1) as f64 / 1_000.0,
+            self.latency_us_max as f64 / 1_000.0
         )?;
         writeln!(f, "entries committed: {}", self.committed)?;
         writeln!(f, "leaders elected:   {}", self.leaders)?;

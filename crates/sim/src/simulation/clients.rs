@@ -43,6 +43,7 @@ impl Simulation {
             attempt: 0,
             target,
             redirects: 0,
+            invoked_at: self.now,
         });
         self.client_send(c, target);
         Ok(())
@@ -92,11 +93,11 @@ impl Simulation {
         attempt: u64,
         bytes: &[u8],
     ) -> Result<(), Violation> {
-        let Some(op) = self.clients[c]
+        let Some((op, invoked_at)) = self.clients[c]
             .current
             .as_ref()
             .filter(|cur| cur.attempt == attempt)
-            .map(|cur| cur.op)
+            .map(|cur| (cur.op, cur.invoked_at))
         else {
             self.note(Actor::Client(c), Note::StaleReply { attempt });
             return Ok(());
@@ -131,6 +132,9 @@ impl Simulation {
                     .map_err(|e| Violation::new(Check::Harness, e.to_string()))?;
                 if definite {
                     self.stats.definite += 1;
+                    let latency = self.now.0 - invoked_at.0;
+                    self.stats.latency_us_sum += latency;
+                    self.stats.latency_us_max = self.stats.latency_us_max.max(latency);
                     if self.phase == Phase::Final && was_write {
                         self.clients[c].final_done = true;
                     }
