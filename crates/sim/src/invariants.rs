@@ -358,9 +358,4 @@ impl Invariants {
         }
         Ok(())
     }
-
-    /// The committed prefix's link at its end (for the final convergence check).
-    pub fn committed_link(&self) -> Option<u64> {
-        self.committed.link_at(self.committed.len())
-    }
 }

@@ -294,17 +294,6 @@ impl Replica {
         self.parked.drain(..).map(|(_, r)| r).collect()
     }
 
-    /// Answers a request at once (a malformed command).
-    pub fn reply_now(&mut self, request: &Request, reply: Reply) {
-        self.answer(
-            Waiter {
-                client: request.client,
-                attempt: request.attempt,
-            },
-            reply,
-        );
-    }
-
     fn answer(&mut self, waiter: Waiter, reply: Reply) {
         self.outbox.push(Outgoing {
             client: waiter.client,
