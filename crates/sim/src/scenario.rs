@@ -267,6 +267,8 @@ pub struct Scenario {
     pub alarm_late_max_ms: u64,
     /// Time between two spurious timeouts (to a random node), ms; (0, 0) for none.
     pub spurious_timeout_ms: (u64, u64),
+    /// When the whole cluster loses power at once, ms after the start, if it does.
+    pub power_loss_ms: Option<u64>,
 }
 
 impl Scenario {
@@ -386,6 +388,7 @@ impl Scenario {
             alarm_late_ppm: 0,
             alarm_late_max_ms: 0,
             spurious_timeout_ms: (0, 0),
+            power_loss_ms: None,
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
@@ -397,6 +400,10 @@ impl Scenario {
             scenario.alarm_late_max_ms = rng.between(1, election);
             let spurious = rng.between(election / 4, 4 * election);
             scenario.spurious_timeout_ms = (spurious / 2, spurious);
+            // A quarter of runs lose power once, somewhere in the first few seconds.
+            if rng.chance(250_000) {
+                scenario.power_loss_ms = Some(rng.between(election, 40 * election));
+            }
         }
         scenario
     }

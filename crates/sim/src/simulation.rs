@@ -191,6 +191,8 @@ enum Ev {
     Nemesis,
     /// A node gets a timeout it did not ask for.
     SpuriousTimeout,
+    /// Every running node crashes at once.
+    PowerLoss,
     /// A partition heals (if it is still the current one).
     PartitionEnd { epoch: u64 },
     /// A crashed node restarts (if still down since that crash).
@@ -349,6 +351,9 @@ impl Simulation {
             self.schedule_nemesis();
         }
         self.schedule_spurious_timeout();
+        if let Some(at) = self.scenario.power_loss_ms {
+            self.queue.push(self.now.plus_ms(at), Ev::PowerLoss);
+        }
         if self.clients.iter().all(|c| c.budget == 0) {
             self.begin_final_phase()?;
         }
@@ -465,6 +470,10 @@ impl Simulation {
             Ev::ClientThink { client } => self.client_think(client),
             Ev::Nemesis => self.nemesis(),
             Ev::SpuriousTimeout => self.spurious_timeout(),
+            Ev::PowerLoss => {
+                self.power_loss();
+                Ok(())
+            }
             Ev::PartitionEnd { epoch } => {
                 if epoch == self.partition_epoch && self.network.is_partitioned() {
                     self.network.heal();

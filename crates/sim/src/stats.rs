@@ -37,11 +37,14 @@ pub enum FaultKind {
     TimerLate,
     /// A node got a timeout it did not ask for (harmless by the core's contract).
     TimerSpurious,
+    /// Every running node crashed at once (a power failure of the whole cluster); each crash
+    /// is also counted as a crash.
+    PowerLoss,
 }
 
 impl FaultKind {
     /// Every kind, in display order.
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Crash,
         FaultKind::Split,
         FaultKind::OneWay,
@@ -57,6 +60,7 @@ impl FaultKind {
         FaultKind::UnackedRecordLost,
         FaultKind::TimerLate,
         FaultKind::TimerSpurious,
+        FaultKind::PowerLoss,
     ];
 
     /// A short name for reports.
@@ -77,6 +81,7 @@ impl FaultKind {
             FaultKind::UnackedRecordLost => "unacked-record-lost-in-crash",
             FaultKind::TimerLate => "timer-late",
             FaultKind::TimerSpurious => "timer-spurious",
+            FaultKind::PowerLoss => "power-loss-whole-cluster",
         }
     }
 

@@ -318,6 +318,8 @@ pub enum Note {
     Partition(String),
     /// The partition healed.
     PartitionHealed,
+    /// The whole cluster lost power.
+    PowerLoss,
     /// The fault phase ended: everything healed, liveness now expected.
     FinalPhase,
     /// The cluster converged; the run is over.
@@ -418,6 +420,7 @@ impl fmt::Display for Note {
             Note::Stall { until } => write!(f, "DISK STALL until {until}"),
             Note::Partition(desc) => write!(f, "PARTITION {desc}"),
             Note::PartitionHealed => f.write_str("partition healed"),
+            Note::PowerLoss => f.write_str("POWER LOSS: every node crashes"),
             Note::FinalPhase => f.write_str(
                 "--- faults stop: heal all, restart all, reliable network; liveness expected ---",
             ),

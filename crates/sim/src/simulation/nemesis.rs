@@ -169,6 +169,22 @@ impl Simulation {
         Ok(())
     }
 
+    /// The whole cluster loses power: every running node crashes at once, each keeping only
+    /// what its disk made durable plus what a crash may keep of the rest, and each restarts
+    /// after its own downtime. Committed entries must all survive.
+    pub(super) fn power_loss(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        self.stats.faults.add(FaultKind::PowerLoss, 1);
+        self.note(Actor::Nemesis, Note::PowerLoss);
+        for k in 0..self.slots.len() {
+            if self.slots[k].replica.is_some() {
+                self.crash(k);
+            }
+        }
+    }
+
     /// Crashes node `k`: its process is gone, its disk keeps what was durable plus a random
     /// prefix of what was in flight.
     pub(super) fn crash(&mut self, k: usize) {
