@@ -1,0 +1,334 @@
+//! A node's simulated disk: what is durable, kept apart from what is only written.
+//!
+//! Storage operations (`SaveState`, `LogTruncate`, `LogStore`) queue up and become durable in
+//! the order they were submitted, each after a random latency (the fsync), several often at the
+//! same instant (group commit, reported with one acknowledgement). A crash throws away every
+//! operation not yet durable, except that a random prefix of them, counted in records (a hard
+//! state, a truncation, or one entry), may survive: the OS may have flushed some before the
+//! power went. The core must be safe either way. This is the redb `crash_consistency` idea:
+//! written and durable bytes are kept apart.
+
+use std::collections::VecDeque;
+
+use raft::{Entry, HardState, LogIndex, Recovered, Term};
+
+use crate::chain::Chain;
+use crate::clock::SimTime;
+
+/// One storage operation, as the core asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskOp {
+    /// `Action::SaveState`.
+    SaveState(HardState),
+    /// `Action::LogTruncate`: drop entries at this index and after.
+    Truncate(LogIndex),
+    /// `Action::LogStore`: append these entries.
+    Store(Vec<Entry>),
+}
+
+impl DiskOp {
+    /// Records the operation counts as when a crash cuts through it (one per entry).
+    fn records(&self) -> usize {
+        match self {
+            DiskOp::Store(entries) => entries.len(),
+            DiskOp::SaveState(_) | DiskOp::Truncate(_) => 1,
+        }
+    }
+}
+
+/// What may survive a crash of the operations in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CrashOrder {
+    /// A prefix of them, in submission order, counted in records (the simulator brief's
+    /// model, and what the `raft` crate documentation asks of a driver).
+    #[default]
+    Prefix,
+    /// What the production WAL writer (`wal::Writer`) does: the operations of the batch being
+    /// synced reach the log file first (a prefix of its log records), and the batch's last hard
+    /// state only after the log's fsync; later batches are lost whole.
+    WalBatch,
+}
+
+/// What the driver reports to the core once operations are durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Report `Event::StateSaved`.
+    StateSaved(HardState),
+    /// Report `Event::LogStored` (the last entry of the last write covered).
+    LogStored {
+        /// Last index written.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+}
+
+/// An operation waiting for its fsync.
+#[derive(Debug, Clone)]
+struct Pending {
+    op: DiskOp,
+    done_at: SimTime,
+}
+
+/// What a crash did to the operations in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CrashLoss {
+    /// Records that reached the disk although never acknowledged.
+    pub survived: usize,
+    /// Records lost.
+    pub lost: usize,
+}
+
+/// One node's disk. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Disk {
+    /// The durable hard state.
+    hard_state: HardState,
+    /// The durable log, index `i` at position `i - 1` (the simulator takes no snapshots).
+    log: Vec<Entry>,
+    /// Prefix fingerprints of `log`.
+    chain: Chain,
+    /// Operations submitted and not yet durable, in submission order, `done_at` non-decreasing.
+    pending: VecDeque<Pending>,
+    /// Until then, no operation completes (a stalled disk).
+    stall_until: SimTime,
+    /// Sabotage: acknowledge operations when submitted instead of when durable (a disk that lies
+    /// about fsync). Only the tests that prove the checks bite turn this on.
+    lying: bool,
+    /// What a crash may keep of the operations in flight.
+    order: CrashOrder,
+}
+
+impl Disk {
+    /// An empty disk; `lying` makes it acknowledge writes before they are durable.
+    pub fn new(lying: bool) -> Disk {
+        Disk {
+            lying,
+            ..Disk::default()
+        }
+    }
+
+    /// The same disk, with what a crash may keep decided by `order`.
+    pub fn with_crash_order(self, order: CrashOrder) -> Disk {
+        Disk { order, ..self }
+    }
+
+    /// Queues `op` to become durable `latency_us` from `now` (never before the operations
+    /// queued before it, nor during a stall). Returns when it completes and, for a lying disk,
+    /// the acknowledgement to give at once.
+    pub fn submit(
+        &mut self,
+        op: DiskOp,
+        now: SimTime,
+        latency_us: u64,
+    ) -> (SimTime, Option<Completion>) {
+        let tail = self.pending.back().map_or(now, |p| p.done_at);
+        let done_at = now.plus_us(latency_us).max(tail).max(self.stall_until);
+        let early_ack = if self.lying { completion_of(&op) } else { None };
+        self.pending.push_back(Pending { op, done_at });
+        (done_at, early_ack)
+    }
+
+    /// Makes every operation due by `now` durable, appending the acknowledgements to `out` in
+    /// order; consecutive log writes share one `LogStored` (group commit).
+    pub fn complete_due(&mut self, now: SimTime, out: &mut Vec<Completion>) {
+        let mut stored: Option<Completion> = None;
+        while let Some(p) = self.pending.front() {
+            if p.done_at > now {
+                break;
+            }
+            let Some(Pending { op, .. }) = self.pending.pop_front() else {
+                break;
+            };
+            let ack = completion_of(&op);
+            let records = op.records();
+            self.make_durable(op, records);
+            if self.lying {
+                continue;
+            }
+            match ack {
+                Some(c @ Completion::LogStored { .. }) => stored = Some(c),
+                Some(c @ Completion::StateSaved(_)) => {
+                    out.extend(stored.take());
+                    out.push(c);
+                }
+                None => {}
+            }
+        }
+        out.extend(stored);
+    }
+
+    /// When the next queued operation completes, if any.
+    pub fn next_due(&self) -> Option<SimTime> {
+        self.pending.front().map(|p| p.done_at)
+    }
+
+    /// Stalls the disk until `until`: nothing queued, or queued before then, completes earlier.
+    pub fn stall(&mut self, until: SimTime) {
+        self.stall_until = self.stall_until.max(until);
+        for p in &mut self.pending {
+            p.done_at = p.done_at.max(until);
+        }
+    }
+
+    /// Ends a stall early (the simulation heals every fault at the end): what waited for it
+    /// completes now.
+    pub fn end_stall(&mut self, now: SimTime) {
+        if self.stall_until <= now {
+            return;
+        }
+        self.stall_until = now;
+        for p in &mut self.pending {
+            p.done_at = p.done_at.min(now);
+        }
+    }
+
+    /// Records a crash now could keep: every record in flight for [`CrashOrder::Prefix`]; the
+    /// log records of the batch being synced, plus one for its hard state, for
+    /// [`CrashOrder::WalBatch`].
+    pub fn records_in_flight(&self) -> usize {
+        match self.order {
+            CrashOrder::Prefix => self.pending.iter().map(|p| p.op.records()).sum(),
+            CrashOrder::WalBatch => {
+                let batch = self.first_batch();
+                let log: usize = batch
+                    .iter()
+                    .filter(|op| !matches!(op, DiskOp::SaveState(_)))
+                    .map(|op| op.records())
+                    .sum();
+                let state = usize::from(batch.iter().any(|op| matches!(op, DiskOp::SaveState(_))));
+                log + state
+            }
+        }
+    }
+
+    /// The operations of the batch being synced now: those due first, at the same instant.
+    fn first_batch(&self) -> Vec<&DiskOp> {
+        let Some(first) = self.pending.front().map(|p| p.done_at) else {
+            return Vec::new();
+        };
+        self.pending
+            .iter()
+            .take_while(|p| p.done_at == first)
+            .map(|p| &p.op)
+            .collect()
+    }
+
+    /// The machine crashed: the first `survive` of the records [`Disk::records_in_flight`]
+    /// counts reach the disk (in the crash order's sense), the rest are lost. The stall ends
+    /// with the machine.
+    pub fn crash(&mut self, survive: usize) -> CrashLoss {
+        let total: usize = self.pending.iter().map(|p| p.op.records()).sum();
+        let mut left = survive.min(self.records_in_flight());
+        let pending: Vec<Pending> = std::mem::take(&mut self.pending).into();
+        let mut kept = 0;
+        match self.order {
+            CrashOrder::Prefix => {
+                for Pending { op, .. } in pending {
+                    if left == 0 {
+                        break;
+                    }
+                    let take = op.records().min(left);
+                    left -= take;
+                    kept += take;
+                    self.make_durable(op, take);
+                }
+            }
+            CrashOrder::WalBatch => {
+                let first = pending.first().map(|p| p.done_at);
+                let batch: Vec<DiskOp> = pending
+                    .into_iter()
+                    .take_while(|p| Some(p.done_at) == first)
+                    .map(|p| p.op)
+                    .collect();
+                let mut state = None;
+                let mut whole_log = true;
+                for op in batch {
+                    match op {
+                        DiskOp::SaveState(hs) => state = Some(hs),
+                        op => {
+                            let records = op.records();
+                            let take = records.min(left);
+                            left -= take;
+                            kept += take;
+                            whole_log &= take == records;
+                            if take > 0 {
+                                self.make_durable(op, take);
+                            }
+                        }
+                    }
+                }
+                // The hard state file is written only after the log's fsync returned.
+                if let Some(hs) = state
+                    && whole_log
+                    && left > 0
+                {
+                    kept += 1;
+                    self.hard_state = hs;
+                }
+            }
+        }
+        self.stall_until = SimTime(0);
+        CrashLoss {
+            survived: kept,
+            lost: total.saturating_sub(kept),
+        }
+    }
+
+    /// What a restarting node reads back.
+    pub fn recovered(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot: None,
+            entries: self.log.clone(),
+        }
+    }
+
+    /// The durable hard state.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
+
+    /// Prefix fingerprints of the durable log.
+    pub fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// Applies the first `records` records of `op` to the durable state.
+    fn make_durable(&mut self, op: DiskOp, records: usize) {
+        match op {
+            DiskOp::SaveState(hs) => self.hard_state = hs,
+            DiskOp::Truncate(from) => {
+                self.log.truncate(from.0.saturating_sub(1) as usize);
+                self.chain.truncate(from.0);
+            }
+            DiskOp::Store(entries) => {
+                for entry in entries.into_iter().take(records) {
+                    // A write that does not follow the log overwrites from its index, as an
+                    // append-at-offset would; the simulator's log-contract check reports the
+                    // core's mistake before it gets here.
+                    let at = entry.index.0.saturating_sub(1) as usize;
+                    if at > self.log.len() {
+                        break;
+                    }
+                    self.log.truncate(at);
+                    self.chain.truncate(entry.index.0);
+                    self.chain.push(&entry);
+                    self.log.push(entry);
+                }
+            }
+        }
+    }
+}
+
+/// The acknowledgement an operation earns once durable (a truncation earns none of its own).
+fn completion_of(op: &DiskOp) -> Option<Completion> {
+    match op {
+        DiskOp::SaveState(hs) => Some(Completion::StateSaved(*hs)),
+        DiskOp::Truncate(_) => None,
+        DiskOp::Store(entries) => entries.last().map(|e| Completion::LogStored {
+            index: e.index,
+            term: e.term,
+        }),
+    }
+}

@@ -1,0 +1,566 @@
+//! One simulated run: a cluster of real `raft::Node`s and `fs::Store`s, simulated disks, a
+//! simulated network and clients, all driven by one event queue and one seeded generator.
+//!
+//! A run has two phases. In the fault phase, clients issue their commands while the nemesis
+//! crashes nodes, partitions the network, stalls disks and pauses processes, and the network
+//! loses, duplicates and delays messages. When every client has used its budget, the final
+//! phase heals everything (partitions, stalls, pauses, crashed nodes, lossy links); within a
+//! bounded simulated time a leader must appear, every client must get a definite answer to a
+//! write, and every node must converge to the same applied index and store. The safety checks
+//! ([`crate::invariants`]) run after every step, and the client history is checked for
+//! linearizability at the end.
+
+mod clients;
+mod driver;
+mod nemesis;
+mod requests;
+mod verdict;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytes::Bytes;
+use fs::Name;
+use raft::{Event, NodeId, Role};
+
+use crate::client::Client;
+use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime};
+use crate::disk::{Completion, CrashOrder, Disk};
+use crate::event_queue::EventQueue;
+use crate::failure::{Check, Failure, REPORT_TRACE_LINES, Violation};
+use crate::history::History;
+use crate::invariants::Invariants;
+use crate::network::Network;
+use crate::random::SimRng;
+use crate::replica::Replica;
+use crate::scenario::{Profile, Sabotage, Scenario};
+use crate::stats::RunStats;
+use crate::trace::{Actor, Note, Trace, TraceMode};
+
+/// Longest wait of a node before it takes up the client requests that arrived (its task loop
+/// turning around), microseconds; requests arriving meanwhile share one `Append` batch.
+const DRAIN_DELAY_US_MAX: u64 = 300;
+
+/// Election timeouts a healed cluster gets to elect a leader: a few rounds of randomised
+/// timeouts, plus messages from the fault phase still held up (up to three election timeouts)
+/// and a stalled disk or paused process finishing its backlog.
+const LEADER_BOUND_ELECTIONS: u64 = 20;
+
+/// Election timeouts a healed cluster gets to finish every client's command and converge. A
+/// command whose request was lost waits out its client's timeout (five election timeouts), and
+/// a final write may time out once more; restarted nodes catch up meanwhile. Over 4,000 seeds
+/// the slowest took 12 (`sim --seeds N` prints the slowest), so 60 leaves a wide margin while
+/// still catching a cluster that limps.
+const CONVERGE_BOUND_ELECTIONS: u64 = 60;
+
+/// Chance (ppm) under [`Sabotage::ForgedAcks`] that an AppendEntries with entries is answered
+/// by a forged success instead of reaching its follower.
+const FORGED_ACK_PPM: u32 = 300_000;
+
+/// Largest random origin of a node's monotonic clock, microseconds (processes start anywhere).
+const CLOCK_ORIGIN_US_MAX: u64 = 1 << 40;
+
+/// Largest wall-clock skew between nodes, ms: a new leader's clock may lag its predecessor's.
+const WALL_SKEW_MS_MAX: u64 = 2_000;
+
+/// How to run one seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The profile the scenario is drawn under.
+    pub profile: Profile,
+    /// The seed.
+    pub seed: u64,
+    /// Client commands in the fault phase.
+    pub commands: usize,
+    /// A deliberate defect (tests only).
+    pub sabotage: Sabotage,
+    /// What to do with trace lines.
+    pub trace: TraceMode,
+    /// Whether to run the white-box "committed prefix durable on a majority" check after every
+    /// event. Always on, except in the test that shows the black-box checks (state-machine
+    /// safety, leader completeness, linearizability) catch a broken cluster on their own.
+    pub check_durability: bool,
+    /// What a crash may keep of a disk's writes in flight: a prefix (the brief's model, the
+    /// default) or what the production WAL writer's batch order allows.
+    pub crash_order: CrashOrder,
+}
+
+impl RunOptions {
+    /// A healthy run of `seed` under `profile` with `commands` commands, keeping only the tail
+    /// of the trace.
+    pub fn new(profile: Profile, seed: u64, commands: usize) -> RunOptions {
+        RunOptions {
+            profile,
+            seed,
+            commands,
+            sabotage: Sabotage::None,
+            trace: TraceMode::Tail,
+            check_durability: true,
+            crash_order: CrashOrder::Prefix,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Counts.
+    pub stats: RunStats,
+    /// The failure, if a check failed.
+    pub failure: Option<Failure>,
+    /// Every trace line ([`TraceMode::Collect`] only).
+    pub trace: Vec<String>,
+    /// The history's text, for comparing runs ([`TraceMode::Collect`] only).
+    pub history: String,
+    /// Simulated time at which the final phase began, if it did.
+    pub final_phase_at: Option<SimTime>,
+    /// How long the healed cluster took to converge, in election timeouts (the liveness bound
+    /// is `CONVERGE_BOUND_ELECTIONS`); `None` if the run did not converge.
+    pub heal_elections: Option<f64>,
+}
+
+/// Runs one seed to the end and reports.
+pub fn run(options: RunOptions) -> RunReport {
+    let mut sim = Simulation::new(options);
+    let outcome = catch_unwind(AssertUnwindSafe(|| sim.run_to_end()));
+    let result = match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(Violation::new(
+            Check::CorePanic,
+            format!("panic: {}", panic_message(panic.as_ref())),
+        )),
+    };
+    sim.report(result)
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_owned()
+    }
+}
+
+/// Everything that can happen, scheduled on the queue.
+#[derive(Debug)]
+enum Ev {
+    /// A peer message arrives at node `to`.
+    Deliver {
+        from: NodeId,
+        to: usize,
+        bytes: Bytes,
+    },
+    /// Node `node`'s disk may have completed operations.
+    DiskDone { node: usize, incarnation: u64 },
+    /// A lying disk's early acknowledgement.
+    DiskAck {
+        node: usize,
+        incarnation: u64,
+        completion: Completion,
+    },
+    /// Node `node`'s alarm.
+    Alarm {
+        node: usize,
+        incarnation: u64,
+        generation: u64,
+    },
+    /// Node `node` takes up the client requests that arrived.
+    Drain { node: usize, incarnation: u64 },
+    /// Node `node` gives up on parked requests whose time is up.
+    ParkExpiry { node: usize, incarnation: u64 },
+    /// A client's request arrives at a node (wire bytes).
+    Request {
+        node: usize,
+        client: usize,
+        attempt: u64,
+        bytes: Bytes,
+    },
+    /// A node's reply arrives at a client (wire bytes).
+    Reply {
+        client: usize,
+        attempt: u64,
+        bytes: Bytes,
+    },
+    /// A client's patience for an attempt runs out.
+    ClientTimeout { client: usize, attempt: u64 },
+    /// A client starts its next command.
+    ClientThink { client: usize },
+    /// The nemesis strikes.
+    Nemesis,
+    /// A node gets a timeout it did not ask for.
+    SpuriousTimeout,
+    /// Every running node crashes at once.
+    PowerLoss,
+    /// A partition heals (if it is still the current one).
+    PartitionEnd { epoch: u64 },
+    /// A crashed node restarts (if still down since that crash).
+    Restart { node: usize, incarnation: u64 },
+    /// A leader must exist by now.
+    LeaderDeadline,
+    /// Everything must have converged by now.
+    FinalDeadline,
+}
+
+impl Ev {
+    /// The node the event happens on, if it is one the node's process handles (and so waits
+    /// while the process is paused).
+    fn paused_target(&self) -> Option<usize> {
+        match self {
+            Ev::Deliver { to, .. } => Some(*to),
+            Ev::DiskDone { node, .. }
+            | Ev::DiskAck { node, .. }
+            | Ev::Alarm { node, .. }
+            | Ev::Drain { node, .. }
+            | Ev::ParkExpiry { node, .. }
+            | Ev::Request { node, .. } => Some(*node),
+            _ => None,
+        }
+    }
+}
+
+/// One node's place in the cluster: its disk and clock survive crashes, its process does not.
+#[derive(Debug)]
+struct Slot {
+    id: NodeId,
+    disk: Disk,
+    clock: NodeClock,
+    /// The running process; `None` while crashed.
+    replica: Option<Replica>,
+    /// Bumped at every crash: events of an earlier process are ignored.
+    incarnation: u64,
+    /// The process is frozen until then.
+    paused_until: Option<SimTime>,
+    /// Latest `DiskDone` scheduled (completions are non-decreasing, so one per instant does).
+    disk_wakeup: Option<SimTime>,
+}
+
+/// The run's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Clients work while faults strike.
+    Faults,
+    /// Everything healed; liveness expected.
+    Final,
+}
+
+/// The whole simulated world of one run.
+struct Simulation {
+    scenario: Scenario,
+    rng: SimRng,
+    now: SimTime,
+    queue: EventQueue<Ev>,
+    slots: Vec<Slot>,
+    network: Network,
+    clients: Vec<Client>,
+    names: Vec<Name>,
+    history: History,
+    /// Strictly increasing time for the history (one tick per history record).
+    history_clock: u64,
+    invariants: Invariants,
+    trace: Trace,
+    stats: RunStats,
+    phase: Phase,
+    partition_epoch: u64,
+    final_phase_at: Option<SimTime>,
+    collect: bool,
+    check_durability: bool,
+}
+
+impl Simulation {
+    fn new(options: RunOptions) -> Simulation {
+        let mut scenario_rng = SimRng::new(options.profile.scenario_seed(options.seed));
+        let scenario = Scenario::generate(
+            options.profile,
+            options.seed,
+            options.commands,
+            options.sabotage,
+            &mut scenario_rng,
+        );
+        let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
+        let ids: Vec<NodeId> = (1..=scenario.nodes as u64).map(NodeId).collect();
+        let network = Network::new(ids.clone(), scenario.links);
+        let lying = scenario.sabotage == Sabotage::LyingDisk;
+        let slots = ids
+            .iter()
+            .map(|&id| {
+                let drift = rng.between(0, 2 * DRIFT_PPM_MAX) as i64 - DRIFT_PPM_MAX as i64;
+                let clock = NodeClock::new(
+                    drift,
+                    rng.between(0, CLOCK_ORIGIN_US_MAX),
+                    rng.between(0, WALL_SKEW_MS_MAX),
+                );
+                Slot {
+                    id,
+                    disk: Disk::new(lying).with_crash_order(options.crash_order),
+                    clock,
+                    replica: None,
+                    incarnation: 0,
+                    paused_until: None,
+                    disk_wakeup: None,
+                }
+            })
+            .collect();
+        // Spread the budget: every client gets its share, the first ones the remainder.
+        let per = scenario.commands / scenario.clients.max(1);
+        let extra = scenario.commands % scenario.clients.max(1);
+        let clients = (0..scenario.clients)
+            .map(|c| Client::new(c, per + usize::from(c < extra)))
+            .collect();
+        let names = (0..scenario.files)
+            .filter_map(|k| Name::new(Bytes::from(format!("f{k}"))).ok())
+            .collect();
+        Simulation {
+            invariants: Invariants::new(scenario.nodes),
+            trace: Trace::new(options.trace),
+            collect: options.trace == TraceMode::Collect,
+            check_durability: options.check_durability,
+            scenario,
+            rng,
+            now: SimTime(0),
+            queue: EventQueue::new(),
+            slots,
+            network,
+            clients,
+            names,
+            history: History::new(),
+            history_clock: 0,
+            stats: RunStats {
+                runs: 1,
+                ..RunStats::default()
+            },
+            phase: Phase::Faults,
+            partition_epoch: 0,
+            final_phase_at: None,
+        }
+    }
+
+    // ----- The run -----
+
+    fn run_to_end(&mut self) -> Result<(), Violation> {
+        for k in 0..self.slots.len() {
+            self.start_node(k)?;
+        }
+        for c in 0..self.clients.len() {
+            let think = self.rng.between(0, self.scenario.think_max_us);
+            self.queue
+                .push(self.now.plus_us(think), Ev::ClientThink { client: c });
+        }
+        if self.scenario.has_faults() {
+            self.schedule_nemesis();
+        }
+        self.schedule_spurious_timeout();
+        if let Some(at) = self.scenario.power_loss_ms {
+            self.queue.push(self.now.plus_ms(at), Ev::PowerLoss);
+        }
+        if self.clients.iter().all(|c| c.budget == 0) {
+            self.begin_final_phase()?;
+        }
+        while let Some((at, ev)) = self.queue.pop() {
+            self.now = at;
+            self.stats.events += 1;
+            self.handle(ev)?;
+            if self.check_durability {
+                self.invariants
+                    .check_durable(self.slots.iter().map(|s| s.disk.chain()))?;
+            }
+            if self.phase == Phase::Final && self.converged() {
+                let applied = self
+                    .slots
+                    .iter()
+                    .find_map(|s| s.replica.as_ref().map(Replica::applied))
+                    .unwrap_or_default();
+                self.note(Actor::Sim, Note::Converged { applied });
+                return self.check_history();
+            }
+        }
+        Err(Violation::new(
+            Check::Harness,
+            "the event queue ran dry before the run ended",
+        ))
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), Violation> {
+        if let Some(k) = ev.paused_target()
+            && let Some(until) = self.slots[k].paused_until
+        {
+            if until > self.now {
+                // A frozen process handles nothing; everything waits for it to wake.
+                self.queue.push(until, ev);
+                return Ok(());
+            }
+            self.slots[k].paused_until = None;
+        }
+        match ev {
+            Ev::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
+            Ev::DiskDone { node, incarnation } => {
+                if self.slots[node].incarnation != incarnation {
+                    return Ok(());
+                }
+                if self.slots[node].disk_wakeup.is_some_and(|w| w <= self.now) {
+                    self.slots[node].disk_wakeup = None;
+                }
+                let mut done = Vec::new();
+                self.slots[node].disk.complete_due(self.now, &mut done);
+                for completion in done {
+                    self.report_durable(node, completion)?;
+                }
+                Ok(())
+            }
+            Ev::DiskAck {
+                node,
+                incarnation,
+                completion,
+            } => {
+                if self.slots[node].incarnation != incarnation {
+                    return Ok(());
+                }
+                self.report_durable(node, completion)
+            }
+            Ev::Alarm {
+                node,
+                incarnation,
+                generation,
+            } => {
+                let current = self.slots[node].incarnation == incarnation
+                    && self.slots[node]
+                        .replica
+                        .as_ref()
+                        .is_some_and(|r| r.alarm_generation == generation);
+                if !current {
+                    return Ok(());
+                }
+                self.note(Actor::Node(self.slots[node].id), Note::Timeout);
+                self.step(node, Event::Timeout)
+            }
+            Ev::Drain { node, incarnation } => {
+                if self.slots[node].incarnation != incarnation {
+                    return Ok(());
+                }
+                let Some(replica) = self.slots[node].replica.as_mut() else {
+                    return Ok(());
+                };
+                replica.drain_scheduled = false;
+                let requests = std::mem::take(&mut replica.inbox);
+                self.handle_requests(node, requests)
+            }
+            Ev::ParkExpiry { node, incarnation } => {
+                if self.slots[node].incarnation != incarnation {
+                    return Ok(());
+                }
+                if let Some(replica) = self.slots[node].replica.as_mut() {
+                    replica.expire_parked(self.now);
+                }
+                self.flush_replies(node);
+                Ok(())
+            }
+            Ev::Request {
+                node,
+                client,
+                attempt,
+                bytes,
+            } => self.receive_request(node, client, attempt, &bytes),
+            Ev::Reply {
+                client,
+                attempt,
+                bytes,
+            } => self.client_reply(client, attempt, &bytes),
+            Ev::ClientTimeout { client, attempt } => self.client_timeout(client, attempt),
+            Ev::ClientThink { client } => self.client_think(client),
+            Ev::Nemesis => self.nemesis(),
+            Ev::SpuriousTimeout => self.spurious_timeout(),
+            Ev::PowerLoss => {
+                self.power_loss();
+                Ok(())
+            }
+            Ev::PartitionEnd { epoch } => {
+                if epoch == self.partition_epoch && self.network.is_partitioned() {
+                    self.network.heal();
+                    self.note(Actor::Nemesis, Note::PartitionHealed);
+                }
+                Ok(())
+            }
+            Ev::Restart { node, incarnation } => {
+                if self.slots[node].incarnation == incarnation && self.slots[node].replica.is_none()
+                {
+                    self.start_node(node)?;
+                }
+                Ok(())
+            }
+            Ev::LeaderDeadline => {
+                if self.current_leader().is_none() {
+                    return Err(Violation::new(
+                        Check::Liveness,
+                        format!(
+                            "no leader {LEADER_BOUND_ELECTIONS} election timeouts after every \
+                             fault healed ({})",
+                            self.cluster_summary()
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            Ev::FinalDeadline => Err(Violation::new(
+                Check::Liveness,
+                format!(
+                    "not converged {CONVERGE_BOUND_ELECTIONS} election timeouts after every \
+                     fault healed: {}",
+                    self.convergence_gap()
+                ),
+            )),
+        }
+    }
+
+    pub(super) fn ids(&self) -> Vec<NodeId> {
+        self.slots.iter().map(|s| s.id).collect()
+    }
+
+    /// The running node that leads the highest term, if any.
+    pub(super) fn current_leader(&self) -> Option<NodeId> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.replica.as_ref())
+            .filter(|r| r.core.role() == Role::Leader)
+            .max_by_key(|r| r.core.term())
+            .map(|r| r.core.id())
+    }
+
+    pub(super) fn note(&mut self, actor: Actor, note: Note) {
+        self.trace.push(self.now, actor, note);
+    }
+
+    pub(super) fn report(mut self, result: Result<(), Violation>) -> RunReport {
+        self.stats.committed = self.invariants.committed_len();
+        self.stats.leaders = self.invariants.leaders_seen() as u64;
+        self.stats.sim_us = self.now.0;
+        let failure = result.err().map(|violation| Failure {
+            profile: self.scenario.profile,
+            seed: self.scenario.seed,
+            violation,
+            scenario: self.scenario.to_string(),
+            at: self.now.to_string(),
+            trace_tail: self.trace.tail(REPORT_TRACE_LINES),
+        });
+        let heal_elections = match (&failure, self.final_phase_at) {
+            (None, Some(at)) => Some(
+                (self.now.0 - at.0) as f64
+                    / (self.scenario.raft.election_timeout_ms as f64 * 1_000.0),
+            ),
+            _ => None,
+        };
+        let history = if self.collect {
+            self.history.to_string()
+        } else {
+            String::new()
+        };
+        RunReport {
+            stats: self.stats,
+            failure,
+            trace: self.trace.take_all(),
+            history,
+            final_phase_at: self.final_phase_at,
+            heal_elections,
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Fault injection: crashes with torn writes, partitions of four shapes, disk stalls and process
+//! pauses; and the end of the fault phase, which heals everything.
+
+use raft::NodeId;
+
+use super::{CONVERGE_BOUND_ELECTIONS, Ev, LEADER_BOUND_ELECTIONS, Phase, Simulation};
+use crate::failure::Violation;
+use crate::network::Partition;
+use crate::scenario::Nemesis;
+use crate::stats::FaultKind;
+use crate::trace::{Actor, Note};
+
+impl Simulation {
+    pub(super) fn schedule_nemesis(&mut self) {
+        let (lo, hi) = self.scenario.fault_interval_ms;
+        let wait = self.rng.between(lo.max(1), hi.max(1));
+        self.queue.push(self.now.plus_ms(wait), Ev::Nemesis);
+    }
+
+    /// Schedules the next spurious timeout, if the scenario has them and faults still strike.
+    pub(super) fn schedule_spurious_timeout(&mut self) {
+        let (lo, hi) = self.scenario.spurious_timeout_ms;
+        if hi == 0 || self.phase != Phase::Faults {
+            return;
+        }
+        let wait = self.rng.between(lo.max(1), hi);
+        self.queue.push(self.now.plus_ms(wait), Ev::SpuriousTimeout);
+    }
+
+    /// A random running node gets `Timeout` although its alarm is not due: the core compares
+    /// its own deadlines with the clock, so this must change nothing it would not do anyway.
+    pub(super) fn spurious_timeout(&mut self) -> Result<(), Violation> {
+        if self.phase != Phase::Faults {
+            return Ok(());
+        }
+        self.schedule_spurious_timeout();
+        let k = self.rng.below(self.slots.len());
+        if self.slots[k].replica.is_none() || self.slots[k].paused_until.is_some() {
+            return Ok(());
+        }
+        self.stats.faults.add(FaultKind::TimerSpurious, 1);
+        self.note(Actor::Node(self.slots[k].id), Note::Timeout);
+        self.step(k, raft::Event::Timeout)
+    }
+
+    pub(super) fn nemesis(&mut self) -> Result<(), Violation> {
+        if self.phase != Phase::Faults {
+            return Ok(());
+        }
+        self.schedule_nemesis();
+        let Some(pick) = self.rng.weighted(&self.scenario.fault_weights) else {
+            return Ok(());
+        };
+        let (lo, hi) = self.scenario.fault_duration_ms;
+        let duration = self.rng.between(lo, hi);
+        match Nemesis::ALL[pick] {
+            Nemesis::Crash => self.crash_some_node(),
+            Nemesis::Split => {
+                let mut ids = self.ids();
+                self.rng.shuffle(&mut ids);
+                let cut = 1 + self.rng.below(ids.len() / 2);
+                let b = ids.split_off(cut);
+                self.partition(Partition::Split { a: ids, b }, FaultKind::Split, duration);
+                Ok(())
+            }
+            Nemesis::OneWay => {
+                let mut ids = self.ids();
+                self.rng.shuffle(&mut ids);
+                let cut = 1 + self.rng.below(ids.len() - 1);
+                let loud = ids.split_off(cut);
+                self.partition(
+                    Partition::OneWay { deaf: ids, loud },
+                    FaultKind::OneWay,
+                    duration,
+                );
+                Ok(())
+            }
+            Nemesis::IsolateLeader => {
+                let target = match self.current_leader() {
+                    Some(leader) => leader,
+                    None => NodeId(self.rng.below(self.slots.len()) as u64 + 1),
+                };
+                self.partition(
+                    Partition::Isolated(target),
+                    FaultKind::IsolateLeader,
+                    duration,
+                );
+                Ok(())
+            }
+            Nemesis::Bridge => {
+                let mut ids = self.ids();
+                self.rng.shuffle(&mut ids);
+                let bridge = ids.remove(0);
+                let half = ids.len() / 2;
+                let right = ids.split_off(half);
+                self.partition(
+                    Partition::Bridge {
+                        bridge,
+                        left: ids,
+                        right,
+                    },
+                    FaultKind::Bridge,
+                    duration,
+                );
+                Ok(())
+            }
+            Nemesis::DiskStall => {
+                let k = self.rng.below(self.slots.len());
+                let until = self.now.plus_ms(duration);
+                self.slots[k].disk.stall(until);
+                let incarnation = self.slots[k].incarnation;
+                self.queue.push(
+                    until,
+                    Ev::DiskDone {
+                        node: k,
+                        incarnation,
+                    },
+                );
+                self.stats.faults.add(FaultKind::DiskStall, 1);
+                self.note(Actor::Node(self.slots[k].id), Note::Stall { until });
+                Ok(())
+            }
+            Nemesis::Pause => {
+                let k = self.rng.below(self.slots.len());
+                if self.slots[k].replica.is_none() {
+                    return Ok(());
+                }
+                let until = self.now.plus_ms(duration);
+                self.slots[k].paused_until = Some(until);
+                self.stats.faults.add(FaultKind::Pause, 1);
+                self.note(Actor::Node(self.slots[k].id), Note::Pause { until });
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn partition(&mut self, partition: Partition, kind: FaultKind, duration_ms: u64) {
+        self.network.partition(&partition);
+        self.partition_epoch += 1;
+        self.stats.faults.add(kind, 1);
+        self.note(Actor::Nemesis, Note::Partition(partition.to_string()));
+        self.queue.push(
+            self.now.plus_ms(duration_ms),
+            Ev::PartitionEnd {
+                epoch: self.partition_epoch,
+            },
+        );
+    }
+
+    /// Crashes a running node: the leader a third of the time, else any; a crash that would
+    /// leave less than a majority running happens only rarely.
+    pub(super) fn crash_some_node(&mut self) -> Result<(), Violation> {
+        let up: Vec<usize> = (0..self.slots.len())
+            .filter(|&k| self.slots[k].replica.is_some())
+            .collect();
+        let majority = self.slots.len() / 2 + 1;
+        if up.len() <= majority && !self.rng.chance(self.scenario.majority_crash_ppm) {
+            return Ok(());
+        }
+        let leader = self.current_leader().and_then(|l| self.index_of(l));
+        let k = match leader {
+            Some(k) if self.rng.chance(333_333) => k,
+            _ => match self.rng.pick(&up) {
+                Some(&k) => k,
+                None => return Ok(()),
+            },
+        };
+        self.crash(k);
+        Ok(())
+    }
+
+    /// The whole cluster loses power: every running node crashes at once, each keeping only
+    /// what its disk made durable plus what a crash may keep of the rest, and each restarts
+    /// after its own downtime. Committed entries must all survive.
+    pub(super) fn power_loss(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        self.stats.faults.add(FaultKind::PowerLoss, 1);
+        self.note(Actor::Nemesis, Note::PowerLoss);
+        for k in 0..self.slots.len() {
+            if self.slots[k].replica.is_some() {
+                self.crash(k);
+            }
+        }
+    }
+
+    /// Crashes node `k`: its process is gone, its disk keeps what was durable plus a random
+    /// prefix of what was in flight.
+    pub(super) fn crash(&mut self, k: usize) {
+        let in_flight = self.slots[k].disk.records_in_flight();
+        // A third of crashes lose everything in flight, a third keep it all, a third cut it.
+        let survive = match self.rng.below(3) {
+            0 => 0,
+            1 => in_flight,
+            _ => self.rng.below(in_flight + 1),
+        };
+        let slot = &mut self.slots[k];
+        let loss = slot.disk.crash(survive);
+        slot.replica = None;
+        slot.incarnation += 1;
+        slot.paused_until = None;
+        slot.disk_wakeup = None;
+        let incarnation = slot.incarnation;
+        self.stats.faults.add(FaultKind::Crash, 1);
+        self.stats
+            .faults
+            .add(FaultKind::UnackedRecordSurvived, loss.survived as u64);
+        self.stats
+            .faults
+            .add(FaultKind::UnackedRecordLost, loss.lost as u64);
+        self.note(
+            Actor::Node(self.slots[k].id),
+            Note::Crash {
+                survived: loss.survived,
+                lost: loss.lost,
+            },
+        );
+        let (lo, hi) = self.scenario.downtime_ms;
+        let downtime = self.rng.between(lo, hi);
+        self.queue.push(
+            self.now.plus_ms(downtime),
+            Ev::Restart {
+                node: k,
+                incarnation,
+            },
+        );
+    }
+
+    /// Ends the fault phase: heals everything and starts the liveness clock.
+    pub(super) fn begin_final_phase(&mut self) -> Result<(), Violation> {
+        if self.phase == Phase::Final {
+            return Ok(());
+        }
+        self.phase = Phase::Final;
+        self.final_phase_at = Some(self.now);
+        self.note(Actor::Sim, Note::FinalPhase);
+        self.network.heal();
+        self.network.make_reliable();
+        for k in 0..self.slots.len() {
+            self.slots[k].paused_until = None;
+            self.slots[k].disk.end_stall(self.now);
+            let incarnation = self.slots[k].incarnation;
+            self.queue.push(
+                self.now,
+                Ev::DiskDone {
+                    node: k,
+                    incarnation,
+                },
+            );
+            if self.slots[k].replica.is_none() {
+                self.start_node(k)?;
+            }
+        }
+        for c in 0..self.clients.len() {
+            if self.clients[c].current.is_none() {
+                self.queue.push(self.now, Ev::ClientThink { client: c });
+            }
+        }
+        let election = self.scenario.raft.election_timeout_ms;
+        self.queue.push(
+            self.now.plus_ms(LEADER_BOUND_ELECTIONS * election),
+            Ev::LeaderDeadline,
+        );
+        self.queue.push(
+            self.now.plus_ms(CONVERGE_BOUND_ELECTIONS * election),
+            Ev::FinalDeadline,
+        );
+        Ok(())
+    }
+}

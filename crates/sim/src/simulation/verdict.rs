@@ -1,0 +1,110 @@
+//! The end of a run: convergence, what is missing when it does not come, and the
+//! linearizability check of the client history.
+
+use super::Simulation;
+use crate::failure::{Check, Violation};
+use crate::linearizability::{self, CheckResult};
+
+impl Simulation {
+    /// Whether every client is done and every node runs, has applied everything the leader
+    /// holds, and holds the same store.
+    pub(super) fn converged(&self) -> bool {
+        if self
+            .clients
+            .iter()
+            .any(|c| !c.final_done || c.current.is_some())
+        {
+            return false;
+        }
+        let Some(leader) = self.current_leader().and_then(|l| self.index_of(l)) else {
+            return false;
+        };
+        let Some(lead) = self.slots[leader].replica.as_ref() else {
+            return false;
+        };
+        let target = lead.core.last_index();
+        if lead.core.commit_index() != target {
+            return false;
+        }
+        let mut stores = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            match &slot.replica {
+                Some(r) if r.applied() == target && slot.paused_until.is_none() => {
+                    stores.push(r.store())
+                }
+                _ => return false,
+            }
+        }
+        stores.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// Why the cluster has not converged, for a liveness failure.
+    pub(super) fn convergence_gap(&self) -> String {
+        let waiting: Vec<String> = self
+            .clients
+            .iter()
+            .filter(|c| !c.final_done || c.current.is_some())
+            .map(|c| format!("c{}", c.id))
+            .collect();
+        let mut stores_differ = false;
+        let first = self.slots.iter().find_map(|s| s.replica.as_ref());
+        for slot in &self.slots {
+            if let (Some(a), Some(b)) = (first, slot.replica.as_ref())
+                && a.applied() == b.applied()
+                && a.store() != b.store()
+            {
+                stores_differ = true;
+            }
+        }
+        format!(
+            "clients still waiting: [{}]; {}{}",
+            waiting.join(" "),
+            self.cluster_summary(),
+            if stores_differ {
+                "; stores differ at an equal applied index"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// One phrase per node: role, term, commit, applied.
+    pub(super) fn cluster_summary(&self) -> String {
+        self.slots
+            .iter()
+            .map(|s| match &s.replica {
+                Some(r) => format!(
+                    "{} {} {} commit {} applied {} last {} in-flight {}",
+                    s.id,
+                    r.core.role(),
+                    r.core.term(),
+                    r.core.commit_index(),
+                    r.applied(),
+                    r.core.last_index(),
+                    r.in_flight()
+                ),
+                None => format!("{} down", s.id),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The end-of-run linearizability check.
+    pub(super) fn check_history(&mut self) -> Result<(), Violation> {
+        match linearizability::check(&self.history) {
+            Ok(CheckResult::Linearizable(stats)) => {
+                self.stats.checker_states += stats.states as u64;
+                Ok(())
+            }
+            Ok(CheckResult::Inconclusive { stats, .. }) => {
+                self.stats.checker_states += stats.states as u64;
+                self.stats.checker_inconclusive += 1;
+                Ok(())
+            }
+            Err(violation) => Err(Violation::new(
+                Check::Linearizability,
+                format!("\n{violation}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! What runs did, counted: client commands and their outcomes, events, faults by kind.
+
+use std::fmt;
+use std::ops::AddAssign;
+
+/// Every kind of fault counted; the first seven are the nemesis's, the rest happen per message
+/// or per crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// A node crashed (and later restarted from its disk).
+    Crash,
+    /// The cluster was split in two.
+    Split,
+    /// Links were cut one way only.
+    OneWay,
+    /// The leader was cut off.
+    IsolateLeader,
+    /// A node bridged two halves that could not hear each other.
+    Bridge,
+    /// A node's disk stalled.
+    DiskStall,
+    /// A node's process was frozen.
+    Pause,
+    /// A message was lost by the network.
+    MessageDropped,
+    /// A message was delivered twice.
+    MessageDuplicated,
+    /// A message was held up for long (and so overtaken by later ones).
+    MessageDelayed,
+    /// A message was lost to a partition.
+    MessageCut,
+    /// A record not yet acknowledged survived a crash (the OS had flushed it).
+    UnackedRecordSurvived,
+    /// A record not yet acknowledged was lost in a crash.
+    UnackedRecordLost,
+    /// A node's alarm fired late (a busy or descheduled process).
+    TimerLate,
+    /// A node got a timeout it did not ask for (harmless by the core's contract).
+    TimerSpurious,
+    /// Every running node crashed at once (a power failure of the whole cluster); each crash
+    /// is also counted as a crash.
+    PowerLoss,
+}
+
+impl FaultKind {
+    /// Every kind, in display order.
+    pub const ALL: [FaultKind; 16] = [
+        FaultKind::Crash,
+        FaultKind::Split,
+        FaultKind::OneWay,
+        FaultKind::IsolateLeader,
+        FaultKind::Bridge,
+        FaultKind::DiskStall,
+        FaultKind::Pause,
+        FaultKind::MessageDropped,
+        FaultKind::MessageDuplicated,
+        FaultKind::MessageDelayed,
+        FaultKind::MessageCut,
+        FaultKind::UnackedRecordSurvived,
+        FaultKind::UnackedRecordLost,
+        FaultKind::TimerLate,
+        FaultKind::TimerSpurious,
+        FaultKind::PowerLoss,
+    ];
+
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Split => "partition-split",
+            FaultKind::OneWay => "partition-one-way",
+            FaultKind::IsolateLeader => "partition-leader-isolated",
+            FaultKind::Bridge => "partition-bridge",
+            FaultKind::DiskStall => "disk-stall",
+            FaultKind::Pause => "process-pause",
+            FaultKind::MessageDropped => "message-dropped",
+            FaultKind::MessageDuplicated => "message-duplicated",
+            FaultKind::MessageDelayed => "message-long-delay",
+            FaultKind::MessageCut => "message-cut-by-partition",
+            FaultKind::UnackedRecordSurvived => "unacked-record-survived-crash",
+            FaultKind::UnackedRecordLost => "unacked-record-lost-in-crash",
+            FaultKind::TimerLate => "timer-late",
+            FaultKind::TimerSpurious => "timer-spurious",
+            FaultKind::PowerLoss => "power-loss-whole-cluster",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counts per [`FaultKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultCounts([u64; FaultKind::ALL.len()]);
+
+impl FaultCounts {
+    /// Adds `n` faults of `kind`.
+    pub fn add(&mut self, kind: FaultKind, n: u64) {
+        self.0[kind.slot()] += n;
+    }
+
+    /// How many faults of `kind`.
+    pub fn get(&self, kind: FaultKind) -> u64 {
+        self.0[kind.slot()]
+    }
+
+    /// Faults of every kind together.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl AddAssign for FaultCounts {
+    fn add_assign(&mut self, other: FaultCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+/// What one run (or many, added up) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunStats {
+    /// Runs counted.
+    pub runs: u64,
+    /// Client commands invoked (each op in the history).
+    pub commands: u64,
+    /// Commands that got a definite answer.
+    pub definite: u64,
+    /// Commands whose outcome stayed unknown (timeout, `ERR_INTERNAL`, too many redirects).
+    pub unknown: u64,
+    /// Redirects followed by clients.
+    pub redirects: u64,
+    /// Sum over definite answers of the simulated time from first send to answer, us.
+    pub latency_us_sum: u64,
+    /// The longest such time, us.
+    pub latency_us_max: u64,
+    /// Events the simulator processed.
+    pub events: u64,
+    /// Messages nodes sent to each other.
+    pub messages: u64,
+    /// Distinct (term, leader) pairs seen.
+    pub leaders: u64,
+    /// Entries committed (the longest committed prefix).
+    pub committed: u64,
+    /// Simulated time, microseconds.
+    pub sim_us: u64,
+    /// Faults injected, by kind.
+    pub faults: FaultCounts,
+    /// Configurations the linearizability checker explored.
+    pub checker_states: u64,
+    /// Histories the checker gave up on (too concurrent for its budget; not a failure).
+    pub checker_inconclusive: u64,
+}
+
+impl AddAssign for RunStats {
+    fn add_assign(&mut self, o: RunStats) {
+        self.runs += o.runs;
+        self.commands += o.commands;
+        self.definite += o.definite;
+        self.unknown += o.unknown;
+        self.redirects += o.redirects;
+        self.latency_us_sum += o.latency_us_sum;
+        self.latency_us_max = self.latency_us_max.max(o.latency_us_max);
+        self.events += o.events;
+        self.messages += o.messages;
+        self.leaders += o.leaders;
+        self.committed += o.committed;
+        self.sim_us += o.sim_us;
+        self.faults += o.faults;
+        self.checker_states += o.checker_states;
+        self.checker_inconclusive += o.checker_inconclusive;
+    }
+}
+
+impl fmt::Display for RunStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "runs:              {}", self.runs)?;
+        writeln!(
+            f,
+            "client commands:   {} ({} definite, {} unknown outcome, {} redirects followed)",
+            self.commands, self.definite, self.unknown, self.redirects
+        )?;
+        writeln!(
+            f,
+            "command latency:   mean {:.2} ms, max {:.1} ms (definite answers, simulated)",
+            self.latency_us_sum as f64 / self.definite.max(1) as f64 / 1_000.0,
+            self.latency_us_max as f64 / 1_000.0
+        )?;
+        writeln!(f, "entries committed: {}", self.committed)?;
+        writeln!(f, "leaders elected:   {}", self.leaders)?;
+        writeln!(f, "messages sent:     {}", self.messages)?;
+        writeln!(f, "events simulated:  {}", self.events)?;
+        writeln!(
+            f,
+            "simulated time:    {:.1} s",
+            self.sim_us as f64 / 1_000_000.0
+        )?;
+        writeln!(
+            f,
+            "checker states:    {} ({} histories inconclusive)",
+            self.checker_states, self.checker_inconclusive
+        )?;
+        writeln!(f, "faults injected:   {}", self.faults.total())?;
+        for kind in FaultKind::ALL {
+            writeln!(f, "  {:<32} {}", kind.name(), self.faults.get(kind))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! Guards against the return of bugs the simulator found: each failing seed met on the way,
+//! with the sentence that explains it. They run under the current code and must pass.
+
+use sim::disk::CrashOrder;
+use sim::{Profile, RunOptions, run};
+
+use crate::common::COMMANDS_PER_RUN;
+
+/// Runs one seed as the sweeps do and fails with its report.
+fn passes(profile: Profile, seed: u64) {
+    let report = run(RunOptions::new(profile, seed, COMMANDS_PER_RUN));
+    if let Some(failure) = report.failure {
+        panic!("{failure}");
+    }
+}
+
+/// Mixed seed 0 (simulator bug, fixed): attempt numbers restarted at 1 for every command, so
+/// the timeout (or a late reply) of a client's abandoned command was taken for its next
+/// command's: the next command was given up early or "answered" by the wrong reply, and the
+/// checker saw impossible histories (a write answered CONTENTS). Attempt numbers are now unique
+/// over a client's life. Under the old numbering this seed fails; like every seed here, it is
+/// tied to this commit's scenario generator.
+#[test]
+fn mixed_0_stale_timeouts_and_replies_of_abandoned_commands_are_ignored() {
+    passes(Profile::Mixed, 0);
+}
+
+/// Crashes seed 5 with the production WAL writer's crash order (open bug, not in this crate):
+/// n2's disk is slow; in t13 it queues `SaveState(t14, vote n1)`, `SaveState(t15, vote n1)`
+/// (neither vote is sent: the core holds messages until the state is durable), then the t15
+/// leader's first AppendEntries makes it queue `LogStore(i237/t15)`, all in one writer batch.
+/// `wal::Writer` syncs a batch's log before it saves the batch's last hard state, so the crash
+/// kept i237/t15 and lost t15: on restart `raft::Node::new` refuses the disk
+/// (`TermAheadOfHardState`: i237 has t15 above the saved t13) and the node can never come
+/// back. About 7% of crash-heavy seeds hit it in this order (0.1% of mixed ones). Fix (see the
+/// report): have the writer save a batch's hard state before it syncs the batch's log (safe:
+/// the core caps the saved commit hint at its durable index, so the hint never names an entry
+/// of the same batch; with that order 2,000 crash-heavy seeds pass), and/or let recovery adopt
+/// the last entry's term with no vote.
+#[test]
+#[ignore = "open bug in wal::Writer's batch order vs raft recovery; run with --ignored"]
+fn crashes_5_wal_batch_order_must_not_leave_a_node_unable_to_restart() {
+    let mut options = RunOptions::new(Profile::Crashes, 5, COMMANDS_PER_RUN);
+    options.crash_order = CrashOrder::WalBatch;
+    if let Some(failure) = run(options).failure {
+        panic!("{failure}");
+    }
+}
