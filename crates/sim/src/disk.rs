@@ -43,9 +43,9 @@ pub enum CrashOrder {
     /// model, and what the `raft` crate documentation asks of a driver).
     #[default]
     Prefix,
-    /// What the production WAL writer (`wal::Writer`) does: the operations of the batch being
-    /// synced reach the log file first (a prefix of its log records), and the batch's last hard
-    /// state only after the log's fsync; later batches are lost whole.
+    /// What the production WAL writer (`wal::Writer`) does: of the batch being synced, the last
+    /// hard state is made durable first (its own fsync), then a prefix of the batch's log
+    /// records may reach the disk; later batches are lost whole.
     WalBatch,
 }
 
@@ -241,30 +241,31 @@ impl Disk {
                     .take_while(|p| Some(p.done_at) == first)
                     .map(|p| p.op)
                     .collect();
-                let mut state = None;
-                let mut whole_log = true;
-                for op in batch {
-                    match op {
-                        DiskOp::SaveState(hs) => state = Some(hs),
-                        op => {
-                            let records = op.records();
-                            let take = records.min(left);
-                            left -= take;
-                            kept += take;
-                            whole_log &= take == records;
-                            if take > 0 {
-                                self.make_durable(op, take);
-                            }
-                        }
-                    }
-                }
-                // The hard state file is written only after the log's fsync returned.
+                // The writer saves the batch's last hard state (its own fsync) before any of
+                // the batch's log records can reach the disk.
+                let state = batch.iter().rev().find_map(|op| match op {
+                    DiskOp::SaveState(hs) => Some(*hs),
+                    _ => None,
+                });
+                // A cut before the hard state (left == 0) keeps nothing of the batch.
                 if let Some(hs) = state
-                    && whole_log
                     && left > 0
                 {
+                    left -= 1;
                     kept += 1;
                     self.hard_state = hs;
+                }
+                for op in batch {
+                    if matches!(op, DiskOp::SaveState(_)) {
+                        continue;
+                    }
+                    let records = op.records();
+                    let take = records.min(left);
+                    left -= take;
+                    kept += take;
+                    if take > 0 {
+                        self.make_durable(op, take);
+                    }
                 }
             }
         }

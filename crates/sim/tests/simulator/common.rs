@@ -9,11 +9,13 @@ pub const COMMANDS_PER_RUN: usize = 500;
 /// Runs `seeds` under `profile` on this thread, prints the totals and fails with every
 /// failure report if any run failed.
 pub fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> Totals {
-    let totals = run_seeds(
-        RunOptions::new(profile, 0, COMMANDS_PER_RUN),
-        seeds.clone(),
-        1,
-    );
+    sweep_with(RunOptions::new(profile, 0, COMMANDS_PER_RUN), seeds)
+}
+
+/// Like [`sweep`], with every option of `template` but the seed.
+pub fn sweep_with(template: RunOptions, seeds: std::ops::Range<u64>) -> Totals {
+    let profile = template.profile;
+    let totals = run_seeds(template, seeds.clone(), 1);
     println!("profile {profile}, seeds {seeds:?}:\n{}", totals.stats);
     assert_clean(&totals);
     totals

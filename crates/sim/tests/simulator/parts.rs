@@ -86,7 +86,7 @@ fn crash_keeps_what_was_durable_and_only_a_prefix_of_the_rest() {
 }
 
 #[test]
-fn wal_batch_order_keeps_the_batch_log_before_its_hard_state() {
+fn wal_batch_order_keeps_the_batch_hard_state_before_its_log() {
     let fresh = || {
         let mut disk = Disk::new(false).with_crash_order(CrashOrder::WalBatch);
         // One batch: a new term, then entries of that term; a second batch behind it.
@@ -104,12 +104,17 @@ fn wal_batch_order_keeps_the_batch_log_before_its_hard_state() {
         3,
         "two log records and the hard state"
     );
-    let mut log_only = fresh();
-    let loss = log_only.crash(2);
+    let mut nothing = fresh();
+    let loss = nothing.crash(0);
+    assert_eq!((loss.survived, loss.lost), (0, 4));
+    assert_eq!(nothing.recovered().hard_state, HardState::default());
+    assert!(nothing.recovered().entries.is_empty());
+    let mut state_and_one = fresh();
+    let loss = state_and_one.crash(2);
     assert_eq!((loss.survived, loss.lost), (2, 2));
-    let r = log_only.recovered();
-    assert_eq!(r.entries, vec![entry(1, 2), entry(2, 2)]);
-    assert_eq!(r.hard_state, HardState::default(), "the log went first");
+    let r = state_and_one.recovered();
+    assert_eq!(r.hard_state, state(2), "the hard state went first");
+    assert_eq!(r.entries, vec![entry(1, 2)]);
     let mut all = fresh();
     all.crash(3);
     assert_eq!(all.recovered().hard_state, state(2));

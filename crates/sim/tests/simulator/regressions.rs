@@ -25,20 +25,14 @@ fn mixed_0_stale_timeouts_and_replies_of_abandoned_commands_are_ignored() {
     passes(Profile::Mixed, 0);
 }
 
-/// Crashes seed 5 with the production WAL writer's crash order (open bug, not in this crate):
-/// n2's disk is slow; in t13 it queues `SaveState(t14, vote n1)`, `SaveState(t15, vote n1)`
-/// (neither vote is sent: the core holds messages until the state is durable), then the t15
-/// leader's first AppendEntries makes it queue `LogStore(i237/t15)`, all in one writer batch.
-/// `wal::Writer` syncs a batch's log before it saves the batch's last hard state, so the crash
-/// kept i237/t15 and lost t15: on restart `raft::Node::new` refuses the disk
-/// (`TermAheadOfHardState`: i237 has t15 above the saved t13) and the node can never come
-/// back. About 7% of crash-heavy seeds hit it in this order (0.1% of mixed ones). Fix (see the
-/// report): have the writer save a batch's hard state before it syncs the batch's log (safe:
-/// the core caps the saved commit hint at its durable index, so the hint never names an entry
-/// of the same batch; with that order 2,000 crash-heavy seeds pass), and/or let recovery adopt
-/// the last entry's term with no vote.
+/// Crashes seed 5 with the production WAL writer's crash order. n2's disk is slow; in t13 it
+/// queues `SaveState(t14, vote n1)`, `SaveState(t15, vote n1)` (neither vote is sent: the core
+/// holds messages until the state is durable), then the t15 leader's first AppendEntries makes it
+/// queue `LogStore(i237/t15)`, all in one writer batch. `wal::Writer` used to sync a batch's log
+/// before saving its hard state, so a crash kept i237/t15 and lost t15: on restart
+/// `raft::Node::new` refused the disk (`TermAheadOfHardState`) and the node could never come
+/// back (about 7% of crash-heavy seeds). The writer now saves the hard state first.
 #[test]
-#[ignore = "open bug in wal::Writer's batch order vs raft recovery; run with --ignored"]
 fn crashes_5_wal_batch_order_must_not_leave_a_node_unable_to_restart() {
     let mut options = RunOptions::new(Profile::Crashes, 5, COMMANDS_PER_RUN);
     options.crash_order = CrashOrder::WalBatch;

@@ -5,9 +5,10 @@
 //! of committed entries after every step, linearizability of the client history at the end,
 //! and convergence once every fault has healed.
 
-use sim::Profile;
+use sim::disk::CrashOrder;
+use sim::{Profile, RunOptions};
 
-use crate::common::sweep;
+use crate::common::{COMMANDS_PER_RUN, sweep, sweep_with};
 
 #[test]
 fn mixed_faults_three_or_five_nodes() {
@@ -37,4 +38,13 @@ fn crash_heavy_with_torn_writes_stalls_and_pauses() {
 #[test]
 fn hostile_network_loss_duplication_delay() {
     sweep(Profile::Chaos, 0..320);
+}
+
+/// Crashes cut through the production WAL writer's batches as it orders them (a batch's hard
+/// state before its log records), not just through any prefix of operations.
+#[test]
+fn crash_heavy_in_the_wal_writers_order() {
+    let mut options = RunOptions::new(Profile::Crashes, 0, COMMANDS_PER_RUN);
+    options.crash_order = CrashOrder::WalBatch;
+    sweep_with(options, 1000..1200);
 }
