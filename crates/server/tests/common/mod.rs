@@ -72,6 +72,13 @@ impl Server {
         self.addr = addr;
     }
 
+    /// The exit status if the process has exited on its own (it is then reaped and forgotten).
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().expect("poll server")?;
+        self.child = None;
+        Some(status)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
