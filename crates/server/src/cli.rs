@@ -10,7 +10,13 @@ use crate::config::{self, ClusterFile, NodeConfig};
 /// raftfs: a small replicated file store built on Raft, spoken to over a telnet-compatible text
 /// protocol (read, write, cas, delete).
 #[derive(Debug, Parser)]
-#[command(name = "raftfs", version, about, long_about = None)]
+#[command(
+    name = "raftfs",
+    version,
+    about = "raftfs: a small replicated file store built on Raft, spoken to over a \
+             telnet-compatible text protocol (read, write, cas, delete)",
+    long_about = None
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]

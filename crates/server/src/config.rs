@@ -109,7 +109,7 @@ impl ClusterFile {
         })?;
         let file: ClusterFile = toml::from_str(&text).map_err(|err| ConfigError::Parse {
             path: path.to_owned(),
-            message: err.to_string(),
+            message: one_line_toml_error(&text, &err),
         })?;
         file.validate()?;
         Ok(file)
@@ -149,6 +149,18 @@ impl ClusterFile {
     /// The member with this id.
     pub fn member(&self, id: u64) -> Option<&Member> {
         self.member.iter().find(|m| m.id == id)
+    }
+}
+
+/// A TOML error as "line L: what", without the multi-line source excerpt the parser draws.
+fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
     }
 }
 
