@@ -30,7 +30,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a local cluster of N member processes on 127.0.0.1 until Ctrl-C.
     Cluster(ClusterArgs),
-    /// Measure a running store's write throughput, or the disk's fsync rate.
+    /// Measure write throughput, the disk's fsync rate, or leader failover time.
     Bench(crate::bench::BenchArgs),
 }
 
