@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes [default: 1048576, or the cluster file's max_file_size].
     #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
+    /// Seconds a client may leave a command half sent (a line without its end, content not yet
+    /// complete) before its connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT.as_secs())]
+    pub partial_command_timeout: u64,
 }
 
 /// Arguments of `raftfs cluster`.
@@ -118,6 +122,11 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(bytes) = args.max_file_size {
         config.file_bytes_max = bytes;
     }
+    anyhow::ensure!(
+        args.partial_command_timeout > 0,
+        "--partial-command-timeout must be at least 1 second"
+    );
+    config.partial_command_timeout = std::time::Duration::from_secs(args.partial_command_timeout);
     config::check_timing(
         config.election_timeout_ms,
         config.heartbeat_interval_ms,

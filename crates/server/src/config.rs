@@ -196,6 +196,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Largest file accepted, in bytes.
     pub file_bytes_max: u64,
+    /// How long a client connection may sit in the middle of a command before it is closed.
+    pub partial_command_timeout: std::time::Duration,
     /// Minimum election timeout in milliseconds.
     pub election_timeout_ms: u64,
     /// Leader heartbeat interval in milliseconds.
@@ -215,6 +217,7 @@ impl NodeConfig {
             }],
             data_dir,
             file_bytes_max,
+            partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
             election_timeout_ms: ELECTION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
         }
@@ -237,6 +240,7 @@ impl NodeConfig {
             members: file.member.clone(),
             data_dir,
             file_bytes_max: file.max_file_size,
+            partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
             election_timeout_ms: file.election_timeout_ms,
             heartbeat_interval_ms: file.heartbeat_interval_ms,
         })

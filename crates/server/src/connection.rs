@@ -29,10 +29,19 @@ pub const PIPELINE_DEPTH_MAX: usize = 1024;
 /// Bytes asked of the socket per read; the decoder keeps at most about one line plus one file.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// How long a connection may sit in the middle of a command (a line without its end, content
-/// not yet complete) before it is closed: generous for a person typing into telnet, short enough
-/// that a client that announced bytes it never sends does not hold its slot forever.
-pub const PARTIAL_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default for how long a connection may sit in the middle of a command (a line without its
+/// end, content not yet complete) before it is closed: generous for a person typing into telnet,
+/// short enough that a client that announced bytes it never sends does not hold its slot forever.
+pub const PARTIAL_COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
+
+/// What bounds one client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The protocol limits (largest file).
+    pub codec: Limits,
+    /// How long a connection may sit in the middle of a command.
+    pub partial_command_timeout: Duration,
+}
 
 /// Output buffered before a write is forced even if more replies are ready.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
@@ -58,7 +67,12 @@ impl Slot {
 
 /// Serves one client until it disconnects, framing is lost, or shutdown is signalled (shutdown
 /// stops reading between commands; replies for commands already read are still written).
-pub async fn serve(stream: TcpStream, node: NodeHandle, limits: Limits, shutdown: Shutdown) {
+pub async fn serve(
+    stream: TcpStream,
+    node: NodeHandle,
+    limits: ConnectionLimits,
+    shutdown: Shutdown,
+) {
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%err, "set_nodelay failed");
     }
@@ -75,11 +89,11 @@ pub async fn serve(stream: TcpStream, node: NodeHandle, limits: Limits, shutdown
 async fn read_commands(
     mut reader: OwnedReadHalf,
     node: NodeHandle,
-    limits: Limits,
+    limits: ConnectionLimits,
     slots: mpsc::Sender<Slot>,
     mut shutdown: Shutdown,
 ) {
-    let mut decoder = Decoder::new(limits);
+    let mut decoder = Decoder::new(limits.codec);
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {
         // Take every whole command already buffered before reading again.
@@ -108,7 +122,7 @@ async fn read_commands(
         let idle_limit = if between_commands {
             None
         } else {
-            Some(tokio::time::Instant::now() + PARTIAL_COMMAND_TIMEOUT)
+            Some(tokio::time::Instant::now() + limits.partial_command_timeout)
         };
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {

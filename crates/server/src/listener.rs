@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fs::codec::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::connection;
+use crate::connection::{self, ConnectionLimits};
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
 
@@ -23,7 +22,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts clients until shutdown, then waits (briefly) for their connections to finish.
-pub async fn run(listener: TcpListener, node: NodeHandle, limits: Limits, mut shutdown: Shutdown) {
+pub async fn run(
+    listener: TcpListener,
+    node: NodeHandle,
+    limits: ConnectionLimits,
+    mut shutdown: Shutdown,
+) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut connections = JoinSet::new();
     loop {

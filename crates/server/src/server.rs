@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::config::NodeConfig;
+use crate::connection::ConnectionLimits;
 use crate::listener;
 use crate::node::{INBOUND_QUEUE_MAX, Node};
 use crate::shutdown;
@@ -77,8 +78,11 @@ pub async fn run(
     // Tests and scripts wait for this line; it names the bound address (useful with port 0).
     info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
 
-    let limits = fs::codec::Limits {
-        file_bytes_max: config.file_bytes_max,
+    let limits = ConnectionLimits {
+        codec: fs::codec::Limits {
+            file_bytes_max: config.file_bytes_max,
+        },
+        partial_command_timeout: config.partial_command_timeout,
     };
     let listener_task = tokio::spawn(listener::run(clients, handle, limits, shutdown));
     let node_task = tokio::spawn(node.run());

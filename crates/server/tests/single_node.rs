@@ -337,3 +337,26 @@ async fn status_endpoint_reports_the_node_and_counts_fsyncs() {
     // Every acknowledged write was fsync'd: at least one fsync per sequential write.
     assert!(status["wal_fsyncs"].as_u64().unwrap() >= 10);
 }
+
+#[tokio::test]
+async fn a_half_sent_command_times_out_but_an_idle_connection_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--partial-command-timeout", "1"]);
+    let mut idle = TcpStream::connect(&server.addr).await.unwrap();
+    let mut half = TcpStream::connect(&server.addr).await.unwrap();
+    // Announces 10 bytes, sends 3, and stalls: the server closes it after the timeout.
+    half.write_all(b"write stalled 10\r\nabc").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), half.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the half-sent command's connection was closed"
+    );
+    assert!(rest.is_empty(), "nothing was answered: {rest:?}");
+    // A connection that sat idle between commands for longer is still served.
+    common::play_session(
+        &mut idle,
+        &[(b"read stalled\r\n", b"ERR_FILE_NOT_FOUND\r\n")],
+    )
+    .await;
+}
