@@ -88,7 +88,10 @@ impl Storage {
         let Some(last) = entries.last() else {
             return Ok(());
         };
-        let (index, term) = (last.index, last.term);
+        let stored = StorageEvent::LogStored {
+            index: last.index,
+            term: last.term,
+        };
         let records = entries
             .iter()
             .map(|e| wal::Entry {
@@ -97,51 +100,42 @@ impl Storage {
                 data: e.encode_payload().into(),
             })
             .collect();
-        let events = self.events.clone();
-        self.writer.submit(
-            wal::Op::Append(records),
-            Box::new(move |result| {
-                let event = match result {
-                    Ok(_) => StorageEvent::LogStored { index, term },
-                    Err(err) => StorageEvent::Failed(err),
-                };
-                let _ = events.send(NodeEvent::Storage(event));
-            }),
-        )?;
-        Ok(())
+        self.submit(wal::Op::Append(records), Some(stored))
     }
 
     /// Drops entries from `from` on. No completion is reported: the writer applies operations
     /// in order, so the next `LogStored` covers it.
     pub fn truncate(&mut self, from: LogIndex) -> anyhow::Result<()> {
-        let events = self.events.clone();
-        self.writer.submit(
-            wal::Op::TruncateSuffix(from.0),
-            Box::new(move |result| {
-                if let Err(err) = result {
-                    let _ = events.send(NodeEvent::Storage(StorageEvent::Failed(err)));
-                }
-            }),
-        )?;
-        Ok(())
+        self.submit(wal::Op::TruncateSuffix(from.0), None)
     }
 
     /// Saves the hard state; `StateSaved` follows once it is durable.
     pub fn save_state(&mut self, state: HardState) -> anyhow::Result<()> {
-        let events = self.events.clone();
         let record = wal::HardState {
             term: state.term.0,
             vote: state.vote.map_or(0, |v| v.0),
             commit: state.commit.0,
         };
-        self.writer.submit(
+        self.submit(
             wal::Op::SaveHardState(record),
+            Some(StorageEvent::StateSaved(state)),
+        )
+    }
+
+    /// Queues `op` for the writer; once it is durable the node gets `done` (if any), and if it
+    /// fails the node gets `Failed` whatever `done` was.
+    fn submit(&mut self, op: wal::Op, done: Option<StorageEvent>) -> anyhow::Result<()> {
+        let events = self.events.clone();
+        self.writer.submit(
+            op,
             Box::new(move |result| {
                 let event = match result {
-                    Ok(_) => StorageEvent::StateSaved(state),
-                    Err(err) => StorageEvent::Failed(err),
+                    Ok(_) => done,
+                    Err(err) => Some(StorageEvent::Failed(err)),
                 };
-                let _ = events.send(NodeEvent::Storage(event));
+                if let Some(event) = event {
+                    let _ = events.send(NodeEvent::Storage(event));
+                }
             }),
         )?;
         Ok(())
