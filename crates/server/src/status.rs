@@ -54,7 +54,9 @@ pub struct Status {
     /// The store's version counter.
     pub version: u64,
     /// CRC32C of the store's snapshot, as hex: equal on replicas that applied the same entries.
-    pub store_digest: String,
+    /// Computed only for `/status`, since it serialises the whole store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_digest: Option<String>,
     /// Client commands received, by kind.
     pub requests: RequestCounts,
     /// fsyncs the log has performed.
@@ -75,7 +77,13 @@ pub struct RequestCounts {
 }
 
 /// A question for the node: answer with a fresh [`Status`].
-pub type StatusQuery = oneshot::Sender<Status>;
+#[derive(Debug)]
+pub struct StatusQuery {
+    /// Whether to compute the store digest (it costs a pass over every file).
+    pub with_digest: bool,
+    /// Where the answer goes.
+    pub reply: oneshot::Sender<Status>,
+}
 
 /// Serves HTTP status requests until shutdown.
 pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut shutdown: Shutdown) {
@@ -102,9 +110,10 @@ async fn answer(
     req: Request<Incoming>,
     node: mpsc::Sender<StatusQuery>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let with_digest = req.uri().path() == "/status";
     let status = async {
-        let (tx, rx) = oneshot::channel();
-        node.send(tx).await.ok()?;
+        let (reply, rx) = oneshot::channel();
+        node.send(StatusQuery { with_digest, reply }).await.ok()?;
         rx.await.ok()
     }
     .await;

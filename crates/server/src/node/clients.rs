@@ -171,10 +171,11 @@ impl Clients {
         }
     }
 
-    /// Leadership moved. A node that is not (or no longer) the leader cannot complete what it
-    /// holds: everything in flight gets ERR_INTERNAL (outcome unknown for mutations).
-    pub(super) fn leader_changed(&mut self, _leader: Option<NodeId>, is_me: bool) {
-        if !is_me {
+    /// Called whenever leadership may have moved. A node that is not (or no longer) the leader
+    /// cannot complete what it holds: everything in flight gets ERR_INTERNAL (outcome unknown
+    /// for mutations).
+    pub(super) fn lost_leadership_unless(&mut self, leading: bool) {
+        if !leading {
             self.fail_in_flight();
         }
     }

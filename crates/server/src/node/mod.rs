@@ -148,7 +148,7 @@ impl Node {
                 },
                 Some(message) = self.inbound.recv() => self.on_peer_message(message)?,
                 Some(query) = self.status_queries.recv() => {
-                    let _ = query.send(self.status());
+                    let _ = query.reply.send(self.status(query.with_digest));
                 }
                 request = self.requests.recv(), if accepting => match request {
                     Some(request) => self.on_requests(request)?,
@@ -293,7 +293,7 @@ impl Node {
                 Action::RoleChanged { role, term, leader } => {
                     info!(?role, term = term.0, leader = ?leader.map(|l| l.0), "role changed");
                     self.clients
-                        .leader_changed(leader, leader == Some(self.core.id()));
+                        .lost_leadership_unless(leader == Some(self.core.id()));
                     leader_found |= leader.is_some();
                 }
             }
@@ -350,7 +350,7 @@ impl Node {
     }
 
     /// A consistent reading of the node, for `/status` and `/metrics`.
-    fn status(&self) -> Status {
+    fn status(&self, with_digest: bool) -> Status {
         Status {
             id: self.config.id,
             role: format!("{:?}", self.core.role()).to_lowercase(),
@@ -363,7 +363,8 @@ impl Node {
             files: self.store.file_count() as u64,
             content_bytes: self.store.content_bytes(),
             version: self.store.version(),
-            store_digest: format!("{:08x}", crc32c::crc32c(&self.store.snapshot())),
+            store_digest: with_digest
+                .then(|| format!("{:08x}", crc32c::crc32c(&self.store.snapshot()))),
             requests: self.requests_seen.clone(),
             wal_fsyncs: self.storage.fsyncs(),
         }
