@@ -200,27 +200,6 @@ impl Nemesis {
     ];
 }
 
-/// The Raft settings of a run (every node uses the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RaftTuning {
-    /// `Config::election_timeout_ms`.
-    pub election_timeout_ms: u64,
-    /// `Config::heartbeat_interval_ms`.
-    pub heartbeat_interval_ms: u64,
-    /// `Config::max_entries_per_msg`.
-    pub max_entries_per_msg: usize,
-    /// `Config::max_bytes_per_msg`.
-    pub max_bytes_per_msg: usize,
-    /// `Config::max_inflight_msgs`.
-    pub max_inflight_msgs: usize,
-    /// `Config::prevote`.
-    pub prevote: bool,
-    /// `Config::check_quorum`.
-    pub check_quorum: bool,
-    /// `Config::broadcast_commit`.
-    pub broadcast_commit: bool,
-}
-
 /// Every parameter of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
@@ -230,8 +209,8 @@ pub struct Scenario {
     pub seed: u64,
     /// Cluster size: 3 or 5.
     pub nodes: usize,
-    /// Raft settings.
-    pub raft: RaftTuning,
+    /// Raft settings, the same for every node (its `id` is a placeholder: see `raft_config`).
+    pub raft: raft::Config,
     /// Concurrent clients.
     pub clients: usize,
     /// Client commands to issue before the faults stop (the final checks add a few).
@@ -297,7 +276,9 @@ impl Scenario {
         // 4 to 10 heartbeats per election timeout: around the 3 `Config::validate` demands up
         // to etcd's 10.
         let heartbeat = (election / rng.between(4, 10)).max(1);
-        let raft = RaftTuning {
+        // The same settings for every node; `raft_config` puts in each node's id.
+        let raft = raft::Config {
+            id: raft::NodeId(0),
             election_timeout_ms: election,
             heartbeat_interval_ms: heartbeat,
             max_entries_per_msg: *rng.pick(&ENTRIES_PER_MSG_CHOICES).unwrap_or(&1024),
@@ -410,16 +391,10 @@ impl Scenario {
 
     /// The Raft configuration of node `id`.
     pub fn raft_config(&self, id: raft::NodeId) -> raft::Config {
-        let mut config = raft::Config::new(id);
-        config.election_timeout_ms = self.raft.election_timeout_ms;
-        config.heartbeat_interval_ms = self.raft.heartbeat_interval_ms;
-        config.max_entries_per_msg = self.raft.max_entries_per_msg;
-        config.max_bytes_per_msg = self.raft.max_bytes_per_msg;
-        config.max_inflight_msgs = self.raft.max_inflight_msgs;
-        config.prevote = self.raft.prevote;
-        config.check_quorum = self.raft.check_quorum;
-        config.broadcast_commit = self.raft.broadcast_commit;
-        config
+        raft::Config {
+            id,
+            ..self.raft.clone()
+        }
     }
 
     /// Whether the nemesis is active at all.
