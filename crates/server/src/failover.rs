@@ -9,8 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Args;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::client::{Client, Connection};
@@ -152,16 +150,7 @@ async fn settled_leader(https: &[String]) -> anyhow::Result<u64> {
 
 /// The leader a member's `/status` names, if it answers and knows one.
 async fn status_leader(http: &str) -> Option<u64> {
-    let mut stream = TcpStream::connect(http).await.ok()?;
-    stream
-        .write_all(b"GET /status HTTP/1.0\r\nHost: raftfs\r\n\r\n")
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let body = response.split("\r\n\r\n").nth(1)?;
-    let status: serde_json::Value = serde_json::from_str(body).ok()?;
-    status["leader"].as_u64()
+    crate::status::fetch(http).await?["leader"].as_u64()
 }
 
 /// Tries a write on every member in turn, following redirects at once, until one is

@@ -197,22 +197,7 @@ pub async fn raw_exchange(conn: &mut Connection, bytes: &[u8], n: usize) -> Vec<
 
 /// GETs `/status` from a server's HTTP address and parses the JSON.
 pub async fn http_status(addr: &str) -> serde_json::Value {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to status");
-    stream
-        .write_all(b"GET /status HTTP/1.0\r\nHost: raftfs\r\n\r\n")
-        .await
-        .expect("send status request");
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .expect("read status");
-    let text = String::from_utf8(response).expect("utf-8 status");
-    let body = text.split("\r\n\r\n").nth(1).expect("status body");
-    serde_json::from_str(body).expect("status JSON")
+    server::status::fetch(addr).await.expect("status JSON")
 }
 
 /// Test ports come from below the kernel's ephemeral range (32768 and up by default on Linux),
