@@ -38,7 +38,7 @@
 //! - [`runner`]: many seeds over several threads, with totals.
 //! - [`scenario`]: a run's parameters drawn from its seed, under a [`scenario::Profile`].
 //! - [`invariants`]: the per-step safety checks.
-//! - [`replica`]: a node's runtime (core, store, client commands in flight).
+//! - [`process`]: a running node: the production replica driver and its simulated runtime state.
 //! - [`client`]: the simulated clients.
 //! - [`network`], [`disk`], [`clock`]: the simulated world.
 //! - [`event_queue`], [`random`]: the agenda and the single seeded generator.
@@ -58,8 +58,8 @@ pub mod history;
 pub mod invariants;
 pub mod linearizability;
 pub mod network;
+pub mod process;
 pub mod random;
-pub mod replica;
 pub mod runner;
 pub mod scenario;
 pub mod simulation;

@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::Bytes;
 use fs::Name;
-use raft::{Event, NodeId, Role};
+use raft::{NodeId, Role};
 
 use crate::client::Client;
 use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime};
@@ -30,8 +30,8 @@ use crate::failure::{Check, Failure, REPORT_TRACE_LINES, Violation};
 use crate::history::History;
 use crate::invariants::Invariants;
 use crate::network::Network;
+use crate::process::Process;
 use crate::random::SimRng;
-use crate::replica::Replica;
 use crate::scenario::{Profile, Sabotage, Scenario};
 use crate::stats::RunStats;
 use crate::trace::{Actor, Note, Trace, TraceMode};
@@ -168,8 +168,6 @@ enum Ev {
     },
     /// Node `node` takes up the client requests that arrived.
     Drain { node: usize, incarnation: u64 },
-    /// Node `node` gives up on parked requests whose time is up.
-    ParkExpiry { node: usize, incarnation: u64 },
     /// A client's request arrives at a node (wire bytes).
     Request {
         node: usize,
@@ -213,7 +211,6 @@ impl Ev {
             | Ev::DiskAck { node, .. }
             | Ev::Alarm { node, .. }
             | Ev::Drain { node, .. }
-            | Ev::ParkExpiry { node, .. }
             | Ev::Request { node, .. } => Some(*node),
             _ => None,
         }
@@ -227,7 +224,7 @@ struct Slot {
     disk: Disk,
     clock: NodeClock,
     /// The running process; `None` while crashed.
-    replica: Option<Replica>,
+    process: Option<Process>,
     /// Bumped at every crash: events of an earlier process are ignored.
     incarnation: u64,
     /// The process is frozen until then.
@@ -295,7 +292,7 @@ impl Simulation {
                     id,
                     disk: Disk::new(lying).with_crash_order(options.crash_order),
                     clock,
-                    replica: None,
+                    process: None,
                     incarnation: 0,
                     paused_until: None,
                     disk_wakeup: None,
@@ -369,7 +366,7 @@ impl Simulation {
                 let applied = self
                     .slots
                     .iter()
-                    .find_map(|s| s.replica.as_ref().map(Replica::applied))
+                    .find_map(|s| s.process.as_ref().map(Process::applied))
                     .unwrap_or_default();
                 self.note(Actor::Sim, Note::Converged { applied });
                 return self.check_history();
@@ -425,35 +422,20 @@ impl Simulation {
             } => {
                 let current = self.slots[node].incarnation == incarnation
                     && self.slots[node]
-                        .replica
+                        .process
                         .as_ref()
-                        .is_some_and(|r| r.alarm_generation == generation);
+                        .is_some_and(|p| p.alarm_generation == generation);
                 if !current {
                     return Ok(());
                 }
                 self.note(Actor::Node(self.slots[node].id), Note::Timeout);
-                self.step(node, Event::Timeout)
+                self.drive(node, |replica, now, out| replica.timeout(now, out))
             }
             Ev::Drain { node, incarnation } => {
                 if self.slots[node].incarnation != incarnation {
                     return Ok(());
                 }
-                let Some(replica) = self.slots[node].replica.as_mut() else {
-                    return Ok(());
-                };
-                replica.drain_scheduled = false;
-                let requests = std::mem::take(&mut replica.inbox);
-                self.handle_requests(node, requests)
-            }
-            Ev::ParkExpiry { node, incarnation } => {
-                if self.slots[node].incarnation != incarnation {
-                    return Ok(());
-                }
-                if let Some(replica) = self.slots[node].replica.as_mut() {
-                    replica.expire_parked(self.now);
-                }
-                self.flush_replies(node);
-                Ok(())
+                self.drain_requests(node)
             }
             Ev::Request {
                 node,
@@ -482,7 +464,7 @@ impl Simulation {
                 Ok(())
             }
             Ev::Restart { node, incarnation } => {
-                if self.slots[node].incarnation == incarnation && self.slots[node].replica.is_none()
+                if self.slots[node].incarnation == incarnation && self.slots[node].process.is_none()
                 {
                     self.start_node(node)?;
                 }
@@ -520,10 +502,10 @@ impl Simulation {
     pub(super) fn current_leader(&self) -> Option<NodeId> {
         self.slots
             .iter()
-            .filter_map(|s| s.replica.as_ref())
-            .filter(|r| r.core.role() == Role::Leader)
-            .max_by_key(|r| r.core.term())
-            .map(|r| r.core.id())
+            .filter_map(|s| s.process.as_ref())
+            .filter(|p| p.core().role() == Role::Leader)
+            .max_by_key(|p| p.core().term())
+            .map(|p| p.core().id())
     }
 
     pub(super) fn note(&mut self, actor: Actor, note: Note) {

@@ -1,30 +1,26 @@
-//! The node runtime: one task owns the Raft core and the file store, feeds the core events
-//! (client commands, peer messages, storage completions, timer fires) and carries out the actions
-//! it returns. Nothing else touches the core, so it needs no locks.
+//! The node runtime: one task owns the replica driver (crate `replica`: the Raft core, the file
+//! store and the book of client commands in flight) and does its I/O: client requests in,
+//! peer messages in and out over the transport, storage through the WAL writer thread, one
+//! timer. Nothing else touches the replica, so it needs no locks.
 //!
-//! A write, end to end: the connection submits the command; the node stamps it with its wall
-//! clock and proposes a batch of such commands to the core (`Append`); the core answers
-//! `LogStore` (handed to the WAL writer thread, which shares one fsync among everything queued)
-//! and `Send` (to followers); once a majority has it on disk the core emits `Commit`, the node
-//! applies it to the store and answers the waiting connection.
-//!
-//! Reads are linearizable through ReadIndex: the core confirms leadership and names a commit
-//! index; the node serves the read from the store once it has applied that index and every
-//! command that reached it before the read (so a connection's pipelined read sees its own earlier
-//! writes).
+//! A write, end to end: the connection submits the command; the node hands the batch of what
+//! arrived to the replica, which stamps and proposes it; the replica asks for `LogStore` (handed
+//! to the WAL writer thread, which shares one fsync among everything queued) and `Send` (to
+//! followers); once a majority has it on disk the core commits it, the replica applies it and
+//! answers, and the node sends the answer to the waiting connection.
 
-mod clients;
+mod handle;
 mod storage;
 
-pub use clients::{NodeHandle, Request};
+pub use handle::{NodeHandle, Request};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use bytes::Bytes;
-use fs::{Command, Reply, StampedCommand, Store};
-use raft::{Action, Event, LogIndex, Millis, NodeId, Payload};
-use tokio::sync::mpsc;
+use fs::{Command, Reply};
+use raft::{LogIndex, Millis, NodeId};
+use replica::{Now, Output, Replica};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{error, info};
 
@@ -33,22 +29,22 @@ use crate::deadline::sleep_until;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, Transport};
-use clients::Clients;
 use storage::{Storage, StorageEvent};
 
 /// Client requests queued for the node before connections must wait: enough to keep batches
 /// large under load, bounded so memory is.
 pub const REQUEST_QUEUE_MAX: usize = 4096;
 
-/// Client commands taken into one `Append` batch (one WAL write, one round of messages).
-const APPEND_BATCH_MAX: usize = 512;
+/// Client requests taken in one go (mutations among them share one `Append`: one WAL write,
+/// one round of messages).
+const REQUEST_BATCH_MAX: usize = 512;
 
 /// Peer messages stepped in one go before the node looks at its other inputs again.
 const INBOUND_BATCH_MAX: usize = 256;
 
-/// Proposals awaiting commit beyond which the node stops taking new client requests, so a
-/// stalled disk or a lost quorum cannot grow memory without bound.
-const PENDING_MAX: usize = 16 * 1024;
+/// Commands in flight beyond which the node stops taking new client requests, so a stalled
+/// disk or a lost quorum cannot grow memory without bound.
+const IN_FLIGHT_MAX: usize = 16 * 1024;
 
 /// Peer messages queued for the node before the transport stops reading sockets: deep enough
 /// for a full pipeline from every peer, bounded so a flood waits on TCP rather than on memory.
@@ -60,25 +56,23 @@ pub enum NodeEvent {
     Storage(StorageEvent),
 }
 
-/// The node task's state.
+/// The node task's state: the one replica driver (crate `replica`) and the I/O it asks for.
 pub struct Node {
     config: NodeConfig,
-    core: raft::Node,
-    store: Store,
+    replica: Replica<oneshot::Sender<Reply>>,
     storage: Storage,
-    clients: Clients,
     requests: mpsc::Receiver<Request>,
     events: mpsc::UnboundedReceiver<NodeEvent>,
     inbound: mpsc::Receiver<Inbound>,
     transport: Transport,
     status_queries: mpsc::Receiver<StatusQuery>,
     requests_seen: RequestCounts,
-    /// When the core asked to be woken with `Timeout`.
+    /// When the replica asked to be woken.
     alarm: Option<Instant>,
-    /// The origin of the core's monotonic clock.
+    /// The origin of the replica's monotonic clock.
     epoch: Instant,
-    /// Highest index applied to the store.
-    applied: LogIndex,
+    /// Reused buffer for the replica's outputs.
+    out: Vec<Output<oneshot::Sender<Reply>>>,
     shutdown: Shutdown,
 }
 
@@ -105,6 +99,15 @@ impl Node {
             ^ config.id;
         let core = raft::Node::new(raft_config, voters, recovered, LogIndex(0), seed)
             .context("cannot start the Raft core")?;
+        let driver_config = replica::Config {
+            park_ms: 2 * config.election_timeout_ms,
+            client_addrs: config
+                .members
+                .iter()
+                .map(|m| (NodeId(m.id), m.client.clone()))
+                .collect(),
+        };
+        let replica = Replica::new(core, fs::Store::new(), LogIndex(0), driver_config);
         let (tx, requests) = mpsc::channel(REQUEST_QUEUE_MAX);
         let peers = config
             .members
@@ -118,16 +121,14 @@ impl Node {
             transport,
             status_queries,
             requests_seen: RequestCounts::default(),
-            clients: Clients::new(config.clone()),
             config,
-            core,
-            store: Store::new(),
+            replica,
             storage,
             requests,
             events,
             alarm: None,
             epoch: Instant::now(),
-            applied: LogIndex(0),
+            out: Vec::new(),
             shutdown,
         };
         Ok((node, NodeHandle::new(tx)))
@@ -135,18 +136,23 @@ impl Node {
 
     /// Runs until shutdown or a fatal error (a failed disk write: fail-stop).
     pub async fn run(mut self) -> anyhow::Result<()> {
-        let actions = self.core.step(self.now(), Event::Timeout);
-        self.execute(actions)?;
+        let now = self.now();
+        self.replica.start(now, &mut self.out);
+        self.carry_out()?;
         loop {
             let alarm = self.alarm;
-            let park_deadline = self.clients.next_park_deadline();
-            let accepting = self.clients.pending() < PENDING_MAX;
+            // Back-pressure: while the disk's queue is full, take nothing that could add to it;
+            // while too much is in flight, take no new client work.
+            let backlogged = self.storage.is_backlogged();
+            let accepting = !backlogged && self.replica.in_flight() < IN_FLIGHT_MAX;
             tokio::select! {
                 event = self.events.recv() => match event {
                     Some(event) => self.on_event(event)?,
                     None => anyhow::bail!("storage stopped unexpectedly"),
                 },
-                Some(message) = self.inbound.recv() => self.on_peer_message(message)?,
+                Some(message) = self.inbound.recv(), if !backlogged => {
+                    self.on_peer_message(message)?;
+                }
                 Some(query) = self.status_queries.recv() => {
                     let _ = query.reply.send(self.status(query.with_digest));
                 }
@@ -156,186 +162,115 @@ impl Node {
                 },
                 _ = sleep_until(alarm) => {
                     self.alarm = None;
-                    let actions = self.core.step(self.now(), Event::Timeout);
-                    self.execute(actions)?;
+                    let now = self.now();
+                    self.replica.timeout(now, &mut self.out);
+                    self.carry_out()?;
                 }
-                _ = sleep_until(park_deadline) => self.clients.expire_parked(Instant::now()),
                 _ = self.shutdown.wait() => break,
             }
         }
         info!("node stopping");
-        self.clients.fail_all();
+        self.replica.fail_all(&mut self.out);
+        self.carry_out()?;
         self.storage.shutdown();
         Ok(())
     }
 
-    /// The core's clock: milliseconds since this process started (monotonic).
-    fn now(&self) -> Millis {
-        Millis(self.epoch.elapsed().as_millis() as u64)
+    /// The clocks of this moment: milliseconds since this process started (monotonic), and
+    /// the wall clock.
+    fn now(&self) -> Now {
+        Now {
+            mono: Millis(self.epoch.elapsed().as_millis() as u64),
+            wall_ms: wall_clock_ms(),
+        }
     }
 
     fn on_event(&mut self, event: NodeEvent) -> anyhow::Result<()> {
-        let event = match event {
+        let now = self.now();
+        match event {
             NodeEvent::Storage(StorageEvent::Failed(err)) => {
                 // Fail-stop: a log we cannot write is a log we cannot trust.
                 error!(%err, "storage failed; stopping");
                 return Err(err).context("storage failed");
             }
             NodeEvent::Storage(StorageEvent::LogStored { index, term }) => {
-                Event::LogStored { index, term }
+                self.replica.log_stored(now, index, term, &mut self.out);
             }
-            NodeEvent::Storage(StorageEvent::StateSaved(state)) => Event::StateSaved(state),
-        };
-        let actions = self.core.step(self.now(), event);
-        self.execute(actions)
+            NodeEvent::Storage(StorageEvent::StateSaved(state)) => {
+                self.replica.state_saved(now, state, &mut self.out);
+            }
+            NodeEvent::Storage(StorageEvent::Progress) => {}
+        }
+        self.carry_out()?;
+        // The writer made room in its queue.
+        self.storage.flush_backlog()
     }
 
-    /// Steps the core with a peer message and whatever else has arrived meanwhile (bounded, so
-    /// client requests and timers get their turn).
+    /// Steps the replica with a peer message and whatever else has arrived meanwhile (bounded,
+    /// so client requests and timers get their turn).
     fn on_peer_message(&mut self, first: Inbound) -> anyhow::Result<()> {
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(Inbound { from, msg }) = next.take() {
-            let actions = self.core.step(self.now(), Event::Message { from, msg });
-            self.execute(actions)?;
+            let now = self.now();
+            self.replica.message(now, from, msg, &mut self.out);
+            self.carry_out()?;
             taken += 1;
-            if taken < INBOUND_BATCH_MAX {
+            if taken < INBOUND_BATCH_MAX && !self.storage.is_backlogged() {
                 next = self.inbound.try_recv().ok();
             }
         }
         Ok(())
     }
 
-    /// Takes `first` and whatever else is queued (up to a batch), proposing the mutations in one
-    /// `Append`.
+    /// Takes `first` and whatever else is queued (up to a batch) and hands them to the replica
+    /// together, so their mutations share one proposal.
     fn on_requests(&mut self, first: Request) -> anyhow::Result<()> {
-        let mut batch = Vec::new();
-        self.handle_request(first, &mut batch)?;
-        while batch.len() < APPEND_BATCH_MAX {
+        let mut batch = Vec::with_capacity(16);
+        self.count(&first.command);
+        batch.push(first);
+        while batch.len() < REQUEST_BATCH_MAX {
             match self.requests.try_recv() {
-                Ok(request) => self.handle_request(request, &mut batch)?,
+                Ok(request) => {
+                    self.count(&request.command);
+                    batch.push(request);
+                }
                 Err(_) => break,
             }
         }
-        self.propose(&mut batch)
+        let now = self.now();
+        self.replica.requests(now, batch, &mut self.out);
+        self.carry_out()
     }
 
-    /// Parks a request while no leader is known, adds a mutation to `batch`, or starts a read.
-    fn handle_request(
-        &mut self,
-        request: Request,
-        batch: &mut Vec<(raft::ProposalId, Bytes)>,
-    ) -> anyhow::Result<()> {
-        self.count(&request.command);
-        if self.core.leader().is_none() {
-            // Nobody to send it to yet: hold it briefly (SPEC: wait up to about two election
-            // timeouts for a leader).
-            let deadline = Instant::now() + 2 * self.election_timeout();
-            self.clients.park(request, deadline);
-            return Ok(());
-        }
-        match request.command {
-            Command::Read { name } => {
-                // A read must see every command that reached the node before it, including
-                // this batch's mutations: propose those first so the log holds them.
-                self.propose(batch)?;
-                let id = self
-                    .clients
-                    .read(name, request.reply, self.core.last_index());
-                let actions = self.core.step(self.now(), Event::ReadIndex(id));
-                self.execute(actions)
-            }
-            command => {
-                let stamped = StampedCommand {
-                    clock_ms: wall_clock_ms(),
-                    command,
-                };
-                let id = self.clients.propose(request.reply);
-                batch.push((id, stamped.encode()));
-                Ok(())
-            }
-        }
-    }
-
-    fn propose(&mut self, batch: &mut Vec<(raft::ProposalId, Bytes)>) -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let actions = self
-            .core
-            .step(self.now(), Event::Append(std::mem::take(batch)));
-        self.execute(actions)
-    }
-
-    /// Carries out the core's actions in order.
-    fn execute(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
-        let mut leader_found = false;
-        for action in actions {
-            match action {
-                Action::Send { to, msg } => self.send(to, msg),
-                Action::LogTruncate { from } => self.storage.truncate(from)?,
-                Action::LogStore { entries } => self.storage.append(entries)?,
-                Action::SaveState(state) => self.storage.save_state(state)?,
-                Action::Commit(entry) => self.apply(entry),
-                Action::Appended { id, index, term } => self.clients.appended(id, index, term),
-                Action::CommitError { id, error } => {
-                    let raft::ProposeError::NotLeader { leader } = error;
-                    self.clients.proposal_failed(id, leader);
+    /// Carries out the replica's outputs in order.
+    fn carry_out(&mut self) -> anyhow::Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        let mut result = Ok(());
+        for output in out.drain(..) {
+            match output {
+                Output::Send { to, msg } => self.transport.send(to, &msg),
+                Output::LogTruncate { from } => result = result.and(self.storage.truncate(from)),
+                Output::LogStore { entries } => result = result.and(self.storage.append(entries)),
+                Output::SaveState(state) => result = result.and(self.storage.save_state(state)),
+                Output::Reply { token, reply } => {
+                    // The connection may have gone; nothing to do then.
+                    let _ = token.send(reply);
                 }
-                Action::ReadReady { id, index } => self.clients.read_ready(id, index),
-                Action::ReadError { id, error } => {
-                    let raft::ReadError::NotLeader { leader } = error;
-                    self.clients.read_failed(id, leader);
-                }
-                Action::Alarm { at } => {
+                Output::Timer { at } => {
                     self.alarm = Some(self.epoch + Duration::from_millis(at.0));
                 }
-                Action::RoleChanged { role, term, leader } => {
+                Output::Applied(_) => {}
+                Output::RoleChanged { role, term, leader } => {
                     info!(?role, term = term.0, leader = ?leader.map(|l| l.0), "role changed");
-                    self.clients
-                        .lost_leadership_unless(leader == Some(self.core.id()));
-                    leader_found |= leader.is_some();
+                }
+                Output::BadEntry { index, error } => {
+                    error!(index = index.0, %error, "committed entry does not decode");
                 }
             }
         }
-        self.clients
-            .serve_reads(self.applied, &self.store, wall_clock_ms());
-        if leader_found && self.clients.has_parked() {
-            self.retry_parked()?;
-        }
-        Ok(())
-    }
-
-    /// Commands parked while no leader was known get a second chance now that one is.
-    fn retry_parked(&mut self) -> anyhow::Result<()> {
-        let mut batch = Vec::new();
-        for request in self.clients.take_parked() {
-            self.handle_request(request, &mut batch)?;
-        }
-        self.propose(&mut batch)
-    }
-
-    fn send(&mut self, to: NodeId, msg: raft::Message) {
-        self.transport.send(to, &msg);
-    }
-
-    /// Applies one committed entry to the store and answers its waiting client, if any.
-    fn apply(&mut self, entry: raft::Entry) {
-        debug_assert_eq!(entry.index.0, self.applied.0 + 1, "entries apply in order");
-        self.applied = entry.index;
-        let reply = match &entry.payload {
-            Payload::Noop => None,
-            Payload::Command(bytes) => Some(match StampedCommand::decode(bytes) {
-                Ok(stamped) => self.store.apply(&stamped.command, stamped.clock_ms),
-                Err(err) => {
-                    // Every replica decodes the same bytes the same way, so skipping keeps them
-                    // in step; the entry passed its CRC, so this is a bug worth shouting about.
-                    error!(index = entry.index.0, %err, "committed entry does not decode");
-                    Reply::Internal
-                }
-            }),
-        };
-        self.clients.committed(entry.index, entry.term, reply);
+        self.out = out;
+        result
     }
 
     /// Counts a command by kind, once, when it first reaches the node.
@@ -351,27 +286,24 @@ impl Node {
 
     /// A consistent reading of the node, for `/status` and `/metrics`.
     fn status(&self, with_digest: bool) -> Status {
+        let core = self.replica.core();
+        let store = self.replica.store();
         Status {
             id: self.config.id,
-            role: format!("{:?}", self.core.role()).to_lowercase(),
-            term: self.core.term().0,
-            leader: self.core.leader().map(|l| l.0),
-            commit_index: self.core.commit_index().0,
-            applied_index: self.applied.0,
-            last_index: self.core.last_index().0,
-            durable_index: self.core.durable_index().0,
-            files: self.store.file_count() as u64,
-            content_bytes: self.store.content_bytes(),
-            version: self.store.version(),
-            store_digest: with_digest
-                .then(|| format!("{:08x}", crc32c::crc32c(&self.store.snapshot()))),
+            role: format!("{:?}", core.role()).to_lowercase(),
+            term: core.term().0,
+            leader: core.leader().map(|l| l.0),
+            commit_index: core.commit_index().0,
+            applied_index: self.replica.applied().0,
+            last_index: core.last_index().0,
+            durable_index: core.durable_index().0,
+            files: store.file_count() as u64,
+            content_bytes: store.content_bytes(),
+            version: store.version(),
+            store_digest: with_digest.then(|| format!("{:08x}", crc32c::crc32c(&store.snapshot()))),
             requests: self.requests_seen.clone(),
             wal_fsyncs: self.storage.fsyncs(),
         }
-    }
-
-    fn election_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.election_timeout_ms)
     }
 }
 

@@ -1,7 +1,13 @@
 //! The node's disk: recovery at start, then the WAL writer thread carrying out the core's
 //! `LogTruncate`, `LogStore` and `SaveState` in order, sharing one fsync among everything queued
 //! (group commit) and reporting completions back to the node task as events.
+//!
+//! The node task never blocks on the writer: operations go to its queue with `try_submit`, and
+//! when that queue is full they wait, in order, in a backlog here. While the backlog holds
+//! anything the node takes no new client requests or peer messages (back-pressure through its
+//! inputs); every completion gives the backlog another try.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use raft::{Entry, HardState, LogIndex, NodeId, Recovered, Term};
@@ -21,6 +27,8 @@ pub enum StorageEvent {
     },
     /// The hard state is durable.
     StateSaved(HardState),
+    /// An operation the core needs no report of (a truncation) is done.
+    Progress,
     /// A write or fsync failed: the node must stop (fail-stop).
     Failed(wal::Error),
 }
@@ -45,6 +53,8 @@ pub enum StorageError {
 pub struct Storage {
     writer: wal::Writer,
     events: mpsc::UnboundedSender<NodeEvent>,
+    /// Operations the writer's full queue could not take yet, in submission order.
+    backlog: VecDeque<(wal::Op, wal::Completion)>,
 }
 
 impl Storage {
@@ -80,7 +90,12 @@ impl Storage {
             entries,
         };
         let writer = wal::Writer::spawn(log)?;
-        Ok((Storage { writer, events }, recovered))
+        let storage = Storage {
+            writer,
+            events,
+            backlog: VecDeque::new(),
+        };
+        Ok((storage, recovered))
     }
 
     /// Appends entries; `LogStored` follows once they are durable.
@@ -103,10 +118,13 @@ impl Storage {
         self.submit(wal::Op::Append(records), Some(stored))
     }
 
-    /// Drops entries from `from` on. No completion is reported: the writer applies operations
-    /// in order, so the next `LogStored` covers it.
+    /// Drops entries from `from` on. Its completion tells the core nothing (the writer applies
+    /// operations in order, so the next `LogStored` covers it) but still wakes the backlog.
     pub fn truncate(&mut self, from: LogIndex) -> anyhow::Result<()> {
-        self.submit(wal::Op::TruncateSuffix(from.0), None)
+        self.submit(
+            wal::Op::TruncateSuffix(from.0),
+            Some(StorageEvent::Progress),
+        )
     }
 
     /// Saves the hard state; `StateSaved` follows once it is durable.
@@ -122,23 +140,45 @@ impl Storage {
         )
     }
 
-    /// Queues `op` for the writer; once it is durable the node gets `done` (if any), and if it
-    /// fails the node gets `Failed` whatever `done` was.
+    /// Queues `op` for the writer without blocking; once it is durable the node gets `done`,
+    /// and if it fails the node gets `Failed` instead.
     fn submit(&mut self, op: wal::Op, done: Option<StorageEvent>) -> anyhow::Result<()> {
         let events = self.events.clone();
-        self.writer.submit(
-            op,
-            Box::new(move |result| {
-                let event = match result {
-                    Ok(_) => done,
-                    Err(err) => Some(StorageEvent::Failed(err)),
-                };
-                if let Some(event) = event {
-                    let _ = events.send(NodeEvent::Storage(event));
+        let completion: wal::Completion = Box::new(move |result| {
+            let event = match result {
+                Ok(_) => done,
+                Err(err) => Some(StorageEvent::Failed(err)),
+            };
+            if let Some(event) = event {
+                let _ = events.send(NodeEvent::Storage(event));
+            }
+        });
+        self.backlog.push_back((op, completion));
+        self.flush_backlog()
+    }
+
+    /// Hands the writer as much of the backlog as its queue takes, in order.
+    pub fn flush_backlog(&mut self) -> anyhow::Result<()> {
+        while let Some((op, done)) = self.backlog.pop_front() {
+            match self.writer.try_submit(op, done) {
+                Ok(()) => {}
+                Err(wal::Rejected {
+                    error: wal::Error::QueueFull,
+                    op,
+                    done,
+                }) => {
+                    self.backlog.push_front((op, done));
+                    break;
                 }
-            }),
-        )?;
+                Err(rejected) => return Err(rejected.error.into()),
+            }
+        }
         Ok(())
+    }
+
+    /// True while operations wait for room in the writer's queue.
+    pub fn is_backlogged(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
     /// fsyncs performed so far.
@@ -147,7 +187,13 @@ impl Storage {
     }
 
     /// Flushes what is queued and stops the writer thread.
-    pub fn shutdown(self) {
+    pub fn shutdown(mut self) {
+        // Stopping: waiting for room in the queue is fine now, and nothing may be dropped.
+        for (op, done) in self.backlog.drain(..) {
+            if let Err(err) = self.writer.submit(op, done) {
+                tracing::error!(%err, "log writer gone while stopping");
+            }
+        }
         if let Err(err) = self.writer.shutdown() {
             tracing::error!(%err, "log writer failed while stopping");
         }

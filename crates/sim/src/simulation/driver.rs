@@ -1,15 +1,16 @@
-//! Driving each node exactly as the `raft` crate documentation says: start it from its disk,
-//! step it, carry out its actions in order (disk writes, sends, commits, alarms, client
-//! bookkeeping), report durable writes back, and run the per-step safety checks.
+//! Running each node's production driver (crate `replica`): start it from its disk, hand it
+//! its inputs with its own clocks, carry out its outputs in order (disk writes, sends, replies,
+//! timers), report durable writes back, and run the per-step safety checks.
 
 use bytes::Bytes;
-use raft::{Action, AppendEntriesResponse, AppendOutcome, Event, LogIndex, Message, NodeId};
+use raft::{AppendEntriesResponse, AppendOutcome, LogIndex, Message, NodeId};
+use replica::{Now, Output, Replica};
 
 use super::{CLOCK_ORIGIN_US_MAX, Ev, FORGED_ACK_PPM, Simulation};
 use crate::clock::SimTime;
 use crate::disk::{Completion, DiskOp};
 use crate::failure::{Check, Violation};
-use crate::replica::Replica;
+use crate::process::{Process, Waiter};
 use crate::scenario::Sabotage;
 use crate::stats::FaultKind;
 use crate::trace::{Actor, MsgSummary, Note};
@@ -25,7 +26,7 @@ impl Simulation {
         let seed = self.rng.next_u64();
         let core = raft::Node::new(
             self.scenario.raft_config(id),
-            voters,
+            voters.clone(),
             recovered,
             LogIndex(0),
             seed,
@@ -36,10 +37,18 @@ impl Simulation {
                 format!("{id} refuses to start from its own disk: {e}"),
             )
         })?;
+        let config = replica::Config {
+            park_ms: 2 * self.scenario.raft.election_timeout_ms,
+            client_addrs: voters
+                .iter()
+                .map(|&v| (v, crate::client::node_address(v)))
+                .collect(),
+        };
+        let replica = Replica::new(core, fs::Store::new(), LogIndex(0), config);
         let origin = self.rng.between(0, CLOCK_ORIGIN_US_MAX);
         let slot = &mut self.slots[k];
         slot.clock = slot.clock.restarted(origin);
-        slot.replica = Some(Replica::new(core));
+        slot.process = Some(Process::new(replica));
         slot.paused_until = None;
         self.invariants.restart(k, self.slots[k].disk.chain());
         if self.now > SimTime(0) {
@@ -52,47 +61,50 @@ impl Simulation {
                 },
             );
         }
-        self.step(k, Event::Timeout)
+        self.drive(k, |replica, now, out| replica.start(now, out))
     }
 
-    /// Feeds `event` to node `k` and carries out what it asks.
-    pub(super) fn step(&mut self, k: usize, event: Event) -> Result<(), Violation> {
-        let now_ms = self.slots[k].clock.now(self.now);
-        let Some(replica) = self.slots[k].replica.as_mut() else {
+    /// Hands node `k`'s driver one input (`call`) with the node's clocks of this moment, then
+    /// carries out what it asks and runs the per-step checks. Nothing happens on a node that
+    /// is down.
+    pub(super) fn drive(
+        &mut self,
+        k: usize,
+        call: impl FnOnce(&mut Replica<Waiter>, Now, &mut Vec<Output<Waiter>>),
+    ) -> Result<(), Violation> {
+        let now = Now {
+            mono: self.slots[k].clock.now(self.now),
+            wall_ms: self.slots[k].clock.wall_ms(self.now),
+        };
+        let Some(process) = self.slots[k].process.as_mut() else {
             return Ok(());
         };
-        let actions = replica.core.step(now_ms, event);
-        self.execute(k, actions)
+        let mut out = Vec::new();
+        call(&mut process.replica, now, &mut out);
+        self.carry_out(k, out)
     }
 
-    /// Carries out a step's actions in order (crate `raft` documentation, "What a driver must
-    /// do"), then runs the per-step checks.
-    pub(super) fn execute(&mut self, k: usize, actions: Vec<Action>) -> Result<(), Violation> {
+    /// Carries out one call's outputs in order (crate `replica` documentation, "What a runtime
+    /// must do"), then runs the per-step checks.
+    fn carry_out(&mut self, k: usize, outputs: Vec<Output<Waiter>>) -> Result<(), Violation> {
         let id = self.slots[k].id;
-        let mut leader_found = false;
-        for action in actions {
-            match action {
-                Action::Send { to, msg } => self.transmit(k, to, msg)?,
-                Action::LogTruncate { from } => {
-                    let term = self.slots[k]
-                        .replica
-                        .as_ref()
-                        .map_or(raft::Term(0), |r| r.core.term());
+        let Some(term) = self.slots[k].process.as_ref().map(|p| p.core().term()) else {
+            return Ok(());
+        };
+        for output in outputs {
+            match output {
+                Output::Send { to, msg } => self.transmit(k, to, msg)?,
+                Output::LogTruncate { from } => {
                     self.invariants.on_truncate(k, from, term)?;
                     self.submit_disk(k, DiskOp::Truncate(from));
                 }
-                Action::LogStore { entries } => {
+                Output::LogStore { entries } => {
                     self.invariants.on_store(k, &entries)?;
                     self.submit_disk(k, DiskOp::Store(entries));
                 }
-                Action::SaveState(hs) => self.submit_disk(k, DiskOp::SaveState(hs)),
-                Action::Commit(entry) => {
-                    let Some(replica) = self.slots[k].replica.as_mut() else {
-                        continue;
-                    };
-                    let term = replica.core.term();
+                Output::SaveState(hs) => self.submit_disk(k, DiskOp::SaveState(hs)),
+                Output::Applied(entry) => {
                     self.invariants.on_commit(k, &entry, term)?;
-                    replica.apply(&entry)?;
                     self.note(
                         Actor::Node(id),
                         Note::Applied {
@@ -101,80 +113,64 @@ impl Simulation {
                         },
                     );
                 }
-                Action::Appended { id: p, index, term } => {
-                    if let Some(r) = self.slots[k].replica.as_mut() {
-                        r.appended(p, index, term);
-                    }
+                Output::Reply { token, reply } => {
+                    let (lo, hi) = self.scenario.client_delay_us;
+                    let delay = self.rng.between(lo, hi);
+                    self.queue.push(
+                        self.now.plus_us(delay),
+                        Ev::Reply {
+                            client: token.client,
+                            attempt: token.attempt,
+                            bytes: reply.to_bytes(),
+                        },
+                    );
                 }
-                Action::CommitError { id: p, error } => {
-                    let raft::ProposeError::NotLeader { leader } = error;
-                    if let Some(r) = self.slots[k].replica.as_mut() {
-                        r.proposal_failed(p, leader);
-                    }
-                }
-                Action::ReadReady { id: r, index } => {
-                    if let Some(rep) = self.slots[k].replica.as_mut() {
-                        rep.read_ready(r, index);
-                    }
-                }
-                Action::ReadError { id: r, error } => {
-                    let raft::ReadError::NotLeader { leader } = error;
-                    if let Some(rep) = self.slots[k].replica.as_mut() {
-                        rep.read_failed(r, leader);
-                    }
-                }
-                Action::Alarm { at } => {
-                    let mut when = self.slots[k].clock.when(at, self.now);
-                    if self.rng.chance(self.scenario.alarm_late_ppm) {
-                        // A busy or descheduled process notices its timer late.
-                        let late = self.rng.between(1, self.scenario.alarm_late_max_ms.max(1));
-                        when = when.plus_ms(late);
-                        self.stats.faults.add(FaultKind::TimerLate, 1);
-                    }
-                    let incarnation = self.slots[k].incarnation;
-                    if let Some(r) = self.slots[k].replica.as_mut() {
-                        r.alarm_generation += 1;
-                        let generation = r.alarm_generation;
-                        self.queue.push(
-                            when,
-                            Ev::Alarm {
-                                node: k,
-                                incarnation,
-                                generation,
-                            },
-                        );
-                    }
-                }
-                Action::RoleChanged { role, term, leader } => {
+                Output::Timer { at } => self.arm_timer(k, at),
+                Output::RoleChanged { role, term, leader } => {
                     self.note(Actor::Node(id), Note::Role { role, term, leader });
-                    if let Some(r) = self.slots[k].replica.as_mut() {
-                        r.leader_changed(leader);
-                    }
-                    leader_found |= leader.is_some();
+                }
+                Output::BadEntry { index, error } => {
+                    // The simulator wrote every command itself: none may fail to decode.
+                    return Err(Violation::new(
+                        Check::CoreContract,
+                        format!(
+                            "{id} commits i{} whose command does not decode: {error}",
+                            index.0
+                        ),
+                    ));
                 }
             }
         }
-        let wall = self.slots[k].clock.wall_ms(self.now);
-        let Some(replica) = self.slots[k].replica.as_mut() else {
+        let Some(process) = self.slots[k].process.as_ref() else {
             return Ok(());
         };
-        replica.serve_reads(wall);
-        let (role, term, commit) = (
-            replica.core.role(),
-            replica.core.term(),
-            replica.core.commit_index(),
-        );
-        let parked = if leader_found && replica.has_parked() {
-            replica.take_parked()
-        } else {
-            Vec::new()
-        };
-        self.invariants.after_step(k, role, term, commit)?;
-        self.flush_replies(k);
-        if !parked.is_empty() {
-            self.handle_requests(k, parked)?;
+        let core = process.core();
+        let (role, term, commit) = (core.role(), core.term(), core.commit_index());
+        self.invariants.after_step(k, role, term, commit)
+    }
+
+    /// Schedules node `k`'s timer for `at` on its monotonic clock (perhaps late, as a busy
+    /// process notices it); only the latest timer of a process fires.
+    fn arm_timer(&mut self, k: usize, at: raft::Millis) {
+        let mut when = self.slots[k].clock.when(at, self.now);
+        if self.rng.chance(self.scenario.alarm_late_ppm) {
+            let late = self.rng.between(1, self.scenario.alarm_late_max_ms.max(1));
+            when = when.plus_ms(late);
+            self.stats.faults.add(FaultKind::TimerLate, 1);
         }
-        Ok(())
+        let incarnation = self.slots[k].incarnation;
+        if let Some(process) = self.slots[k].process.as_mut() {
+            process.alarm_generation += 1;
+            let generation = process.alarm_generation;
+            self.queue.push(
+                when,
+                Ev::Alarm {
+                    node: k,
+                    incarnation,
+                    generation,
+                },
+            );
+        }
     }
 
     /// Queues a storage operation of node `k` on its disk.
@@ -223,11 +219,13 @@ impl Simulation {
                         commit: hs.commit,
                     },
                 );
-                self.step(k, Event::StateSaved(hs))
+                self.drive(k, |replica, now, out| replica.state_saved(now, hs, out))
             }
             Completion::LogStored { index, term } => {
                 self.note(Actor::Node(id), Note::Stored { index, term });
-                self.step(k, Event::LogStored { index, term })
+                self.drive(k, |replica, now, out| {
+                    replica.log_stored(now, index, term, out)
+                })
             }
         }
     }
@@ -319,7 +317,7 @@ impl Simulation {
             self.note(Actor::Node(to_id), Note::Cut { from, to: to_id });
             return Ok(());
         }
-        if self.slots[to].replica.is_none() {
+        if self.slots[to].process.is_none() {
             self.note(Actor::Node(to_id), Note::ToDeadNode { from });
             return Ok(());
         }
@@ -336,7 +334,7 @@ impl Simulation {
                 msg: MsgSummary::of(&msg),
             },
         );
-        self.step(to, Event::Message { from, msg })
+        self.drive(to, |replica, now, out| replica.message(now, from, msg, out))
     }
 
     pub(super) fn index_of(&self, id: NodeId) -> Option<usize> {

@@ -35,12 +35,12 @@ impl Simulation {
         }
         self.schedule_spurious_timeout();
         let k = self.rng.below(self.slots.len());
-        if self.slots[k].replica.is_none() || self.slots[k].paused_until.is_some() {
+        if self.slots[k].process.is_none() || self.slots[k].paused_until.is_some() {
             return Ok(());
         }
         self.stats.faults.add(FaultKind::TimerSpurious, 1);
         self.note(Actor::Node(self.slots[k].id), Note::Timeout);
-        self.step(k, raft::Event::Timeout)
+        self.drive(k, |replica, now, out| replica.timeout(now, out))
     }
 
     pub(super) fn nemesis(&mut self) -> Result<(), Violation> {
@@ -122,7 +122,7 @@ impl Simulation {
             }
             Nemesis::Pause => {
                 let k = self.rng.below(self.slots.len());
-                if self.slots[k].replica.is_none() {
+                if self.slots[k].process.is_none() {
                     return Ok(());
                 }
                 let until = self.now.plus_ms(duration);
@@ -151,7 +151,7 @@ impl Simulation {
     /// leave less than a majority running happens only rarely.
     pub(super) fn crash_some_node(&mut self) -> Result<(), Violation> {
         let up: Vec<usize> = (0..self.slots.len())
-            .filter(|&k| self.slots[k].replica.is_some())
+            .filter(|&k| self.slots[k].process.is_some())
             .collect();
         let majority = self.slots.len() / 2 + 1;
         if up.len() <= majority && !self.rng.chance(self.scenario.majority_crash_ppm) {
@@ -179,7 +179,7 @@ impl Simulation {
         self.stats.faults.add(FaultKind::PowerLoss, 1);
         self.note(Actor::Nemesis, Note::PowerLoss);
         for k in 0..self.slots.len() {
-            if self.slots[k].replica.is_some() {
+            if self.slots[k].process.is_some() {
                 self.crash(k);
             }
         }
@@ -197,7 +197,7 @@ impl Simulation {
         };
         let slot = &mut self.slots[k];
         let loss = slot.disk.crash(survive);
-        slot.replica = None;
+        slot.process = None;
         slot.incarnation += 1;
         slot.paused_until = None;
         slot.disk_wakeup = None;
@@ -248,7 +248,7 @@ impl Simulation {
                     incarnation,
                 },
             );
-            if self.slots[k].replica.is_none() {
+            if self.slots[k].process.is_none() {
                 self.start_node(k)?;
             }
         }

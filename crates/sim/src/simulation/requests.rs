@@ -1,17 +1,15 @@
-//! Client requests at the nodes, handled by the production driver's rules: parked while no
-//! leader is known, mutations batched into one `Append`, reads through ReadIndex after the
-//! mutations that arrived before them.
+//! Client requests at the nodes: parsed from their wire form as the server does, queued until
+//! the node's task loop comes round, then handed to the production driver in one batch.
 
-use bytes::{Bytes, BytesMut};
-use fs::{Command, Decoded, Decoder, StampedCommand};
-use raft::{Event, ProposalId};
+use bytes::BytesMut;
+use fs::{Decoded, Decoder};
 
 use super::{DRAIN_DELAY_US_MAX, Ev, Simulation};
 use crate::failure::{Check, Violation};
-use crate::replica::Request;
+use crate::process::{Request, Waiter};
 
 impl Simulation {
-    /// A client's request reaches node `k` (parsed from its wire form, as the server does).
+    /// A client's request reaches node `k`.
     pub(super) fn receive_request(
         &mut self,
         k: usize,
@@ -19,7 +17,7 @@ impl Simulation {
         attempt: u64,
         bytes: &[u8],
     ) -> Result<(), Violation> {
-        let Some(replica) = self.slots[k].replica.as_mut() else {
+        let Some(process) = self.slots[k].process.as_mut() else {
             // Connection refused: the client will time out.
             return Ok(());
         };
@@ -33,13 +31,12 @@ impl Simulation {
                 ));
             }
         };
-        replica.inbox.push(Request {
-            client,
-            attempt,
+        process.inbox.push(Request {
+            token: Waiter { client, attempt },
             command,
         });
-        if !replica.drain_scheduled {
-            replica.drain_scheduled = true;
+        if !process.drain_scheduled {
+            process.drain_scheduled = true;
             let delay = self.rng.between(0, DRAIN_DELAY_US_MAX);
             let incarnation = self.slots[k].incarnation;
             self.queue.push(
@@ -53,92 +50,13 @@ impl Simulation {
         Ok(())
     }
 
-    /// Takes up requests in order, proposing the mutations in one batch (reads first flush the
-    /// mutations before them, so a read sees them).
-    pub(super) fn handle_requests(
-        &mut self,
-        k: usize,
-        requests: Vec<Request>,
-    ) -> Result<(), Violation> {
-        let mut batch = Vec::new();
-        for request in requests {
-            self.handle_request(k, request, &mut batch)?;
-        }
-        self.propose(k, &mut batch)
-    }
-
-    pub(super) fn handle_request(
-        &mut self,
-        k: usize,
-        request: Request,
-        batch: &mut Vec<(ProposalId, Bytes)>,
-    ) -> Result<(), Violation> {
-        let wall = self.slots[k].clock.wall_ms(self.now);
-        let park_until = self.now.plus_ms(2 * self.scenario.raft.election_timeout_ms);
-        let incarnation = self.slots[k].incarnation;
-        let Some(replica) = self.slots[k].replica.as_mut() else {
+    /// Node `k` takes up the requests that arrived since it last looked, as one batch.
+    pub(super) fn drain_requests(&mut self, k: usize) -> Result<(), Violation> {
+        let Some(process) = self.slots[k].process.as_mut() else {
             return Ok(());
         };
-        if replica.core.leader().is_none() {
-            // SPEC: a server that knows no leader waits up to about two election timeouts.
-            replica.park(request, park_until);
-            self.queue.push(
-                park_until,
-                Ev::ParkExpiry {
-                    node: k,
-                    incarnation,
-                },
-            );
-            return Ok(());
-        }
-        match &request.command {
-            Command::Read { name } => {
-                let name = name.clone();
-                self.propose(k, batch)?;
-                let Some(replica) = self.slots[k].replica.as_mut() else {
-                    return Ok(());
-                };
-                let barrier = replica.core.last_index();
-                let id = replica.read(&request, name, barrier);
-                self.step(k, Event::ReadIndex(id))
-            }
-            command => {
-                let stamped = StampedCommand::new(wall, command.clone()).encode();
-                let id = replica.propose(&request);
-                batch.push((id, stamped));
-                Ok(())
-            }
-        }
-    }
-
-    pub(super) fn propose(
-        &mut self,
-        k: usize,
-        batch: &mut Vec<(ProposalId, Bytes)>,
-    ) -> Result<(), Violation> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        self.step(k, Event::Append(std::mem::take(batch)))
-    }
-
-    /// Sends node `k`'s pending replies to their clients (encoded, as on the wire).
-    pub(super) fn flush_replies(&mut self, k: usize) {
-        let Some(replica) = self.slots[k].replica.as_mut() else {
-            return;
-        };
-        let outbox = std::mem::take(&mut replica.outbox);
-        for out in outbox {
-            let (lo, hi) = self.scenario.client_delay_us;
-            let delay = self.rng.between(lo, hi);
-            self.queue.push(
-                self.now.plus_us(delay),
-                Ev::Reply {
-                    client: out.client,
-                    attempt: out.attempt,
-                    bytes: out.reply.to_bytes(),
-                },
-            );
-        }
+        process.drain_scheduled = false;
+        let requests = std::mem::take(&mut process.inbox);
+        self.drive(k, |replica, now, out| replica.requests(now, requests, out))
     }
 }

@@ -19,16 +19,16 @@ impl Simulation {
         let Some(leader) = self.current_leader().and_then(|l| self.index_of(l)) else {
             return false;
         };
-        let Some(lead) = self.slots[leader].replica.as_ref() else {
+        let Some(lead) = self.slots[leader].process.as_ref() else {
             return false;
         };
-        let target = lead.core.last_index();
-        if lead.core.commit_index() != target {
+        let target = lead.core().last_index();
+        if lead.core().commit_index() != target {
             return false;
         }
         let mut stores = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
-            match &slot.replica {
+            match &slot.process {
                 Some(r) if r.applied() == target && slot.paused_until.is_none() => {
                     stores.push(r.store())
                 }
@@ -47,9 +47,9 @@ impl Simulation {
             .map(|c| format!("c{}", c.id))
             .collect();
         let mut stores_differ = false;
-        let first = self.slots.iter().find_map(|s| s.replica.as_ref());
+        let first = self.slots.iter().find_map(|s| s.process.as_ref());
         for slot in &self.slots {
-            if let (Some(a), Some(b)) = (first, slot.replica.as_ref())
+            if let (Some(a), Some(b)) = (first, slot.process.as_ref())
                 && a.applied() == b.applied()
                 && a.store() != b.store()
             {
@@ -72,15 +72,15 @@ impl Simulation {
     pub(super) fn cluster_summary(&self) -> String {
         self.slots
             .iter()
-            .map(|s| match &s.replica {
+            .map(|s| match &s.process {
                 Some(r) => format!(
                     "{} {} {} commit {} applied {} last {} in-flight {}",
                     s.id,
-                    r.core.role(),
-                    r.core.term(),
-                    r.core.commit_index(),
+                    r.core().role(),
+                    r.core().term(),
+                    r.core().commit_index(),
                     r.applied(),
-                    r.core.last_index(),
+                    r.core().last_index(),
                     r.in_flight()
                 ),
                 None => format!("{} down", s.id),

@@ -1,0 +1,350 @@
+//! The one raftfs replica driver: everything between the Raft core, the file store and the
+//! clients, with no I/O, clock, thread or randomness of its own.
+//!
+//! A [`Replica`] owns a `raft::Node` and an `fs::Store` and keeps the book of client commands in
+//! flight. Its runtime (the tokio server in production, the seeded simulator in tests) hands it
+//! client requests, peer messages, storage completions and timer fires, together with the clock
+//! readings of that moment ([`Now`]), and carries out the [`Output`]s it returns. Both runtimes
+//! run exactly this code, so what the simulator checks is what users run.
+//!
+//! What the replica does, so no runtime has to:
+//! - **Proposing.** A batch of requests is taken in order: mutations are stamped with the wall
+//!   clock (the leader's clock reading expiry is judged by) and proposed together in one
+//!   `Append`; a read first proposes the mutations before it, then asks the core for a
+//!   ReadIndex.
+//! - **Parking.** A request that finds no known leader waits up to `Config::park_ms` (SPEC:
+//!   about two election timeouts) and is handled again as soon as a leader is known.
+//! - **Read barriers.** A read is served once the store has applied both the core's ReadIndex
+//!   and the log's last index when the read arrived, so a pipelined read sees the same
+//!   connection's earlier writes.
+//! - **Applying.** Committed entries are applied in order; a mutation is answered when its slot
+//!   commits with the term it was appended in, and with `ERR_INTERNAL` if another entry took the
+//!   slot.
+//! - **Leadership changes.** When this node stops leading, everything in flight is answered
+//!   `ERR_INTERNAL` (a mutation's outcome is unknown); refused commands get `ERR_REDIRECT` to the
+//!   known leader.
+//! - **One timer.** The core's alarm and the parking deadlines share one [`Output::Timer`].
+//!
+//! # What a runtime must do
+//!
+//! 1. Build the core from what its disk holds (`raft` crate docs, step 1), the store it
+//!    restored, and call [`Replica::start`].
+//! 2. Call the `Replica` method for each input, passing the clocks of the moment, and carry out
+//!    the outputs of each call in order before or while making the next call.
+//! 3. Storage outputs (`SaveState`, `LogTruncate`, `LogStore`) reach the disk in the order
+//!    given; report each with [`Replica::state_saved`] or [`Replica::log_stored`] once durable
+//!    (the `raft` crate docs, step 3, say how acknowledgements may be combined).
+//! 4. `Send` goes to the peer; incoming peer messages go to [`Replica::message`].
+//! 5. `Reply` goes to the client that `token` names; the runtime's token type is its choice.
+//! 6. `Timer { at }` replaces the previous timer; at or after `at`, call [`Replica::timeout`].
+//!    An early, late or spurious call is harmless.
+//! 7. After a crash, start again from step 1 with what is durable.
+//! 8. For back-pressure, stop handing in requests while [`Replica::in_flight`] is above a bound.
+
+mod book;
+mod output;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use fs::{Command, Reply, StampedCommand, Store};
+use raft::{Action, Entry, Event, HardState, LogIndex, Message, NodeId, Payload, ProposalId, Term};
+
+pub use book::Request;
+pub use output::{Now, Output};
+
+use book::Book;
+
+/// Settings of the driver (the core has its own, in `raft::Config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How long a request that finds no known leader waits for one before `ERR_INTERNAL`.
+    pub park_ms: u64,
+    /// Every member's client address, named in `ERR_REDIRECT`.
+    pub client_addrs: BTreeMap<NodeId, String>,
+}
+
+/// One member's driver. See the crate documentation.
+#[derive(Debug)]
+pub struct Replica<T> {
+    config: Config,
+    core: raft::Node,
+    store: Store,
+    /// Highest index applied to the store.
+    applied: LogIndex,
+    book: Book<T>,
+    /// The core's latest alarm.
+    core_alarm: Option<raft::Millis>,
+    /// The timer last asked of the runtime.
+    timer: Option<raft::Millis>,
+    /// Reused buffer for the core's actions.
+    actions: Vec<Action>,
+    /// Answers produced by the step in progress.
+    answers: Vec<(T, Reply)>,
+}
+
+impl<T> Replica<T> {
+    /// A replica around `core`, with `store` reflecting the log up to `applied` (the index the
+    /// core was told the state machine reflects).
+    pub fn new(core: raft::Node, store: Store, applied: LogIndex, config: Config) -> Replica<T> {
+        Replica {
+            config,
+            core,
+            store,
+            applied,
+            book: Book::new(),
+            core_alarm: None,
+            timer: None,
+            actions: Vec::new(),
+            answers: Vec::new(),
+        }
+    }
+
+    /// The first call: starts the core (arms its timer, re-applies what it knows committed).
+    pub fn start(&mut self, now: Now, out: &mut Vec<Output<T>>) {
+        let found = self.step(now, Event::Timeout, out);
+        self.settle(now, found, out);
+    }
+
+    /// Client requests that arrived together, in arrival order: mutations share one proposal.
+    pub fn requests(
+        &mut self,
+        now: Now,
+        requests: impl IntoIterator<Item = Request<T>>,
+        out: &mut Vec<Output<T>>,
+    ) {
+        let found = self.handle_requests(now, requests, out);
+        self.settle(now, found, out);
+    }
+
+    /// A message from peer `from`.
+    pub fn message(&mut self, now: Now, from: NodeId, msg: Message, out: &mut Vec<Output<T>>) {
+        let found = self.step(now, Event::Message { from, msg }, out);
+        self.settle(now, found, out);
+    }
+
+    /// The timer fired (or a spurious wake-up): the core checks its deadlines, and parked
+    /// requests whose time is up are answered `ERR_INTERNAL`.
+    pub fn timeout(&mut self, now: Now, out: &mut Vec<Output<T>>) {
+        let found = self.step(now, Event::Timeout, out);
+        let mut answers = std::mem::take(&mut self.answers);
+        self.book.expire_parked(now.mono, &mut answers);
+        self.answers = answers;
+        self.settle(now, found, out);
+    }
+
+    /// The log is durable up to `index`, whose entry has `term` (the last entry of a `LogStore`).
+    pub fn log_stored(&mut self, now: Now, index: LogIndex, term: Term, out: &mut Vec<Output<T>>) {
+        let found = self.step(now, Event::LogStored { index, term }, out);
+        self.settle(now, found, out);
+    }
+
+    /// This hard state (from a `SaveState`) is durable.
+    pub fn state_saved(&mut self, now: Now, state: HardState, out: &mut Vec<Output<T>>) {
+        let found = self.step(now, Event::StateSaved(state), out);
+        self.settle(now, found, out);
+    }
+
+    /// Answers every command in flight, parked ones included, with `ERR_INTERNAL` (shutdown).
+    pub fn fail_all(&mut self, out: &mut Vec<Output<T>>) {
+        let mut answers = std::mem::take(&mut self.answers);
+        self.book.fail_all(&mut answers);
+        for (token, reply) in answers.drain(..) {
+            out.push(Output::Reply { token, reply });
+        }
+        self.answers = answers;
+    }
+
+    // ----- Accessors -----
+
+    /// The consensus core (read-only: only the replica steps it).
+    pub fn core(&self) -> &raft::Node {
+        &self.core
+    }
+
+    /// The file store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The highest index applied to the store.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// Client commands taken and not yet answered (parked ones included).
+    pub fn in_flight(&self) -> usize {
+        self.book.len()
+    }
+
+    /// The driver's settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- Inside -----
+
+    /// Handles requests in order; true if a step found a leader.
+    fn handle_requests(
+        &mut self,
+        now: Now,
+        requests: impl IntoIterator<Item = Request<T>>,
+        out: &mut Vec<Output<T>>,
+    ) -> bool {
+        let mut batch: Vec<(ProposalId, Bytes)> = Vec::new();
+        let mut found = false;
+        for request in requests {
+            if self.core.leader().is_none() {
+                // Nobody to run it yet: hold it briefly (SPEC: wait about two election timeouts).
+                let deadline = now.mono.after(self.config.park_ms);
+                self.book.park(request, deadline);
+                continue;
+            }
+            match request.command {
+                Command::Read { name } => {
+                    // A read must see every command that reached the node before it, including
+                    // this batch's mutations: propose those first so the log holds them.
+                    found |= self.propose(now, &mut batch, out);
+                    let barrier = self.core.last_index();
+                    let id = self.book.read(name, request.token, barrier);
+                    found |= self.step(now, Event::ReadIndex(id), out);
+                }
+                command => {
+                    let stamped = StampedCommand::new(now.wall_ms, command);
+                    let id = self.book.propose(request.token);
+                    batch.push((id, stamped.encode()));
+                }
+            }
+        }
+        found |= self.propose(now, &mut batch, out);
+        found
+    }
+
+    fn propose(
+        &mut self,
+        now: Now,
+        batch: &mut Vec<(ProposalId, Bytes)>,
+        out: &mut Vec<Output<T>>,
+    ) -> bool {
+        if batch.is_empty() {
+            return false;
+        }
+        self.step(now, Event::Append(std::mem::take(batch)), out)
+    }
+
+    /// Steps the core and carries out its actions; true if the step reported a known leader.
+    fn step(&mut self, now: Now, event: Event, out: &mut Vec<Output<T>>) -> bool {
+        let mut actions = std::mem::take(&mut self.actions);
+        self.core.step_into(now.mono, event, &mut actions);
+        let mut found = false;
+        for action in actions.drain(..) {
+            found |= self.execute(action, out);
+        }
+        self.actions = actions;
+        found
+    }
+
+    /// Carries out one action of the core; true if it reports a known leader.
+    fn execute(&mut self, action: Action, out: &mut Vec<Output<T>>) -> bool {
+        match action {
+            Action::Send { to, msg } => out.push(Output::Send { to, msg }),
+            Action::LogTruncate { from } => out.push(Output::LogTruncate { from }),
+            Action::LogStore { entries } => out.push(Output::LogStore { entries }),
+            Action::SaveState(state) => out.push(Output::SaveState(state)),
+            Action::Commit(entry) => self.apply(entry, out),
+            Action::Appended { id, index, term } => {
+                self.book.appended(id, index, term, &mut self.answers);
+            }
+            Action::CommitError { id, error } => {
+                let raft::ProposeError::NotLeader { leader } = error;
+                if let Some(token) = self.book.proposal_failed(id) {
+                    let reply = self.not_leader(leader);
+                    self.answers.push((token, reply));
+                }
+            }
+            Action::ReadReady { id, index } => self.book.read_ready(id, index),
+            Action::ReadError { id, error } => {
+                let raft::ReadError::NotLeader { leader } = error;
+                if let Some(token) = self.book.read_failed(id) {
+                    let reply = self.not_leader(leader);
+                    self.answers.push((token, reply));
+                }
+            }
+            Action::Alarm { at } => self.core_alarm = Some(at),
+            Action::RoleChanged { role, term, leader } => {
+                if leader != Some(self.core.id()) {
+                    self.book.fail_in_flight(&mut self.answers);
+                }
+                out.push(Output::RoleChanged { role, term, leader });
+                return leader.is_some();
+            }
+        }
+        false
+    }
+
+    /// Applies one committed entry to the store and settles the waiters at or below it.
+    fn apply(&mut self, entry: Entry, out: &mut Vec<Output<T>>) {
+        assert_eq!(
+            entry.index.0,
+            self.applied.0 + 1,
+            "committed entries apply in order, each once"
+        );
+        self.applied = entry.index;
+        let reply = match &entry.payload {
+            Payload::Noop => None,
+            Payload::Command(bytes) => Some(match StampedCommand::decode(bytes) {
+                Ok(stamped) => self.store.apply(&stamped.command, stamped.clock_ms),
+                Err(err) => {
+                    out.push(Output::BadEntry {
+                        index: entry.index,
+                        error: err.to_string(),
+                    });
+                    Reply::Internal
+                }
+            }),
+        };
+        self.book
+            .committed(entry.index, entry.term, reply.as_ref(), &mut self.answers);
+        out.push(Output::Applied(entry));
+    }
+
+    /// Ends a call: serves the reads now applied, retries parked requests if a leader is known,
+    /// hands out the answers and re-arms the timer.
+    fn settle(&mut self, now: Now, mut found: bool, out: &mut Vec<Output<T>>) {
+        loop {
+            self.book
+                .serve_reads(self.applied, &self.store, now.wall_ms, &mut self.answers);
+            if !(found && self.book.has_parked() && self.core.leader().is_some()) {
+                break;
+            }
+            // Requests parked while no leader was known get their second chance now.
+            let parked = self.book.take_parked();
+            found = self.handle_requests(now, parked, out);
+        }
+        for (token, reply) in self.answers.drain(..) {
+            out.push(Output::Reply { token, reply });
+        }
+        let next = match (self.core_alarm, self.book.next_park_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if next != self.timer
+            && let Some(at) = next
+        {
+            out.push(Output::Timer { at });
+        }
+        self.timer = next;
+    }
+
+    /// The answer for a command this node cannot run: a redirect to the leader when another
+    /// member is known to lead, else `ERR_INTERNAL`.
+    fn not_leader(&self, leader: Option<NodeId>) -> Reply {
+        match leader
+            .filter(|&l| l != self.core.id())
+            .and_then(|l| self.config.client_addrs.get(&l))
+        {
+            Some(addr) => Reply::Redirect(addr.clone()),
+            None => Reply::Internal,
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Guards the driver's promises to clients with a real Raft core: a write is answered once
+//! committed and applied, a pipelined read sees the same batch's write, a request without a
+//! leader waits (and gives up on time), a follower redirects, and a leader that loses its
+//! leadership answers everything in flight with ERR_INTERNAL.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use fs::{Command, Name, Reply, Store};
+use raft::{LogIndex, Millis, NodeId, Recovered};
+use replica::{Config, Now, Output, Replica, Request};
+
+type Out = Vec<Output<u32>>;
+
+fn config(members: u64) -> Config {
+    Config {
+        park_ms: 2_000,
+        client_addrs: (1..=members)
+            .map(|id| (NodeId(id), format!("127.0.0.1:{}", 8080 + id)))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn replica(id: u64, members: u64) -> Replica<u32> {
+    let voters = (1..=members).map(NodeId).collect();
+    let core = raft::Node::new(
+        raft::Config::new(NodeId(id)),
+        voters,
+        Recovered::default(),
+        LogIndex(0),
+        7,
+    )
+    .unwrap_or_else(|e| panic!("core: {e}"));
+    Replica::new(core, Store::new(), LogIndex(0), config(members))
+}
+
+fn at(ms: u64) -> Now {
+    Now {
+        mono: Millis(ms),
+        wall_ms: 1_700_000_000_000 + ms,
+    }
+}
+
+fn name(s: &str) -> Name {
+    Name::new(Bytes::copy_from_slice(s.as_bytes())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn write(token: u32, file: &str, content: &str) -> Request<u32> {
+    Request {
+        token,
+        command: Command::Write {
+            name: name(file),
+            content: Bytes::copy_from_slice(content.as_bytes()),
+            exptime_s: 0,
+        },
+    }
+}
+
+fn read(token: u32, file: &str) -> Request<u32> {
+    Request {
+        token,
+        command: Command::Read { name: name(file) },
+    }
+}
+
+/// Acknowledges every storage output at once (an instant disk), repeatedly, and returns the
+/// replies seen on the way, in order.
+fn settle(r: &mut Replica<u32>, now: Now, out: Out) -> Vec<(u32, Reply)> {
+    settle_with(r, now, out, |_, _| None)
+}
+
+/// Like `settle`, and also lets `peer` answer each message sent (with the answer's sender).
+fn settle_with(
+    r: &mut Replica<u32>,
+    now: Now,
+    mut out: Out,
+    mut peer: impl FnMut(NodeId, &raft::Message) -> Option<(NodeId, raft::Message)>,
+) -> Vec<(u32, Reply)> {
+    let mut replies = Vec::new();
+    while !out.is_empty() {
+        let mut next = Vec::new();
+        for output in out {
+            match output {
+                Output::LogStore { entries } => {
+                    if let Some(last) = entries.last() {
+                        r.log_stored(now, last.index, last.term, &mut next);
+                    }
+                }
+                Output::SaveState(state) => r.state_saved(now, state, &mut next),
+                Output::Reply { token, reply } => replies.push((token, reply)),
+                Output::Send { to, msg } => {
+                    if let Some((from, answer)) = peer(to, &msg) {
+                        r.message(now, from, answer, &mut next);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out = next;
+    }
+    replies
+}
+
+/// The last timer among `out`, if any.
+fn last_timer(out: &Out) -> Option<Millis> {
+    out.iter().rev().find_map(|o| match o {
+        Output::Timer { at } => Some(*at),
+        _ => None,
+    })
+}
+
+/// A started single-node replica that leads.
+fn single_leader() -> Replica<u32> {
+    let mut r = replica(1, 1);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    let replies = settle(&mut r, at(0), out);
+    assert!(replies.is_empty());
+    assert_eq!(r.core().leader(), Some(NodeId(1)));
+    r
+}
+
+#[test]
+fn a_write_is_answered_once_committed_and_applied() {
+    let mut r = single_leader();
+    let mut out = Vec::new();
+    r.requests(at(1), [write(1, "a", "hello")], &mut out);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Reply { .. })),
+        "no answer before the entry is durable"
+    );
+    let replies = settle(&mut r, at(1), out);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        matches!(replies[0], (1, Reply::Written { .. })),
+        "{replies:?}"
+    );
+    assert_eq!(r.store().file_count(), 1);
+}
+
+#[test]
+fn a_read_pipelined_behind_a_write_in_one_batch_sees_it() {
+    let mut r = single_leader();
+    let mut out = Vec::new();
+    r.requests(at(1), [write(1, "a", "v1"), read(2, "a")], &mut out);
+    let replies = settle(&mut r, at(1), out);
+    let read_reply = replies
+        .iter()
+        .find(|(t, _)| *t == 2)
+        .map(|(_, r)| r.clone());
+    match read_reply {
+        Some(Reply::Contents { content, .. }) => assert_eq!(&content[..], b"v1"),
+        other => panic!("the read did not see the write: {other:?}"),
+    }
+    // And the write is answered before the read that follows it.
+    let order: Vec<u32> = replies.iter().map(|(t, _)| *t).collect();
+    assert_eq!(order, vec![1, 2]);
+}
+
+#[test]
+fn without_a_leader_a_request_waits_then_gives_up_on_time() {
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    let mut timer = last_timer(&out);
+    out.clear();
+    r.requests(at(10), [write(1, "a", "x")], &mut out);
+    timer = last_timer(&out).or(timer);
+    // One timer covers both the core's election alarm and the park deadline.
+    assert!(timer.is_some_and(|t| t <= Millis(2_010)), "{timer:?}");
+    assert_eq!(r.in_flight(), 1);
+    out.clear();
+    r.timeout(at(2_009), &mut out);
+    assert!(!out.iter().any(|o| matches!(o, Output::Reply { .. })));
+    out.clear();
+    r.timeout(at(2_010), &mut out);
+    let replies: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reply { token, reply } => Some((*token, reply.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies, vec![(1, Reply::Internal)]);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn a_parked_request_is_taken_up_again_as_soon_as_a_leader_is_known() {
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    r.requests(at(1), [write(1, "a", "x")], &mut out);
+    assert!(settle(&mut r, at(1), out).is_empty());
+    assert_eq!(r.in_flight(), 1, "parked while no leader is known");
+    let mut out = Vec::new();
+    r.message(at(2), NodeId(2), heartbeat_from_2(), &mut out);
+    let replies = settle(&mut r, at(2), out);
+    assert_eq!(replies, vec![(1, Reply::Redirect("127.0.0.1:8082".into()))]);
+    assert_eq!(r.in_flight(), 0);
+}
+
+fn heartbeat_from_2() -> raft::Message {
+    raft::Message::Heartbeat(raft::Heartbeat {
+        term: raft::Term(1),
+        leader: NodeId(2),
+        commit: LogIndex(0),
+        read_round: 0,
+    })
+}
+
+/// A follower of a 3-member cluster that knows node 2 leads.
+fn follower_of_2() -> Replica<u32> {
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    out.clear();
+    r.message(at(1), NodeId(2), heartbeat_from_2(), &mut out);
+    settle(&mut r, at(1), out);
+    assert_eq!(r.core().leader(), Some(NodeId(2)));
+    r
+}
+
+#[test]
+fn a_follower_redirects_to_the_leaders_client_address() {
+    let mut r = follower_of_2();
+    let mut out = Vec::new();
+    r.requests(at(2), [write(1, "a", "x"), read(2, "a")], &mut out);
+    let replies = settle(&mut r, at(2), out);
+    let redirect = Reply::Redirect("127.0.0.1:8082".into());
+    assert_eq!(replies, vec![(1, redirect.clone()), (2, redirect)]);
+}
+
+#[test]
+fn a_leader_deposed_answers_what_it_holds_with_err_internal() {
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    settle(&mut r, at(0), std::mem::take(&mut out));
+    // Campaign: the election timeout passes; node 2 grants every (pre-)vote asked of it.
+    let grant = |to: NodeId, msg: &raft::Message| match msg {
+        raft::Message::VoteRequest(req) if to == NodeId(2) => Some((
+            NodeId(2),
+            raft::Message::VoteResponse(raft::VoteResponse {
+                term: req.term,
+                granted: true,
+                prevote: req.prevote,
+            }),
+        )),
+        _ => None,
+    };
+    let mut ms = 0;
+    while r.core().role() != raft::Role::Leader && ms < 10_000 {
+        ms += 100;
+        let mut next = Vec::new();
+        r.timeout(at(ms), &mut next);
+        settle_with(&mut r, at(ms), next, grant);
+    }
+    assert_eq!(r.core().role(), raft::Role::Leader);
+    let term = r.core().term();
+    out.clear();
+    r.requests(at(ms + 1), [write(1, "a", "x")], &mut out);
+    assert!(
+        settle(&mut r, at(ms + 1), out).is_empty(),
+        "no majority yet"
+    );
+    assert_eq!(r.in_flight(), 1);
+    // A newer leader appears: the write's fate is unknown.
+    let heartbeat = raft::Message::Heartbeat(raft::Heartbeat {
+        term: raft::Term(term.0 + 1),
+        leader: NodeId(3),
+        commit: LogIndex(0),
+        read_round: 0,
+    });
+    let mut out = Vec::new();
+    r.message(at(ms + 2), NodeId(3), heartbeat, &mut out);
+    let replies = settle(&mut r, at(ms + 2), out);
+    assert_eq!(replies, vec![(1, Reply::Internal)]);
+    assert_eq!(r.in_flight(), 0);
+}

@@ -1,0 +1,64 @@
+//! One simulated process: the production replica driver (crate `replica`, exactly the code
+//! `raftfs serve` runs) plus what the simulated runtime keeps around it: requests received and
+//! not yet taken up, and which alarm is current.
+
+use raft::{LogIndex, Node};
+use replica::Replica;
+
+/// Who waits for an answer: a client and the attempt of its current command (stale answers
+/// are ignored by the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiter {
+    /// The client.
+    pub client: usize,
+    /// The attempt.
+    pub attempt: u64,
+}
+
+/// A client command as the node received it.
+pub type Request = replica::Request<Waiter>;
+
+/// A running node. See the module documentation.
+#[derive(Debug)]
+pub struct Process {
+    /// The driver, with the core and the store inside.
+    pub replica: Replica<Waiter>,
+    /// Requests received and not yet taken up (the node takes them in batches).
+    pub inbox: Vec<Request>,
+    /// Whether a batch pick-up is already scheduled.
+    pub drain_scheduled: bool,
+    /// Bumped at every `Timer` output: only the latest timer fires.
+    pub alarm_generation: u64,
+}
+
+impl Process {
+    /// A freshly started process around `replica`.
+    pub fn new(replica: Replica<Waiter>) -> Process {
+        Process {
+            replica,
+            inbox: Vec::new(),
+            drain_scheduled: false,
+            alarm_generation: 0,
+        }
+    }
+
+    /// The consensus core.
+    pub fn core(&self) -> &Node {
+        self.replica.core()
+    }
+
+    /// The file store.
+    pub fn store(&self) -> &fs::Store {
+        self.replica.store()
+    }
+
+    /// The last index applied to the store.
+    pub fn applied(&self) -> LogIndex {
+        self.replica.applied()
+    }
+
+    /// Commands waiting in any form (for the end-of-run report).
+    pub fn in_flight(&self) -> usize {
+        self.replica.in_flight() + self.inbox.len()
+    }
+}
