@@ -290,6 +290,9 @@ impl Node {
                 Action::Alarm { at } => {
                     self.alarm = Some(self.epoch + Duration::from_millis(at.0));
                 }
+                // No snapshots here yet: no node compacts, so no leader sends one; only a
+                // forged peer InstallSnapshot could ask for an install (peers are trusted).
+                Action::SendSnapshot { .. } | Action::InstallSnapshot { .. } => {}
                 Action::RoleChanged { role, term, leader } => {
                     info!(?role, term = term.0, leader = ?leader.map(|l| l.0), "role changed");
                     self.clients

@@ -145,6 +145,9 @@ impl Simulation {
                         );
                     }
                 }
+                // No snapshots here yet: no node compacts, so no leader sends one (and no
+                // simulated peer forges an InstallSnapshot, the only way to be asked to install).
+                Action::SendSnapshot { .. } | Action::InstallSnapshot { .. } => {}
                 Action::RoleChanged { role, term, leader } => {
                     self.note(Actor::Node(id), Note::Role { role, term, leader });
                     if let Some(r) = self.slots[k].replica.as_mut() {
