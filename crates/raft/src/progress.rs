@@ -68,10 +68,17 @@ impl Progress {
         self.inflights.reset();
     }
 
-    /// Start streaming just after the known match.
+    /// Start streaming after the probe that was answered (never at or below the known match).
+    ///
+    /// A follower acknowledges only what is durable, so its answer to a probe may name less than
+    /// the probe carried: it holds those entries but has not written them yet. Streaming from
+    /// the probe's point, not from the durable match, sends nothing twice, and above all does
+    /// not ask for entries compacted since (a snapshot sent over and over to a follower whose
+    /// only lag is its disk). Were the answer stale and the logs did not match there, the
+    /// follower rejects and probing resumes from the match.
     pub(crate) fn become_replicate(&mut self) {
         self.mode = Mode::Replicate;
-        self.next = LogIndex(self.matched.0 + 1);
+        self.next = self.next.max(LogIndex(self.matched.0 + 1));
         self.probe_sent = false;
         self.inflights.reset();
     }
