@@ -3,7 +3,7 @@
 use crate::entry::Entry;
 use crate::error::{ProposeError, ReadError};
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
-use crate::message::Message;
+use crate::message::{InstallSnapshotRequest, Message};
 use crate::persist::HardState;
 use crate::role::Role;
 use crate::time::Millis;
@@ -69,6 +69,33 @@ pub enum Action {
     Alarm {
         /// When to deliver the timeout.
         at: Millis,
+    },
+    /// Leader: follower `to` needs entries that are compacted away; send it the snapshot at
+    /// `request.index` (the node's latest, named by `Event::SnapshotSaved` or an install), in
+    /// chunks on the driver's own path, with `request` beside them. The receiving driver stages
+    /// the whole snapshot durably, then feeds `Message::InstallSnapshot(request)` to its node.
+    /// When the transfer ends either way, report `Event::SnapshotReport`. Emitted once per need:
+    /// not again while that transfer is outstanding.
+    SendSnapshot {
+        /// The follower.
+        to: NodeId,
+        /// The metadata to deliver with the snapshot.
+        request: InstallSnapshotRequest,
+    },
+    /// Follower: make the staged snapshot at `index` (from `Message::InstallSnapshot`) this
+    /// node's snapshot, restore the state machine from it (applied becomes `index`; apply no
+    /// `Commit` at or below it), and fix the WAL: drop its entries at or below `index`, and,
+    /// unless `kept_entries_after`, every entry after `index` too. Storage order as for
+    /// `LogTruncate`: after every storage action emitted before it, and before any emitted after
+    /// it. Once durable, report `Event::SnapshotInstalled { index, term }`.
+    InstallSnapshot {
+        /// Last index the snapshot covers.
+        index: LogIndex,
+        /// Term of the entry at `index`.
+        term: Term,
+        /// True if the log held the snapshot's last entry, so the entries after `index` stay
+        /// (figure 13, step 6); false if the whole log is discarded.
+        kept_entries_after: bool,
     },
     /// The node's role, term or known leader changed; emitted at the end of a step, after every
     /// other action of that step.

@@ -35,4 +35,44 @@ pub enum Event {
     StateSaved(HardState),
     /// A linearizable read: answered by `Action::ReadReady` or `Action::ReadError`.
     ReadIndex(ReadId),
+    /// The driver has made durable a snapshot of its state machine through `index`, which it had
+    /// applied (so `index` is committed), and whose entry at `index` has `term`. The node records
+    /// it as its latest snapshot and drops the in-memory entries below `keep_from` (clamped to
+    /// `index + 1` at most; never below what is already dropped), so that the log's base becomes
+    /// `keep_from - 1`. Keeping a few entries before `index` lets slightly slow followers catch
+    /// up from the log instead of by snapshot. The driver trims its WAL prefix on its own (the
+    /// node emits nothing for that). Ignored if not newer than the node's latest snapshot; a
+    /// snapshot beyond the commit index, or whose term contradicts the log, is a driver bug
+    /// (asserted in debug builds, ignored otherwise).
+    SnapshotSaved {
+        /// Last index the snapshot covers.
+        index: LogIndex,
+        /// Term of the entry at `index`.
+        term: Term,
+        /// First index to keep in memory.
+        keep_from: LogIndex,
+    },
+    /// Leader: the driver's transfer to `to` of the snapshot at `index` (started by
+    /// `Action::SendSnapshot`) ended, delivered and staged by the follower (`installed`) or not.
+    /// If `to` still waits for that snapshot, the leader probes it again: after `index` if it
+    /// was delivered, else from its last known match (a fresh `SendSnapshot` follows if still
+    /// needed, after the next heartbeat answer). Stale reports are ignored.
+    SnapshotReport {
+        /// The follower the snapshot went to.
+        to: NodeId,
+        /// The snapshot's index, as in the `SendSnapshot` request.
+        index: LogIndex,
+        /// True if the follower received the whole snapshot.
+        installed: bool,
+    },
+    /// An `Action::InstallSnapshot { index, term, .. }` is carried out and durable: the snapshot
+    /// is the node's snapshot, the state machine was restored from it, and the WAL was fixed.
+    /// Only now does the node count the snapshot's entries as durable and acknowledge them.
+    /// Ignored unless it names the latest install the node asked for.
+    SnapshotInstalled {
+        /// The installed snapshot's index.
+        index: LogIndex,
+        /// The installed snapshot's term.
+        term: Term,
+    },
 }

@@ -103,6 +103,25 @@ impl Log {
             .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
     }
 
+    /// Folds every entry up to `index` into the base (the snapshot covers them); `index` must be
+    /// in the log (the base itself changes nothing).
+    pub(crate) fn compact(&mut self, index: LogIndex) {
+        let Some(term) = self.term(index) else {
+            debug_assert!(false, "compaction to {index}, outside the log");
+            return;
+        };
+        let drop = usize::try_from(index.0 - self.base_index.0).unwrap_or(usize::MAX);
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.base_index = index;
+        self.base_term = term;
+    }
+
+    /// Replaces the whole log by an empty one above a new base (a snapshot that does not match
+    /// it was installed).
+    pub(crate) fn reset(&mut self, base_index: LogIndex, base_term: Term) {
+        *self = Log::new(base_index, base_term);
+    }
+
     /// The entries in `lo ..= hi` that are held in memory.
     pub(crate) fn slice(&self, lo: LogIndex, hi: LogIndex) -> &[Entry] {
         let first = self.base_index.0 + 1;
@@ -185,6 +204,26 @@ mod tests {
         log.truncate(LogIndex(3));
         assert_eq!(log.last_index(), LogIndex(2));
         assert_eq!(log.last_term(), Term(1));
+    }
+
+    #[test]
+    fn compact_folds_a_prefix_into_the_base() {
+        let mut log = log_with_terms(&[1, 1, 2, 2, 3]);
+        log.compact(LogIndex(3));
+        assert_eq!(
+            (log.base_index(), log.term(LogIndex(3))),
+            (LogIndex(3), Some(Term(2)))
+        );
+        assert_eq!(log.term(LogIndex(2)), None);
+        assert_eq!(log.last_index(), LogIndex(5));
+        assert_eq!(log.slice(LogIndex(1), LogIndex(9)).len(), 2);
+        log.compact(LogIndex(3));
+        assert_eq!(log.last_index(), LogIndex(5));
+        log.compact(LogIndex(5));
+        assert_eq!((log.base_index(), log.last_term()), (LogIndex(5), Term(3)));
+        assert!(log.slice(LogIndex(1), LogIndex(9)).is_empty());
+        log.reset(LogIndex(9), Term(4));
+        assert_eq!((log.last_index(), log.last_term()), (LogIndex(9), Term(4)));
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub enum Message {
     Heartbeat(Heartbeat),
     /// Follower to leader: the answer to a heartbeat.
     HeartbeatResponse(HeartbeatResponse),
+    /// Leader to follower: install the snapshot the driver streamed beside this message. The
+    /// core never sends it through `Action::Send`: it travels with the chunks
+    /// (`Action::SendSnapshot`), and the receiving driver feeds it once the snapshot is staged.
+    /// Answered by an [`AppendEntriesResponse`].
+    InstallSnapshot(InstallSnapshotRequest),
 }
 
 /// Raft's AppendEntries RPC (figure 2).
@@ -126,6 +131,21 @@ pub struct HeartbeatResponse {
     pub read_round: u64,
 }
 
+/// Raft's InstallSnapshot RPC (figure 13), metadata only: the snapshot's bytes travel in chunks on
+/// the driver's own path (etcd #9000), so the core never holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotRequest {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader (must equal the sender).
+    pub leader: NodeId,
+    /// The snapshot covers the log up to and including this index (figure 13's
+    /// `lastIncludedIndex`).
+    pub index: LogIndex,
+    /// Term of the entry at `index` (figure 13's `lastIncludedTerm`).
+    pub snapshot_term: Term,
+}
+
 /// Why bytes could not be decoded into a message or an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WireError {
@@ -156,6 +176,7 @@ impl Message {
             Message::VoteResponse(m) => m.term,
             Message::Heartbeat(m) => m.term,
             Message::HeartbeatResponse(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
         }
     }
 

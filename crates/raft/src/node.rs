@@ -7,10 +7,13 @@
 //!
 //! The role-specific halves live in submodules: [`leader`] (proposals, replication, commit,
 //! ReadIndex), [`candidate`] (pre-vote and election), [`follower`] (appending and acknowledging).
+//! [`snapshot`] holds what snapshots change for every role: compaction, sending one to a
+//! follower, and installing one.
 
 mod candidate;
 mod follower;
 mod leader;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -50,8 +53,12 @@ pub struct Node {
     term: Term,
     /// Vote cast in `term`.
     vote: Option<NodeId>,
-    /// The log (durable or not).
+    /// The log (durable or not), above its base. Invariant: `log.base_index() <= ` the
+    /// snapshot's index (0 without one), so every compacted entry is in the snapshot.
     log: Log,
+    /// Index and term of the latest snapshot the driver holds (or is installing, on behalf of
+    /// `installing`); `<= commit`.
+    snapshot: Option<(LogIndex, Term)>,
 
     // Volatile state of every role.
     role: Role,
@@ -61,16 +68,23 @@ pub struct Node {
     commit: LogIndex,
     /// Highest index reported by `Action::Commit`; `<= commit`.
     reported: LogIndex,
-    /// The log is durable up to here (own writes acknowledged by `LogStored`).
+    /// The log is durable up to here (own writes acknowledged by `LogStored`, or a snapshot
+    /// saved or installed); may lie below the log's base.
     durable: LogIndex,
+    /// The latest `Action::InstallSnapshot` not yet reported by `SnapshotInstalled`.
+    installing: Option<(LogIndex, Term)>,
+    /// The latest `LogStored` received while `installing`: counted only once the install is
+    /// durable, since the writes it covers may sit behind the install's WAL fix.
+    stored_while_installing: Option<(LogIndex, Term)>,
     /// Since when a log write has been outstanding without progress (for disk-stall detection).
     write_pending_since: Option<Millis>,
     /// The term and vote known durable; messages are sent only while they equal `term`/`vote`.
     saved: (Term, Option<NodeId>),
     /// The term or vote changed and no `SaveState` has been emitted for it yet.
     unsaved: bool,
-    /// Messages held back until the current term and vote are durable, in send order.
-    held: Vec<(NodeId, Message)>,
+    /// Sends (`Send`, `SendSnapshot`) held back until the current term and vote are durable,
+    /// in send order.
+    held: Vec<Action>,
 
     // Time.
     /// Latest clock reading seen.
@@ -158,11 +172,14 @@ impl Node {
             term: hard_state.term,
             vote: hard_state.vote,
             log,
+            snapshot,
             role: Role::Follower,
             leader: None,
             commit,
             reported: applied,
             durable: last,
+            installing: None,
+            stored_while_installing: None,
             write_pending_since: None,
             saved: (hard_state.term, hard_state.vote),
             unsaved: false,
@@ -209,6 +226,17 @@ impl Node {
             Event::LogStored { index, term } => self.on_log_stored(index, term),
             Event::StateSaved(hard_state) => self.on_state_saved(hard_state),
             Event::ReadIndex(id) => self.read_index(id),
+            Event::SnapshotSaved {
+                index,
+                term,
+                keep_from,
+            } => self.on_snapshot_saved(index, term, keep_from),
+            Event::SnapshotReport {
+                to,
+                index,
+                installed,
+            } => self.on_snapshot_report(to, index, installed),
+            Event::SnapshotInstalled { index, term } => self.on_snapshot_installed(index, term),
         }
         self.finish_step();
         debug_assert!(self.term >= term_before, "the term never decreases");
@@ -263,9 +291,16 @@ impl Node {
         self.durable
     }
 
-    /// The first index held in memory (the snapshot base + 1).
+    /// The first index held in memory (the log's base + 1; the base is at or below the
+    /// snapshot's index).
     pub fn first_index(&self) -> LogIndex {
         LogIndex(self.log.base_index().0 + 1)
+    }
+
+    /// Index and term of the latest snapshot: recovered, saved (`SnapshotSaved`) or being
+    /// installed (`Action::InstallSnapshot`); `None` before the first.
+    pub fn snapshot(&self) -> Option<(LogIndex, Term)> {
+        self.snapshot
     }
 
     /// The configuration the node runs with.
@@ -333,7 +368,9 @@ impl Node {
                 }
                 // A granted pre-vote carries the term we asked about, not a newer term.
                 Message::VoteResponse(resp) if resp.prevote && resp.granted => {}
-                Message::AppendEntriesRequest(_) | Message::Heartbeat(_) => {
+                Message::AppendEntriesRequest(_)
+                | Message::Heartbeat(_)
+                | Message::InstallSnapshot(_) => {
                     self.become_follower(term, Some(from));
                 }
                 _ => self.become_follower(term, None),
@@ -358,6 +395,10 @@ impl Node {
         match msg {
             Message::AppendEntriesRequest(req) => {
                 let outcome = self.reject_outcome(req.prev_log_index, req.prev_log_term);
+                self.send_append_response(from, outcome);
+            }
+            Message::InstallSnapshot(req) => {
+                let outcome = self.reject_outcome(req.index, req.snapshot_term);
                 self.send_append_response(from, outcome);
             }
             Message::Heartbeat(_) => self.send_heartbeat_response(from, 0),
@@ -442,12 +483,29 @@ impl Node {
 
     /// Our own log write is durable up to `index`, if the log still has `term` there.
     fn on_log_stored(&mut self, index: LogIndex, term: Term) {
+        if self.installing.is_some() {
+            // The disk made progress, but what it wrote may depend on the install's WAL fix.
+            self.stored_while_installing = Some((index, term));
+            self.write_pending_since = Some(self.now);
+            return;
+        }
         if index <= self.durable || !self.log.matches(index, term) {
             return;
         }
-        self.durable = index;
+        self.raise_durable(index);
+    }
+
+    /// The disk holds our log (or a snapshot of it) up to `index`: count it, and let what waited
+    /// for it go (a leader's commit, a follower's acknowledgement).
+    fn raise_durable(&mut self, index: LogIndex) {
+        debug_assert!(
+            index <= self.log.last_index(),
+            "only the log can be durable"
+        );
+        self.durable = self.durable.max(index);
         // Progress was made: restart the stall clock if more is outstanding.
-        self.write_pending_since = (self.durable < self.log.last_index()).then_some(self.now);
+        let outstanding = self.durable < self.log.last_index() || self.installing.is_some();
+        self.write_pending_since = outstanding.then_some(self.now);
         match self.role {
             Role::Leader => self.on_own_durable(),
             Role::Follower => self.acknowledge(false),
@@ -461,9 +519,7 @@ impl Node {
             return;
         }
         self.saved = (self.term, self.vote);
-        for (to, msg) in std::mem::take(&mut self.held) {
-            self.out.push(Action::Send { to, msg });
-        }
+        self.out.append(&mut self.held);
     }
 
     /// Emits the pending save, announces the next alarm and any change of role, term or leader.
@@ -549,10 +605,16 @@ impl Node {
 
     /// Sends `msg` now if the current term and vote are durable, or holds it until they are.
     fn send(&mut self, to: NodeId, msg: Message) {
+        self.send_gated(Action::Send { to, msg });
+    }
+
+    /// Emits a send action (`Send`, `SendSnapshot`) now if the current term and vote are
+    /// durable, or holds it until they are.
+    fn send_gated(&mut self, action: Action) {
         if self.is_state_durable() {
-            self.out.push(Action::Send { to, msg });
+            self.out.push(action);
         } else {
-            self.held.push((to, msg));
+            self.held.push(action);
         }
     }
 
@@ -612,6 +674,22 @@ impl Node {
         debug_assert!(
             self.durable <= self.log.last_index(),
             "durable is within the log"
+        );
+        let base = self.log.base_index();
+        debug_assert!(self.commit >= base, "compacted entries are committed");
+        debug_assert!(self.reported >= base, "compacted entries were reported");
+        let (snapshot, _) = self.snapshot.unwrap_or_default();
+        debug_assert!(
+            snapshot >= base,
+            "the snapshot covers every compacted entry"
+        );
+        debug_assert!(
+            snapshot <= self.commit,
+            "a snapshot holds only committed entries"
+        );
+        debug_assert!(
+            self.installing.is_none_or(|(index, _)| index <= snapshot),
+            "the snapshot being installed is known"
         );
         debug_assert!(
             self.role != Role::Leader
@@ -679,6 +757,7 @@ fn names_sender(from: NodeId, msg: &Message) -> bool {
         Message::AppendEntriesRequest(m) => m.leader == from,
         Message::VoteRequest(m) => m.candidate == from,
         Message::Heartbeat(m) => m.leader == from,
+        Message::InstallSnapshot(m) => m.leader == from,
         Message::AppendEntriesResponse(_)
         | Message::VoteResponse(_)
         | Message::HeartbeatResponse(_) => true,

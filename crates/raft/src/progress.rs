@@ -4,8 +4,9 @@
 //!   AppendEntries at a time and waits for the answer (or a heartbeat answer) before the next.
 //! - **Replicate**: the follower is known to match up to `matched`; the leader streams entries
 //!   optimistically, advancing `next` as it sends, up to a window of messages in flight.
-//! - **Snapshot**: the entries the follower needs are compacted away; it needs a snapshot. (No
-//!   snapshot transfer exists yet, so such a follower waits; the state leaves room for it.)
+//! - **Snapshot**: the entries the follower needs are compacted away; the driver is sending it a
+//!   snapshot. No entries go to it until the driver reports the transfer's end (heartbeats still
+//!   do), or until it answers that it holds the snapshot.
 
 use crate::ids::LogIndex;
 use crate::inflights::Inflights;
@@ -67,10 +68,17 @@ impl Progress {
         self.inflights.reset();
     }
 
-    /// Start streaming just after the known match.
+    /// Start streaming after the probe that was answered (never at or below the known match).
+    ///
+    /// A follower acknowledges only what is durable, so its answer to a probe may name less than
+    /// the probe carried: it holds those entries but has not written them yet. Streaming from
+    /// the probe's point, not from the durable match, sends nothing twice, and above all does
+    /// not ask for entries compacted since (a snapshot sent over and over to a follower whose
+    /// only lag is its disk). Were the answer stale and the logs did not match there, the
+    /// follower rejects and probing resumes from the match.
     pub(crate) fn become_replicate(&mut self) {
         self.mode = Mode::Replicate;
-        self.next = LogIndex(self.matched.0 + 1);
+        self.next = self.next.max(LogIndex(self.matched.0 + 1));
         self.probe_sent = false;
         self.inflights.reset();
     }
@@ -80,6 +88,25 @@ impl Progress {
         self.mode = Mode::Snapshot(index);
         self.probe_sent = false;
         self.inflights.reset();
+    }
+
+    /// The driver's transfer of the snapshot at `index` ended. Returns false, changing nothing,
+    /// unless the follower was waiting for exactly that snapshot (a stale report). Then it goes
+    /// back to probing, paused until the follower answers (etcd): after `index` if the snapshot
+    /// was delivered (the follower acknowledges it once installed), else after its last known
+    /// match (the next heartbeat answer lets that probe go; it finds again that a snapshot is
+    /// needed, so a failed transfer is retried at the heartbeat's pace, not in a tight loop).
+    pub(crate) fn on_snapshot_report(&mut self, index: LogIndex, installed: bool) -> bool {
+        if self.mode != Mode::Snapshot(index) {
+            return false;
+        }
+        if !installed {
+            // Leaving snapshot mode first makes `become_probe` start from the match.
+            self.mode = Mode::Probe;
+        }
+        self.become_probe();
+        self.probe_sent = true;
+        true
     }
 
     /// True if no AppendEntries carrying entries may be sent now.
@@ -202,6 +229,24 @@ mod tests {
         let mut pr = progress(4, 10, Mode::Probe);
         assert!(pr.on_reject(LogIndex(9), LogIndex(1)));
         assert_eq!(pr.next, LogIndex(5));
+    }
+
+    #[test]
+    fn snapshot_report_probes_after_the_snapshot_or_the_match() {
+        // (report index, installed) -> (changed, next)
+        let table = [
+            ((10, true), (true, 11)),
+            ((10, false), (true, 4)),
+            ((9, true), (false, 7)),
+            ((11, false), (false, 7)),
+        ];
+        for ((index, installed), (changed, next)) in table {
+            let mut pr = progress(3, 7, Mode::Snapshot(LogIndex(10)));
+            assert_eq!(pr.on_snapshot_report(LogIndex(index), installed), changed);
+            assert_eq!(pr.next, LogIndex(next), "{index} {installed}");
+            assert!(pr.is_paused(), "waits for an answer either way");
+            assert_eq!(pr.mode == Mode::Probe, changed);
+        }
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! A small deterministic harness wiring N nodes together, for multi-node scenario tests and the
 //! benchmark: an in-memory network (FIFO, instant, with cuts), in-memory disks (instant, or held
-//! until flushed), a manual clock, crash and restart.
+//! until flushed), a manual clock, crash and restart, and the snapshot half of a driver.
+//!
+//! Each node has a simulated state machine (a [`MachineState`]: the applied index and term and a
+//! digest of everything applied). [`Cluster::snapshot`] makes a node snapshot it; a
+//! `SendSnapshot` is an instant in-memory transfer (the harness plays both drivers: it stages
+//! the sender's image on the receiver, feeds it the `InstallSnapshot` message and reports the
+//! transfer back), and an `InstallSnapshot` action restores the receiver's state machine and
+//! goes to its disk like any other write. A restart boots from the disk's snapshot and log.
 //!
 //! It is not the fault-injecting simulator (`crates/sim`): nothing here is random, and the only
 //! faults are the ones a test asks for. It checks two safety properties on the fly and panics on
 //! a violation: at most one leader per term, and every node applies the same entry at each index,
-//! in index order, each once.
+//! in index order, each once, so that its state equals every other node's at that index; a
+//! node that installs a snapshot at an index must get exactly the state others had there.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -13,11 +21,11 @@ use bytes::Bytes;
 
 use crate::action::Action;
 use crate::config::Config;
-use crate::entry::Entry;
+use crate::entry::{Entry, Payload};
 use crate::error::{ProposeError, ReadError};
 use crate::event::Event;
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
-use crate::message::Message;
+use crate::message::{InstallSnapshotRequest, Message};
 use crate::node::Node;
 use crate::persist::{HardState, Recovered};
 use crate::role::Role;
@@ -37,19 +45,73 @@ pub struct Envelope {
     pub msg: Message,
 }
 
+/// A simulated state machine, and the image a snapshot of it stores: how far it applied, and a
+/// digest of every entry applied, in order (two machines with equal digests applied the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MachineState {
+    /// The last index applied (or restored from a snapshot).
+    pub index: LogIndex,
+    /// The term of the entry at `index`.
+    pub term: Term,
+    /// FNV-1a over every applied entry's index, term and payload.
+    pub digest: u64,
+}
+
+impl MachineState {
+    /// The state after applying `entry` (the next one).
+    fn apply(self, entry: &Entry) -> MachineState {
+        let mut digest = if self.index == LogIndex(0) {
+            FNV_OFFSET
+        } else {
+            self.digest
+        };
+        let mut mix = |bytes: &[u8]| {
+            for &b in bytes {
+                digest = (digest ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            }
+        };
+        mix(&entry.index.0.to_le_bytes());
+        mix(&entry.term.0.to_le_bytes());
+        match &entry.payload {
+            Payload::Noop => mix(&[0]),
+            Payload::Command(data) => {
+                mix(&[1]);
+                mix(&(data.len() as u64).to_le_bytes());
+                mix(data);
+            }
+        }
+        MachineState {
+            index: entry.index,
+            term: entry.term,
+            digest,
+        }
+    }
+}
+
+/// FNV-1a's 64-bit offset basis and prime: a small deterministic digest, enough to tell apart
+/// histories in tests (not a defence against anyone).
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// A write waiting on a held disk.
 #[derive(Debug, Clone)]
 enum Write {
     Save(HardState),
     Truncate(LogIndex),
     Store(Vec<Entry>),
+    Install { image: MachineState, kept: bool },
 }
 
 /// One node's disk: what is durable, and writes not yet durable when the disk is held.
 #[derive(Debug, Clone, Default)]
 struct Disk {
     hard_state: HardState,
+    /// The WAL: contiguous entries; those at or below the snapshot's index are left out on boot.
     entries: Vec<Entry>,
+    /// The node's snapshot (durable at once when taken: the driver reports it only then).
+    snapshot: Option<MachineState>,
+    /// A snapshot received from a leader, durable but not installed yet.
+    staged: Option<MachineState>,
     pending: Vec<Write>,
     held: bool,
 }
@@ -70,6 +132,21 @@ impl Disk {
                 let last = entries.last().map(|e| (e.index, e.term));
                 self.entries.extend(entries);
                 last.map(|(index, term)| Event::LogStored { index, term })
+            }
+            Write::Install { image, kept } => {
+                // A snapshot taken since (while this waited) is newer: keep it.
+                if self.snapshot.is_none_or(|s| s.index < image.index) {
+                    self.snapshot = Some(image);
+                }
+                if kept {
+                    self.entries.retain(|e| e.index > image.index);
+                } else {
+                    self.entries.clear();
+                }
+                Some(Event::SnapshotInstalled {
+                    index: image.index,
+                    term: image.term,
+                })
             }
         }
     }
@@ -109,12 +186,17 @@ pub struct Cluster {
     network: VecDeque<Envelope>,
     /// Directed links that drop everything.
     cut: BTreeSet<(NodeId, NodeId)>,
-    /// Entries applied by each node since its last restart, if recording.
+    /// Entries applied by each node through `Commit` since its last restart, if recording (a
+    /// snapshot install leaves a gap).
     applied: BTreeMap<NodeId, Vec<Entry>>,
-    /// Last index applied by each node since its last restart.
-    applied_index: BTreeMap<NodeId, LogIndex>,
+    /// Each node's state machine.
+    machines: BTreeMap<NodeId, MachineState>,
     /// The term of the entry committed at each index, by anyone.
     committed: BTreeMap<LogIndex, Term>,
+    /// The state machine's digest at each index, by anyone.
+    digests: BTreeMap<LogIndex, u64>,
+    /// Snapshot images on their way, by (sender, receiver, index).
+    transfers: BTreeMap<(NodeId, NodeId, LogIndex), MachineState>,
     leaders: BTreeMap<Term, NodeId>,
     outcomes_proposals: BTreeMap<ProposalId, Outcome>,
     outcomes_reads: BTreeMap<ReadId, Outcome>,
@@ -125,6 +207,8 @@ pub struct Cluster {
     transcript: Vec<(NodeId, Action)>,
     /// Entries applied across all nodes (also counted when not recording).
     commits_total: u64,
+    /// Snapshot installs carried out across all nodes (also counted when not recording).
+    installs_total: u64,
 }
 
 impl Cluster {
@@ -148,8 +232,10 @@ impl Cluster {
             network: VecDeque::new(),
             cut: BTreeSet::new(),
             applied: BTreeMap::new(),
-            applied_index: BTreeMap::new(),
+            machines: BTreeMap::new(),
             committed: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             leaders: BTreeMap::new(),
             outcomes_proposals: BTreeMap::new(),
             outcomes_reads: BTreeMap::new(),
@@ -158,6 +244,7 @@ impl Cluster {
             record: true,
             transcript: Vec::new(),
             commits_total: 0,
+            installs_total: 0,
         };
         for &id in &voters {
             let mut config = Config::new(id);
@@ -176,23 +263,30 @@ impl Cluster {
         self.record = on;
     }
 
-    /// Builds node `id` from its disk and starts it with a first `Timeout`.
+    /// Builds node `id` from its disk (its state machine restored from the disk's snapshot) and
+    /// starts it with a first `Timeout`.
     fn boot(&mut self, id: NodeId) {
         let disk = &self.disks[&id];
+        let machine = disk.snapshot.unwrap_or_default();
         let recovered = Recovered {
             hard_state: disk.hard_state,
-            snapshot: None,
-            entries: disk.entries.clone(),
+            snapshot: disk.snapshot.map(|s| (s.index, s.term)),
+            entries: disk
+                .entries
+                .iter()
+                .filter(|e| e.index > machine.index)
+                .cloned()
+                .collect(),
         };
         let config = self.configs[&id].clone();
         let seed = self.seed.wrapping_add(id.0);
-        let node = match Node::new(config, self.voters.clone(), recovered, LogIndex(0), seed) {
+        let node = match Node::new(config, self.voters.clone(), recovered, machine.index, seed) {
             Ok(node) => node,
             Err(e) => panic!("node {id} failed to start: {e}"),
         };
         self.nodes.insert(id, Some(node));
         self.applied.insert(id, Vec::new());
-        self.applied_index.insert(id, LogIndex(0));
+        self.machines.insert(id, machine);
         self.step(id, Event::Timeout);
     }
 
@@ -221,19 +315,35 @@ impl Cluster {
             .map(Node::id)
     }
 
-    /// Entries node `id` applied since its last restart (when recording).
+    /// Entries node `id` applied through `Commit` since its last restart (when recording); a
+    /// snapshot install (or a restart from a snapshot) skips the entries it covers.
     pub fn applied(&self, id: NodeId) -> &[Entry] {
         self.applied.get(&id).map_or(&[], Vec::as_slice)
     }
 
-    /// Last index node `id` applied since its last restart.
+    /// Last index node `id`'s state machine reflects (applied or restored from a snapshot).
     pub fn applied_index(&self, id: NodeId) -> LogIndex {
-        self.applied_index.get(&id).copied().unwrap_or_default()
+        self.state(id).index
+    }
+
+    /// Node `id`'s state machine.
+    pub fn state(&self, id: NodeId) -> MachineState {
+        self.machines.get(&id).copied().unwrap_or_default()
+    }
+
+    /// The snapshot on node `id`'s disk, if any.
+    pub fn disk_snapshot(&self, id: NodeId) -> Option<MachineState> {
+        self.disks.get(&id).and_then(|d| d.snapshot)
     }
 
     /// Entries applied by all nodes together since the cluster was built.
     pub fn commits_total(&self) -> u64 {
         self.commits_total
+    }
+
+    /// Snapshot installs carried out by all nodes together since the cluster was built.
+    pub fn installs_total(&self) -> u64 {
+        self.installs_total
     }
 
     /// What became of proposal `id`.
@@ -314,6 +424,12 @@ impl Cluster {
             Action::Alarm { at } => {
                 self.alarms.insert(id, at);
             }
+            Action::SendSnapshot { to, request } => self.send_snapshot(id, to, request),
+            Action::InstallSnapshot {
+                index,
+                term,
+                kept_entries_after,
+            } => self.install(id, index, term, kept_entries_after),
             Action::RoleChanged { role, term, .. } => {
                 if role == Role::Leader {
                     let previous = self.leaders.insert(term, id);
@@ -338,22 +454,136 @@ impl Cluster {
     }
 
     fn apply(&mut self, id: NodeId, entry: Entry) {
-        let last = self.applied_index.entry(id).or_default();
+        let machine = self.machines.entry(id).or_default();
         assert_eq!(
             entry.index,
-            LogIndex(last.0 + 1),
+            LogIndex(machine.index.0 + 1),
             "{id} applied out of order or twice"
         );
-        *last = entry.index;
+        *machine = machine.apply(&entry);
+        let state = *machine;
         let term = *self.committed.entry(entry.index).or_insert(entry.term);
         assert_eq!(
             term, entry.term,
             "{id} committed a different entry at {}",
             entry.index
         );
+        self.check_state(id, state);
         self.commits_total += 1;
         if self.record {
             self.applied.entry(id).or_default().push(entry);
+        }
+    }
+
+    /// State-machine safety: every node's state at an index is the same.
+    fn check_state(&mut self, id: NodeId, state: MachineState) {
+        let digest = *self.digests.entry(state.index).or_insert(state.digest);
+        assert_eq!(
+            digest, state.digest,
+            "{id}'s state at {} differs from another node's",
+            state.index
+        );
+    }
+
+    /// `SendSnapshot`, both drivers' halves: the sender's image goes on the network beside the
+    /// request (as one message, delivered in order with the rest); a cut link or a crashed
+    /// receiver fails the transfer at once.
+    fn send_snapshot(&mut self, from: NodeId, to: NodeId, request: InstallSnapshotRequest) {
+        let index = request.index;
+        let disk = &self.disks[&from];
+        let image = [disk.snapshot, disk.staged]
+            .into_iter()
+            .flatten()
+            .find(|s| s.index == index && s.term == request.snapshot_term);
+        let Some(image) = image else {
+            panic!("{from} asked to send a snapshot at {index} that it does not hold");
+        };
+        if self.cut.contains(&(from, to)) || self.node(to).is_none() {
+            let report = Event::SnapshotReport {
+                to,
+                index,
+                installed: false,
+            };
+            self.local.push_back((from, report));
+            return;
+        }
+        self.transfers.insert((from, to, index), image);
+        let msg = Message::InstallSnapshot(request);
+        self.network.push_back(Envelope { from, to, msg });
+    }
+
+    /// Delivers a snapshot transfer: stages the image on the receiver, feeds it the request and
+    /// reports success to the sender (a request without an image, say injected by a test, is
+    /// just delivered).
+    fn deliver_snapshot(&mut self, from: NodeId, to: NodeId, request: InstallSnapshotRequest) {
+        let index = request.index;
+        if self.node(to).is_none() {
+            self.fail_transfer(from, to, index);
+            return;
+        }
+        let image = self.transfers.remove(&(from, to, index));
+        if let Some(image) = image
+            && let Some(disk) = self.disks.get_mut(&to)
+        {
+            disk.staged = Some(image);
+        }
+        let msg = Message::InstallSnapshot(request);
+        self.step(to, Event::Message { from, msg });
+        if image.is_some() {
+            let report = Event::SnapshotReport {
+                to,
+                index,
+                installed: true,
+            };
+            self.local.push_back((from, report));
+        }
+    }
+
+    /// A transfer's message was lost: the sender's driver learns the transfer failed.
+    fn fail_transfer(&mut self, from: NodeId, to: NodeId, index: LogIndex) {
+        if self.transfers.remove(&(from, to, index)).is_some() {
+            let report = Event::SnapshotReport {
+                to,
+                index,
+                installed: false,
+            };
+            self.local.push_back((from, report));
+        }
+    }
+
+    /// `InstallSnapshot`: the state machine is restored from the staged image at once, and the
+    /// install goes to disk in order with the other writes.
+    fn install(&mut self, id: NodeId, index: LogIndex, term: Term, kept: bool) {
+        let staged = self.disks.get(&id).and_then(|d| d.staged);
+        let Some(image) = staged.filter(|s| s.index == index && s.term == term) else {
+            panic!("{id} asked to install a snapshot at {index} that is not staged");
+        };
+        let machine = self.machines.entry(id).or_default();
+        assert!(
+            image.index > machine.index,
+            "{id} rolled back from {} to {index}",
+            machine.index
+        );
+        *machine = image;
+        self.check_state(id, image);
+        self.installs_total += 1;
+        self.write(id, Write::Install { image, kept });
+    }
+
+    /// Drops the messages for which `lost` holds; a lost snapshot transfer is reported failed.
+    fn drop_messages(&mut self, lost: impl Fn(&Envelope) -> bool) {
+        let mut failed = Vec::new();
+        self.network.retain(|e| {
+            if !lost(e) {
+                return true;
+            }
+            if let Message::InstallSnapshot(req) = &e.msg {
+                failed.push((e.from, e.to, req.index));
+            }
+            false
+        });
+        for (from, to, index) in failed {
+            self.fail_transfer(from, to, index);
         }
     }
 
@@ -374,11 +604,16 @@ impl Cluster {
         if let Some((id, event)) = self.local.pop_front() {
             self.step(id, event);
         } else if let Some(env) = self.network.pop_front() {
-            let event = Event::Message {
-                from: env.from,
-                msg: env.msg,
-            };
-            self.step(env.to, event);
+            match env.msg {
+                Message::InstallSnapshot(req) => self.deliver_snapshot(env.from, env.to, req),
+                msg => self.step(
+                    env.to,
+                    Event::Message {
+                        from: env.from,
+                        msg,
+                    },
+                ),
+            }
         } else {
             return false;
         }
@@ -496,6 +731,29 @@ impl Cluster {
         read
     }
 
+    /// Makes node `id` snapshot its state machine (durable at once) and report `SnapshotSaved`
+    /// with `keep_from`; the WAL loses its entries below `keep_from` (clamped to the snapshot's
+    /// index + 1), as a driver would trim it. Returns the snapshot's index, or `None` if the
+    /// node is down or has applied nothing newer than its disk's snapshot.
+    pub fn snapshot(&mut self, id: NodeId, keep_from: LogIndex) -> Option<LogIndex> {
+        self.node(id)?;
+        let state = self.state(id);
+        let disk = self.disks.get_mut(&id)?;
+        if state.index == LogIndex(0) || disk.snapshot.is_some_and(|s| s.index >= state.index) {
+            return None;
+        }
+        disk.snapshot = Some(state);
+        let keep_from = keep_from.min(LogIndex(state.index.0 + 1));
+        disk.entries.retain(|e| e.index >= keep_from);
+        let event = Event::SnapshotSaved {
+            index: state.index,
+            term: state.term,
+            keep_from,
+        };
+        self.step(id, event);
+        Some(state.index)
+    }
+
     // ----- Faults -----
 
     /// Cuts every link to and from `id`, and drops what is in flight on them.
@@ -511,7 +769,7 @@ impl Cluster {
     /// Cuts the link from `from` to `to` (one direction), dropping what is in flight on it.
     pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
         self.cut.insert((from, to));
-        self.network.retain(|e| !(e.from == from && e.to == to));
+        self.drop_messages(|e| e.from == from && e.to == to);
     }
 
     /// Restores every link to and from `id`.
@@ -575,11 +833,12 @@ impl Cluster {
             disk.pending.clear();
             disk.held = false;
         }
+        self.drop_messages(|e| e.to == id);
         self.local.retain(|(to, _)| *to != id);
-        self.network.retain(|e| e.to != id);
     }
 
-    /// Restarts a crashed node `id` from its disk (its state machine starts empty).
+    /// Restarts a crashed node `id` from its disk (its state machine starts from the disk's
+    /// snapshot, or empty).
     pub fn restart(&mut self, id: NodeId) {
         self.crash(id);
         self.boot(id);

@@ -96,6 +96,13 @@ pub enum MsgSummary {
         /// ReadIndex round.
         round: u64,
     },
+    /// InstallSnapshot (metadata of a snapshot transfer).
+    InstallSnapshot {
+        /// Leader's term.
+        term: Term,
+        /// Last index the snapshot covers.
+        index: LogIndex,
+    },
     /// Heartbeat answer.
     HeartbeatResp {
         /// Sender's term.
@@ -140,6 +147,10 @@ impl MsgSummary {
                 term: m.term,
                 round: m.read_round,
             },
+            Message::InstallSnapshot(m) => MsgSummary::InstallSnapshot {
+                term: m.term,
+                index: m.index,
+            },
         }
     }
 }
@@ -147,6 +158,9 @@ impl MsgSummary {
 impl fmt::Display for MsgSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            MsgSummary::InstallSnapshot { term, index } => {
+                write!(f, "install-snapshot {term} at {index}")
+            }
             MsgSummary::Append {
                 term,
                 prev,

@@ -89,6 +89,10 @@ impl Node {
                 self.become_follower(self.term, Some(from));
                 self.handle_heartbeat(from, hb);
             }
+            Message::InstallSnapshot(req) => {
+                self.become_follower(self.term, Some(from));
+                self.handle_install_snapshot(req);
+            }
             Message::VoteResponse(resp) => {
                 let ours = match self.role {
                     // Granted pre-votes carry the polled term; rejections the voter's term.

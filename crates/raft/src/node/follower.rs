@@ -24,6 +24,11 @@ impl Node {
                     self.handle_heartbeat(from, hb);
                 }
             }
+            Message::InstallSnapshot(req) => {
+                if self.hear_from_leader(from) {
+                    self.handle_install_snapshot(req);
+                }
+            }
             Message::AppendEntriesResponse(_)
             | Message::VoteRequest(_)
             | Message::VoteResponse(_)

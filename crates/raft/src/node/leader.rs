@@ -163,7 +163,8 @@ impl Node {
             Message::AppendEntriesRequest(_)
             | Message::VoteRequest(_)
             | Message::VoteResponse(_)
-            | Message::Heartbeat(_) => {}
+            | Message::Heartbeat(_)
+            | Message::InstallSnapshot(_) => {}
         }
     }
 
@@ -258,7 +259,7 @@ impl Node {
         let prev_log_index = progress.next.prev();
         let Some(prev_log_term) = self.log.term(prev_log_index) else {
             // The entries it needs are compacted: only a snapshot can help.
-            progress.become_snapshot(self.log.base_index());
+            self.send_snapshot(to);
             return false;
         };
         let entries = self.log.batch_from(

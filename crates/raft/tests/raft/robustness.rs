@@ -39,6 +39,18 @@ impl ModelDisk {
             Action::LogTruncate { from } => {
                 self.entries.retain(|(i, _)| i < from);
             }
+            Action::InstallSnapshot {
+                index,
+                kept_entries_after,
+                ..
+            } => {
+                if *kept_entries_after {
+                    self.entries.retain(|(i, _)| i > index);
+                } else {
+                    self.entries.clear();
+                }
+                self.base = index.0;
+            }
             Action::LogStore { entries } => {
                 for e in entries {
                     let expected = LogIndex(self.base + self.entries.len() as u64 + 1);
@@ -124,9 +136,17 @@ proptest! {
             prop_assert!(node.durable_index() <= node.last_index());
             for action in &actions {
                 disk.carry_out(action);
-                if let Action::Commit(e) = action {
-                    prop_assert_eq!(e.index, LogIndex(reported.0 + 1));
-                    reported = e.index;
+                match action {
+                    Action::Commit(e) => {
+                        prop_assert_eq!(e.index, LogIndex(reported.0 + 1));
+                        reported = e.index;
+                    }
+                    // The state machine jumps to the snapshot, never back.
+                    Action::InstallSnapshot { index, .. } => {
+                        prop_assert!(*index > reported);
+                        reported = *index;
+                    }
+                    _ => {}
                 }
             }
             if !node.is_state_durable() && !saved_event {
