@@ -43,6 +43,10 @@
 
 mod book;
 mod output;
+mod recovery;
+mod snapshot;
+mod transfer;
+mod wire;
 
 use std::collections::BTreeMap;
 
@@ -52,8 +56,14 @@ use raft::{Action, Entry, Event, HardState, LogIndex, Message, NodeId, Payload, 
 
 pub use book::Request;
 pub use output::{Now, Output};
+pub use recovery::{RecoveryError, Reconciled, reconcile};
+pub use snapshot::{SnapshotCounts, SnapshotInfo, SnapshotPolicy};
+pub use transfer::{SNAPSHOT_FILE_BYTES_MAX, TransferConfig};
+pub use wire::{AckStatus, Chunk, ChunkAck, Offer, PeerMessage};
 
 use book::Book;
+use snapshot::Snapshots;
+use transfer::{Receiver, Senders};
 
 /// Settings of the driver (the core has its own, in `raft::Config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +72,23 @@ pub struct Config {
     pub park_ms: u64,
     /// Every member's client address, named in `ERR_REDIRECT`.
     pub client_addrs: BTreeMap<NodeId, String>,
+    /// When to snapshot, and how much log to keep behind a snapshot.
+    pub snapshot: SnapshotPolicy,
+    /// How snapshots travel to followers.
+    pub transfer: TransferConfig,
+}
+
+impl Config {
+    /// Defaults for a cluster whose members serve clients at `client_addrs`, with the given
+    /// minimum election timeout.
+    pub fn new(election_timeout_ms: u64, client_addrs: BTreeMap<NodeId, String>) -> Config {
+        Config {
+            park_ms: 2 * election_timeout_ms,
+            client_addrs,
+            snapshot: SnapshotPolicy::default(),
+            transfer: TransferConfig::for_election_timeout(election_timeout_ms),
+        }
+    }
 }
 
 /// One member's driver. See the crate documentation.
@@ -72,7 +99,17 @@ pub struct Replica<T> {
     store: Store,
     /// Highest index applied to the store.
     applied: LogIndex,
+    /// Term of the entry at `applied` (or of the snapshot the store was restored from).
+    applied_term: Term,
     book: Book<T>,
+    /// Snapshots made and being made, and how much log has been applied since the last one.
+    snapshots: Snapshots,
+    /// Leader: snapshot transfers to followers.
+    senders: Senders,
+    /// Follower: the snapshot transfer being staged.
+    receiver: Receiver,
+    /// A staged snapshot's store, verified, waiting for the core to accept the install.
+    staged_store: Option<(LogIndex, Store, u64)>,
     /// The core's latest alarm.
     core_alarm: Option<raft::Millis>,
     /// The timer last asked of the runtime.
@@ -84,15 +121,26 @@ pub struct Replica<T> {
 }
 
 impl<T> Replica<T> {
-    /// A replica around `core`, with `store` reflecting the log up to `applied` (the index the
-    /// core was told the state machine reflects).
-    pub fn new(core: raft::Node, store: Store, applied: LogIndex, config: Config) -> Replica<T> {
+    /// A replica around `core`, with `store` restored from `snapshot` (the node's newest, if
+    /// any: the index the core was told the state machine reflects) or empty.
+    pub fn new(
+        core: raft::Node,
+        store: Store,
+        snapshot: Option<SnapshotInfo>,
+        config: Config,
+    ) -> Replica<T> {
+        let (applied, applied_term) = snapshot.map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
         Replica {
             config,
             core,
             store,
             applied,
+            applied_term,
             book: Book::new(),
+            snapshots: Snapshots::new(snapshot),
+            senders: Senders::default(),
+            receiver: Receiver::default(),
+            staged_store: None,
             core_alarm: None,
             timer: None,
             actions: Vec::new(),
@@ -117,16 +165,31 @@ impl<T> Replica<T> {
         self.settle(now, found, out);
     }
 
-    /// A message from peer `from`.
+    /// A Raft message from peer `from`.
     pub fn message(&mut self, now: Now, from: NodeId, msg: Message, out: &mut Vec<Output<T>>) {
+        if matches!(msg, Message::InstallSnapshot(_)) {
+            // Only this driver hands the core an InstallSnapshot, once it has staged the
+            // snapshot it names; one arriving from the wire is forged or broken.
+            return;
+        }
         let found = self.step(now, Event::Message { from, msg }, out);
         self.settle(now, found, out);
     }
 
-    /// The timer fired (or a spurious wake-up): the core checks its deadlines, and parked
-    /// requests whose time is up are answered `ERR_INTERNAL`.
+    /// A message from peer `from`, as it came off the wire.
+    pub fn peer(&mut self, now: Now, from: NodeId, msg: PeerMessage, out: &mut Vec<Output<T>>) {
+        match msg {
+            PeerMessage::Raft(msg) => self.message(now, from, msg, out),
+            PeerMessage::Chunk(chunk) => self.on_chunk(now, from, chunk, out),
+            PeerMessage::ChunkAck(ack) => self.on_chunk_ack(now, from, ack, out),
+        }
+    }
+
+    /// The timer fired (or a spurious wake-up): the core checks its deadlines, stalled snapshot
+    /// transfers are retried, and parked requests whose time is up are answered `ERR_INTERNAL`.
     pub fn timeout(&mut self, now: Now, out: &mut Vec<Output<T>>) {
-        let found = self.step(now, Event::Timeout, out);
+        let mut found = self.step(now, Event::Timeout, out);
+        found |= self.tick_transfers(now, out);
         let mut answers = std::mem::take(&mut self.answers);
         self.book.expire_parked(now.mono, &mut answers);
         self.answers = answers;
@@ -170,6 +233,16 @@ impl<T> Replica<T> {
     /// The highest index applied to the store.
     pub fn applied(&self) -> LogIndex {
         self.applied
+    }
+
+    /// The newest durable snapshot, if any.
+    pub fn snapshot(&self) -> Option<SnapshotInfo> {
+        self.snapshots.latest()
+    }
+
+    /// Snapshots made, sent and installed since start.
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        self.snapshots.counts()
     }
 
     /// Client commands taken and not yet answered (parked ones included).
@@ -238,16 +311,19 @@ impl<T> Replica<T> {
         self.core.step_into(now.mono, event, &mut actions);
         let mut found = false;
         for action in actions.drain(..) {
-            found |= self.execute(action, out);
+            found |= self.execute(now, action, out);
         }
         self.actions = actions;
         found
     }
 
     /// Carries out one action of the core; true if it reports a known leader.
-    fn execute(&mut self, action: Action, out: &mut Vec<Output<T>>) -> bool {
+    fn execute(&mut self, now: Now, action: Action, out: &mut Vec<Output<T>>) -> bool {
         match action {
-            Action::Send { to, msg } => out.push(Output::Send { to, msg }),
+            Action::Send { to, msg } => out.push(Output::Send {
+                to,
+                msg: PeerMessage::Raft(msg),
+            }),
             Action::LogTruncate { from } => out.push(Output::LogTruncate { from }),
             Action::LogStore { entries } => out.push(Output::LogStore { entries }),
             Action::SaveState(state) => out.push(Output::SaveState(state)),
@@ -271,9 +347,17 @@ impl<T> Replica<T> {
                 }
             }
             Action::Alarm { at } => self.core_alarm = Some(at),
+            Action::SendSnapshot { to, request } => self.send_snapshot(now, to, request, out),
+            Action::InstallSnapshot {
+                index,
+                term,
+                kept_entries_after,
+            } => self.install_snapshot(index, term, kept_entries_after, out),
             Action::RoleChanged { role, term, leader } => {
                 if leader != Some(self.core.id()) {
                     self.book.fail_in_flight(&mut self.answers);
+                    // The core forgot its followers' progress: their transfers end with it.
+                    self.senders.clear();
                 }
                 out.push(Output::RoleChanged { role, term, leader });
                 return leader.is_some();
@@ -290,6 +374,8 @@ impl<T> Replica<T> {
             "committed entries apply in order, each once"
         );
         self.applied = entry.index;
+        self.applied_term = entry.term;
+        self.snapshots.applied(entry.payload.len() as u64);
         let reply = match &entry.payload {
             Payload::Noop => None,
             Payload::Command(bytes) => Some(match StampedCommand::decode(bytes) {
@@ -324,10 +410,15 @@ impl<T> Replica<T> {
         for (token, reply) in self.answers.drain(..) {
             out.push(Output::Reply { token, reply });
         }
-        let next = match (self.core_alarm, self.book.next_park_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.maybe_snapshot(out);
+        let next = [
+            self.core_alarm,
+            self.book.next_park_deadline(),
+            self.senders.next_deadline(&self.config.transfer),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != self.timer
             && let Some(at) = next
         {

@@ -1,7 +1,10 @@
 //! What the replica asks its runtime to do, and the clock readings the runtime passes in.
 
-use fs::Reply;
-use raft::{Entry, HardState, LogIndex, Message, Millis, NodeId, Role, Term};
+use bytes::Bytes;
+use fs::{Reply, Store};
+use raft::{Entry, HardState, LogIndex, Millis, NodeId, Role, Term};
+
+use crate::wire::{Offer, PeerMessage};
 
 /// The clocks at the moment of a call: the runtime reads them, the replica never does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,12 +19,13 @@ pub struct Now {
 /// out; storage outputs in particular must reach the disk in that order (see the crate docs).
 #[derive(Debug)]
 pub enum Output<T> {
-    /// Send `msg` to peer `to` (loss, delay, duplication and reordering are harmless).
+    /// Send `msg` to peer `to` (loss, delay, duplication and reordering are harmless). Chunk
+    /// acks may share the Raft messages' path; chunks themselves go through `SendChunk`.
     Send {
         /// Destination peer.
         to: NodeId,
         /// The message.
-        msg: Message,
+        msg: PeerMessage,
     },
     /// Drop every log entry with index `>= from` (before the `LogStore` that follows it).
     LogTruncate {
@@ -35,6 +39,67 @@ pub enum Output<T> {
     },
     /// Make this hard state durable; call [`crate::Replica::state_saved`] once it is.
     SaveState(HardState),
+    /// Write a snapshot of `store` (which reflects the log up to `index`, whose entry has
+    /// `term`) durably and atomically, with a checksum, away from the caller's thread if it is
+    /// large; then call [`crate::Replica::snapshot_saved`]. The store value is the replica's
+    /// view at `index` and stays valid however the replica moves on.
+    SaveSnapshot {
+        /// Last index the snapshot covers.
+        index: LogIndex,
+        /// Term of the entry at `index`.
+        term: Term,
+        /// The store as of `index`.
+        store: Store,
+    },
+    /// Drop the log entries up to and including `upto` from the disk (a durable snapshot covers
+    /// them). In order with the other storage outputs; no report is needed.
+    LogDiscard {
+        /// Last index to drop.
+        upto: LogIndex,
+    },
+    /// Read `len` bytes at `offset` of the snapshot file at `offer.index` and send them to `to`
+    /// as a [`PeerMessage::Chunk`], on a path that does not hold up Raft's messages. If that
+    /// snapshot can no longer be read, call [`crate::Replica::chunk_unavailable`].
+    SendChunk {
+        /// The follower.
+        to: NodeId,
+        /// The snapshot, and the request to put in the chunk.
+        offer: Offer,
+        /// Where the chunk starts in the file.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The whole file's length.
+        total_bytes: u64,
+    },
+    /// Write `data` at `offset` of the staging file for `offer` (at offset 0, start a new
+    /// staging file, dropping any other). Chunks come in order.
+    StageChunk {
+        /// The snapshot being received.
+        offer: Offer,
+        /// Where `data` goes.
+        offset: u64,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Every byte of `offer` is staged: make the staging file durable, verify its checksum and
+    /// restore a store from it, then call [`crate::Replica::snapshot_staged`].
+    StageFinish {
+        /// The snapshot received.
+        offer: Offer,
+    },
+    /// Make the staged snapshot at `index` this node's snapshot (atomically: it is durable
+    /// before anything after it is), then drop the log up to `index` and, unless `keep_log`,
+    /// everything after it too; in order with the other storage outputs. Once durable, call
+    /// [`crate::Replica::snapshot_installed`]. The replica has switched to the staged store.
+    InstallSnapshot {
+        /// The snapshot's last index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// Whether the log after `index` stays (it matched the snapshot).
+        keep_log: bool,
+    },
     /// Answer a client.
     Reply {
         /// The waiter the runtime handed in with the request.

@@ -59,6 +59,18 @@ pub struct ServeArgs {
     /// complete) before its connection is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT.as_secs())]
     pub partial_command_timeout: u64,
+    /// Snapshot the store once this many log entries were applied since the last snapshot
+    /// [default: 10000, or the cluster file's snapshot_entries].
+    #[arg(long, value_name = "N")]
+    pub snapshot_entries: Option<u64>,
+    /// ... or once the commands applied since then add up to this many bytes [default:
+    /// 67108864, or the cluster file's snapshot_bytes].
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_bytes: Option<u64>,
+    /// Log entries kept behind a snapshot, so followers slightly behind catch up from the log
+    /// [default: 1000, or the cluster file's snapshot_trailing_entries].
+    #[arg(long, value_name = "N")]
+    pub snapshot_trailing_entries: Option<u64>,
 }
 
 /// Arguments of `raftfs cluster`.
@@ -127,6 +139,16 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
         "--partial-command-timeout must be at least 1 second"
     );
     config.partial_command_timeout = std::time::Duration::from_secs(args.partial_command_timeout);
+    if let Some(n) = args.snapshot_entries {
+        config.snapshot.entries = n;
+    }
+    if let Some(n) = args.snapshot_bytes {
+        config.snapshot.bytes = n;
+    }
+    if let Some(n) = args.snapshot_trailing_entries {
+        config.snapshot.trailing_entries = n;
+    }
+    config::check_snapshot(&config.snapshot)?;
     config::check_timing(
         config.election_timeout_ms,
         config.heartbeat_interval_ms,

@@ -4,6 +4,9 @@
 //! election_timeout_ms = 500      # optional, default 500
 //! heartbeat_interval_ms = 50     # optional, default 50
 //! max_file_size = 1048576        # optional, default 1 MiB
+//! snapshot_entries = 10000       # optional: snapshot after this many entries ...
+//! snapshot_bytes = 67108864      # optional: ... or this many command bytes (64 MiB)
+//! snapshot_trailing_entries = 1000  # optional: log entries kept behind a snapshot
 //!
 //! [[member]]
 //! id = 1                      # unsigned, unique, non-zero
@@ -62,6 +65,15 @@ pub struct ClusterFile {
     /// Largest file accepted, in bytes.
     #[serde(default = "file_bytes_max_default")]
     pub max_file_size: u64,
+    /// Snapshot once this many log entries were applied since the last snapshot.
+    #[serde(default = "snapshot_entries_default")]
+    pub snapshot_entries: u64,
+    /// Snapshot once the commands applied since the last snapshot add up to this many bytes.
+    #[serde(default = "snapshot_bytes_default")]
+    pub snapshot_bytes: u64,
+    /// Log entries kept behind a snapshot for followers slightly behind.
+    #[serde(default = "snapshot_trailing_entries_default")]
+    pub snapshot_trailing_entries: u64,
     /// Every member of the cluster.
     pub member: Vec<Member>,
 }
@@ -74,6 +86,15 @@ fn heartbeat_interval_default() -> u64 {
 }
 fn file_bytes_max_default() -> u64 {
     FILE_BYTES_MAX_DEFAULT
+}
+fn snapshot_entries_default() -> u64 {
+    replica::SnapshotPolicy::default().entries
+}
+fn snapshot_bytes_default() -> u64 {
+    replica::SnapshotPolicy::default().bytes
+}
+fn snapshot_trailing_entries_default() -> u64 {
+    replica::SnapshotPolicy::default().trailing_entries
 }
 
 /// Why a configuration cannot be used.
@@ -143,7 +164,17 @@ impl ClusterFile {
             self.election_timeout_ms,
             self.heartbeat_interval_ms,
             self.max_file_size,
-        )
+        )?;
+        check_snapshot(&self.snapshot_policy())
+    }
+
+    /// The snapshot settings.
+    pub fn snapshot_policy(&self) -> replica::SnapshotPolicy {
+        replica::SnapshotPolicy {
+            entries: self.snapshot_entries,
+            bytes: self.snapshot_bytes,
+            trailing_entries: self.snapshot_trailing_entries,
+        }
     }
 
     /// The member with this id.
@@ -185,6 +216,17 @@ pub fn check_timing(
     Ok(())
 }
 
+/// Checks the snapshot settings.
+pub fn check_snapshot(policy: &replica::SnapshotPolicy) -> Result<(), ConfigError> {
+    if policy.entries == 0 || policy.bytes == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "snapshot_entries ({}) and snapshot_bytes ({}) must be at least 1",
+            policy.entries, policy.bytes
+        )));
+    }
+    Ok(())
+}
+
 /// Everything one node needs to run.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -202,6 +244,8 @@ pub struct NodeConfig {
     pub election_timeout_ms: u64,
     /// Leader heartbeat interval in milliseconds.
     pub heartbeat_interval_ms: u64,
+    /// When to snapshot and how much log to keep behind a snapshot.
+    pub snapshot: replica::SnapshotPolicy,
 }
 
 impl NodeConfig {
@@ -220,6 +264,7 @@ impl NodeConfig {
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
             election_timeout_ms: ELECTION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
+            snapshot: replica::SnapshotPolicy::default(),
         }
     }
 
@@ -243,6 +288,7 @@ impl NodeConfig {
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
             election_timeout_ms: file.election_timeout_ms,
             heartbeat_interval_ms: file.heartbeat_interval_ms,
+            snapshot: file.snapshot_policy(),
         })
     }
 

@@ -8,7 +8,7 @@ use tracing::info;
 use crate::config::NodeConfig;
 use crate::connection::ConnectionLimits;
 use crate::listener;
-use crate::node::{INBOUND_QUEUE_MAX, Node};
+use crate::node::{INBOUND_QUEUE_MAX, Node, PeerInbox};
 use crate::shutdown;
 use crate::{status, transport};
 use raft::NodeId;
@@ -54,6 +54,7 @@ pub async fn run(
         .context("cannot read the client address")?;
     let (trigger, shutdown) = shutdown::channel();
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
+    let (bulk_tx, bulk_inbound) = mpsc::channel(transport::BULK_INBOUND_MAX);
     if config.members.len() > 1 {
         let peers = TcpListener::bind(&me.peer)
             .await
@@ -62,7 +63,10 @@ pub async fn run(
         tokio::spawn(transport::accept_loop(
             peers,
             members,
-            inbound_tx,
+            transport::InboundLanes {
+                raft: inbound_tx,
+                bulk: bulk_tx,
+            },
             shutdown.clone(),
         ));
     }
@@ -74,7 +78,16 @@ pub async fn run(
         tokio::spawn(status::serve(listener, status_tx, shutdown.clone()));
     }
     let (node, handle) =
-        Node::open(config.clone(), inbound, status_queries, shutdown.clone()).await?;
+        Node::open(
+            config.clone(),
+            PeerInbox {
+                raft: inbound,
+                bulk: bulk_inbound,
+            },
+            status_queries,
+            shutdown.clone(),
+        )
+        .await?;
     // Tests and scripts wait for this line; it names the bound address (useful with port 0).
     info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
 

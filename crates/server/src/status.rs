@@ -61,6 +61,18 @@ pub struct Status {
     pub requests: RequestCounts,
     /// fsyncs the log has performed.
     pub wal_fsyncs: u64,
+    /// Index of the newest snapshot (0 without one).
+    pub snapshot_index: u64,
+    /// Size of the newest snapshot's file, bytes.
+    pub snapshot_bytes: u64,
+    /// First index the log holds in memory (after compaction).
+    pub first_index: u64,
+    /// Snapshots this node made of its store since start.
+    pub snapshots_made: u64,
+    /// Snapshots delivered to followers since start.
+    pub snapshots_sent: u64,
+    /// Snapshots received from a leader and installed since start.
+    pub snapshots_installed: u64,
 }
 
 /// Client commands received since start.
@@ -164,7 +176,7 @@ fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<By
 /// The status as Prometheus metrics.
 fn render_metrics(status: &Status) -> String {
     let mut registry = Registry::with_prefix("raftfs");
-    let gauges: [(&str, &str, u64); 9] = [
+    let gauges: [(&str, &str, u64); 12] = [
         ("term", "Current Raft term", status.term),
         (
             "is_leader",
@@ -186,13 +198,24 @@ fn render_metrics(status: &Status) -> String {
             status.content_bytes,
         ),
         ("version", "Store-wide version counter", status.version),
+        (
+            "snapshot_index",
+            "Index of the newest snapshot",
+            status.snapshot_index,
+        ),
+        (
+            "snapshot_bytes",
+            "Size of the newest snapshot file",
+            status.snapshot_bytes,
+        ),
+        ("first_index", "First index held in the log", status.first_index),
     ];
     for (name, help, value) in gauges {
         let gauge = Gauge::<i64>::default();
         gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
         registry.register(name, help, gauge);
     }
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 8] = [
         (
             "read_requests",
             "read commands received",
@@ -213,6 +236,21 @@ fn render_metrics(status: &Status) -> String {
             "wal_fsyncs",
             "fsyncs performed by the log",
             status.wal_fsyncs,
+        ),
+        (
+            "snapshots_made",
+            "Snapshots of the store made",
+            status.snapshots_made,
+        ),
+        (
+            "snapshots_sent",
+            "Snapshots delivered to followers",
+            status.snapshots_sent,
+        ),
+        (
+            "snapshots_installed",
+            "Snapshots received and installed",
+            status.snapshots_installed,
         ),
     ];
     for (name, help, value) in counters {

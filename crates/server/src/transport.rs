@@ -1,9 +1,11 @@
-//! Peer transport: Raft messages between members over TCP.
+//! Peer transport: Raft messages and snapshot chunks between members over TCP.
 //!
-//! Each member dials every other member and keeps one persistent connection to each for its own
-//! outgoing messages; it accepts the others' connections for incoming ones. A connection opens
-//! with a hello frame naming the sender, then carries length-prefixed frames, each one encoded
-//! [`raft::Message`].
+//! Each member dials every other member and keeps two persistent connections to each for its
+//! own outgoing messages: one for Raft's messages (and chunk acks), one for snapshot chunks, so
+//! a snapshot streaming to a follower never sits in front of its heartbeats or appends. It
+//! accepts the others' connections for incoming ones. A connection opens with a hello naming
+//! the lane and the sender, then carries length-prefixed frames, each one encoded
+//! [`replica::PeerMessage`].
 //!
 //! Nothing here may block the node task or grow without bound: each peer has a bounded outgoing
 //! queue, and a message that does not fit is dropped (Raft retries what matters: heartbeats
@@ -17,6 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use raft::NodeId;
+use replica::PeerMessage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -28,6 +31,14 @@ use crate::shutdown::Shutdown;
 /// Messages queued for one peer before new ones are dropped: a few election timeouts' worth of
 /// heartbeats plus a full pipeline of appends.
 pub const PEER_QUEUE_MAX: usize = 4096;
+
+/// Snapshot chunks queued for one peer before new ones are dropped (the transfer resends):
+/// a window of chunks, bounded so a slow follower costs little memory.
+pub const BULK_QUEUE_MAX: usize = 8;
+
+/// Snapshot chunks received and not yet taken by the node, over all peers: with 256 KiB
+/// chunks, a few MiB at most.
+pub const BULK_INBOUND_MAX: usize = 16;
 
 /// Largest frame accepted from a peer: the largest file plus generous room for a batch of other
 /// entries and framing. Anything bigger is a broken or hostile peer.
@@ -41,9 +52,12 @@ const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long an accepted connection may take to say who it is.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// First bytes of every peer connection: a magic and a version, so a stray client (or a member of
-/// a newer, incompatible release) is turned away at once.
-const HELLO_MAGIC: &[u8; 8] = b"RAFTFS01";
+/// First bytes of every peer connection for Raft's messages: a magic and a version, so a stray
+/// client (or a member of a newer, incompatible release) is turned away at once.
+const HELLO_MAGIC: &[u8; 8] = b"RAFTFS02";
+
+/// First bytes of a peer connection that carries snapshot chunks.
+const HELLO_MAGIC_BULK: &[u8; 8] = b"RAFTFSB2";
 
 /// A message that arrived from a peer.
 #[derive(Debug)]
@@ -51,34 +65,62 @@ pub struct Inbound {
     /// The sender.
     pub from: NodeId,
     /// The message.
-    pub msg: raft::Message,
+    pub msg: PeerMessage,
 }
 
-/// The sending side: one queue per peer, drained by that peer's connection task.
+/// The two lanes to one peer.
+#[derive(Debug)]
+struct Lanes {
+    raft: mpsc::Sender<Bytes>,
+    bulk: mpsc::Sender<Bytes>,
+}
+
+/// The sending side: two queues per peer, each drained by its own connection task.
 #[derive(Debug)]
 pub struct Transport {
-    peers: HashMap<NodeId, mpsc::Sender<Bytes>>,
+    peers: HashMap<NodeId, Lanes>,
 }
 
 impl Transport {
-    /// Starts a dialling task for each peer (id and peer address), sending as `me`.
+    /// Starts the dialling tasks for each peer (id and peer address), sending as `me`.
     pub fn start(me: NodeId, peers: Vec<(NodeId, String)>, shutdown: Shutdown) -> Transport {
-        let mut queues = HashMap::new();
+        let mut lanes = HashMap::new();
         for (id, addr) in peers {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
-            tokio::spawn(dial_loop(me, id, addr, rx, shutdown.clone()));
-            queues.insert(id, tx);
+            let (raft, raft_rx) = mpsc::channel(PEER_QUEUE_MAX);
+            let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_MAX);
+            tokio::spawn(dial_loop(
+                me,
+                id,
+                addr.clone(),
+                HELLO_MAGIC,
+                raft_rx,
+                shutdown.clone(),
+            ));
+            tokio::spawn(dial_loop(
+                me,
+                id,
+                addr,
+                HELLO_MAGIC_BULK,
+                bulk_rx,
+                shutdown.clone(),
+            ));
+            lanes.insert(id, Lanes { raft, bulk });
         }
-        Transport { peers: queues }
+        Transport { peers: lanes }
     }
 
-    /// Queues a message for `to`; drops it if the peer is unknown or its queue is full.
-    pub fn send(&self, to: NodeId, msg: &raft::Message) {
-        let Some(queue) = self.peers.get(&to) else {
+    /// Queues a message for `to`: chunks on the bulk lane, everything else on the Raft lane.
+    /// Drops it if the peer is unknown or the lane's queue is full.
+    pub fn send(&self, to: NodeId, msg: &PeerMessage) {
+        let Some(lanes) = self.peers.get(&to) else {
             warn!(to = to.0, "message for an unknown peer dropped");
             return;
         };
-        if queue.try_send(Bytes::from(msg.encode())).is_err() {
+        let lane = match msg {
+            PeerMessage::Chunk(_) => &lanes.bulk,
+            PeerMessage::Raft(_) | PeerMessage::ChunkAck(_) => &lanes.raft,
+        };
+        if lane.try_send(Bytes::from(msg.encode())).is_err() {
             debug!(to = to.0, "peer queue full or closed; message dropped");
         }
     }
@@ -89,6 +131,7 @@ async fn dial_loop(
     me: NodeId,
     peer: NodeId,
     addr: String,
+    magic: &'static [u8; 8],
     mut queue: mpsc::Receiver<Bytes>,
     mut shutdown: Shutdown,
 ) {
@@ -114,7 +157,7 @@ async fn dial_loop(
         };
         backoff = DIAL_BACKOFF_MIN;
         debug!(peer = peer.0, %addr, "connected to peer");
-        match send_stream(me, stream, &mut queue, &mut shutdown).await {
+        match send_stream(me, magic, stream, &mut queue, &mut shutdown).await {
             Ok(Stop::Shutdown) | Ok(Stop::QueueClosed) => return,
             Err(err) => debug!(peer = peer.0, %err, "peer connection lost"),
         }
@@ -128,13 +171,14 @@ enum Stop {
 
 async fn send_stream(
     me: NodeId,
+    magic: &[u8; 8],
     mut stream: TcpStream,
     queue: &mut mpsc::Receiver<Bytes>,
     shutdown: &mut Shutdown,
 ) -> std::io::Result<Stop> {
     let _ = stream.set_nodelay(true);
     let mut hello = BytesMut::with_capacity(16);
-    hello.extend_from_slice(HELLO_MAGIC);
+    hello.extend_from_slice(magic);
     hello.extend_from_slice(&me.0.to_be_bytes());
     stream.write_all(&hello).await?;
     let mut frames = FramedWrite::new(stream, codec());
@@ -162,12 +206,22 @@ fn codec() -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Where incoming messages go: one channel per lane, so chunks (large, few) and Raft's
+/// messages (small, many) each have a bound that fits them.
+#[derive(Debug, Clone)]
+pub struct InboundLanes {
+    /// Raft's messages and chunk acks.
+    pub raft: mpsc::Sender<Inbound>,
+    /// Snapshot chunks.
+    pub bulk: mpsc::Sender<Inbound>,
+}
+
 /// Accepts peer connections until shutdown, passing their messages to `inbound`. Only members in
 /// `members` are accepted.
 pub async fn accept_loop(
     listener: TcpListener,
     members: Vec<NodeId>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboundLanes,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -207,21 +261,25 @@ enum ReceiveError {
     Stranger(u64),
     #[error("undecodable message: {0}")]
     Decode(String),
+    #[error("a message on the wrong lane (chunks only on the bulk connection)")]
+    WrongLane,
 }
 
 async fn receive_stream(
     mut stream: TcpStream,
     members: &[NodeId],
-    inbound: mpsc::Sender<Inbound>,
+    inbound: InboundLanes,
     mut shutdown: Shutdown,
 ) -> Result<(), ReceiveError> {
     let mut hello = [0u8; 16];
     tokio::time::timeout(HELLO_TIMEOUT, stream.read_exact(&mut hello))
         .await
         .map_err(|_| ReceiveError::HelloTimeout)??;
-    if &hello[..8] != HELLO_MAGIC {
-        return Err(ReceiveError::BadHello);
-    }
+    let (inbound, bulk) = match &hello[..8] {
+        m if m == HELLO_MAGIC => (inbound.raft, false),
+        m if m == HELLO_MAGIC_BULK => (inbound.bulk, true),
+        _ => return Err(ReceiveError::BadHello),
+    };
     let mut id = [0u8; 8];
     id.copy_from_slice(&hello[8..]);
     let from = NodeId(u64::from_be_bytes(id));
@@ -237,7 +295,10 @@ async fn receive_stream(
         };
         let Some(frame) = frame else { return Ok(()) };
         let msg =
-            raft::Message::decode(&frame?).map_err(|err| ReceiveError::Decode(err.to_string()))?;
+            PeerMessage::decode(&frame?).map_err(|err| ReceiveError::Decode(err.to_string()))?;
+        if bulk != matches!(msg, PeerMessage::Chunk(_)) {
+            return Err(ReceiveError::WrongLane);
+        }
         if inbound.send(Inbound { from, msg }).await.is_err() {
             return Ok(()); // The node stopped.
         }

@@ -1,29 +1,70 @@
 //! A node's simulated disk: what is durable, kept apart from what is only written.
 //!
-//! Storage operations (`SaveState`, `LogTruncate`, `LogStore`) queue up and become durable in
-//! the order they were submitted, each after a random latency (the fsync), several often at the
-//! same instant (group commit, reported with one acknowledgement). A crash throws away every
-//! operation not yet durable, except that a random prefix of them, counted in records (a hard
-//! state, a truncation, or one entry), may survive: the OS may have flushed some before the
+//! Storage operations (the hard state, log truncations and appends, snapshots saved or
+//! installed, log prefixes discarded) queue up and become durable in the order they were
+//! submitted, each after a random latency (the fsync), several often at the same instant (group
+//! commit, reported with one acknowledgement). A crash throws away every operation not yet
+//! durable, except that a random prefix of them, counted in records (a hard state, a
+//! truncation, one entry, a snapshot), may survive: the OS may have flushed some before the
 //! power went. The core must be safe either way. This is the redb `crash_consistency` idea:
 //! written and durable bytes are kept apart.
+//!
+//! The log is held from its first index on (a discarded prefix is gone, as on a real disk);
+//! its [`Chain`] of prefix fingerprints always covers the whole prefix from index 1, the part
+//! below the first index standing for what the snapshot holds, so the checks compare whole
+//! histories whatever was compacted.
 
 use std::collections::VecDeque;
 
-use raft::{Entry, HardState, LogIndex, Recovered, Term};
+use bytes::Bytes;
+use raft::{Entry, HardState, LogIndex, Term};
+use replica::SnapshotInfo;
 
 use crate::chain::Chain;
 use crate::clock::SimTime;
 
-/// One storage operation, as the core asked for it.
+/// A snapshot file: what it covers and its bytes (see [`crate::snapfile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// What it covers.
+    pub info: SnapshotInfo,
+    /// The file.
+    pub bytes: Bytes,
+}
+
+/// One storage operation, as the driver asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskOp {
-    /// `Action::SaveState`.
+    /// `Output::SaveState`.
     SaveState(HardState),
-    /// `Action::LogTruncate`: drop entries at this index and after.
+    /// `Output::LogTruncate`: drop entries at this index and after.
     Truncate(LogIndex),
-    /// `Action::LogStore`: append these entries.
+    /// `Output::LogStore`: append these entries.
     Store(Vec<Entry>),
+    /// `Output::SaveSnapshot`: the node's own snapshot, written atomically.
+    SaveSnapshot(SnapshotFile),
+    /// `Output::LogDiscard`: drop the log up to this index.
+    Discard(LogIndex),
+    /// `Output::StageFinish`: fsync a received snapshot's staging file (nothing of it survives
+    /// a restart: staging files are removed at start).
+    SyncStaging {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// The staged file.
+        file: Bytes,
+    },
+    /// `Output::InstallSnapshot`: the staged file becomes the snapshot (atomically), then the
+    /// log up to its index goes, and unless `keep_log` everything after it too. `chain` is the
+    /// committed history up to the snapshot's index, which the disk's chain becomes when the
+    /// log is not kept.
+    Install {
+        /// The snapshot.
+        file: SnapshotFile,
+        /// Whether the log after the snapshot stays.
+        keep_log: bool,
+        /// The committed prefix up to the snapshot's index.
+        chain: Chain,
+    },
 }
 
 impl DiskOp {
@@ -31,7 +72,7 @@ impl DiskOp {
     fn records(&self) -> usize {
         match self {
             DiskOp::Store(entries) => entries.len(),
-            DiskOp::SaveState(_) | DiskOp::Truncate(_) => 1,
+            _ => 1,
         }
     }
 }
@@ -49,18 +90,47 @@ pub enum CrashOrder {
     WalBatch,
 }
 
-/// What the driver reports to the core once operations are durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the runtime reports to the driver once operations are durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
-    /// Report `Event::StateSaved`.
+    /// Report `state_saved`.
     StateSaved(HardState),
-    /// Report `Event::LogStored` (the last entry of the last write covered).
+    /// Report `log_stored` (the last entry of the last write covered).
     LogStored {
         /// Last index written.
         index: LogIndex,
         /// Its term.
         term: Term,
     },
+    /// Report `snapshot_saved`.
+    SnapshotSaved(SnapshotInfo),
+    /// The staging file is durable: verify it and report `snapshot_staged`.
+    Staged {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// The staged file.
+        file: Bytes,
+    },
+    /// Report `snapshot_installed`.
+    Installed {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+}
+
+/// What a restarting node reads back.
+#[derive(Debug, Clone)]
+pub struct DiskImage {
+    /// The durable hard state.
+    pub hard_state: HardState,
+    /// The newest durable snapshot.
+    pub snapshot: Option<SnapshotFile>,
+    /// The log's first index.
+    pub first: LogIndex,
+    /// The durable log from `first` on.
+    pub entries: Vec<Entry>,
 }
 
 /// An operation waiting for its fsync.
@@ -84,10 +154,14 @@ pub struct CrashLoss {
 pub struct Disk {
     /// The durable hard state.
     hard_state: HardState,
-    /// The durable log, index `i` at position `i - 1` (the simulator takes no snapshots).
+    /// The durable log's first index (1 until a prefix is discarded).
+    first: u64,
+    /// The durable log, index `i` at position `i - first`.
     log: Vec<Entry>,
-    /// Prefix fingerprints of `log`.
+    /// Prefix fingerprints of the whole history: the snapshot's part, then `log`.
     chain: Chain,
+    /// The newest durable snapshot.
+    snapshot: Option<SnapshotFile>,
     /// Operations submitted and not yet durable, in submission order, `done_at` non-decreasing.
     pending: VecDeque<Pending>,
     /// Until then, no operation completes (a stalled disk).
@@ -104,6 +178,7 @@ impl Disk {
     pub fn new(lying: bool) -> Disk {
         Disk {
             lying,
+            first: 1,
             ..Disk::default()
         }
     }
@@ -148,7 +223,7 @@ impl Disk {
             }
             match ack {
                 Some(c @ Completion::LogStored { .. }) => stored = Some(c),
-                Some(c @ Completion::StateSaved(_)) => {
+                Some(c) => {
                     out.extend(stored.take());
                     out.push(c);
                 }
@@ -277,12 +352,29 @@ impl Disk {
     }
 
     /// What a restarting node reads back.
-    pub fn recovered(&self) -> Recovered {
-        Recovered {
+    pub fn image(&self) -> DiskImage {
+        DiskImage {
             hard_state: self.hard_state,
-            snapshot: None,
+            snapshot: self.snapshot.clone(),
+            first: LogIndex(self.first),
             entries: self.log.clone(),
         }
+    }
+
+    /// The fixes of `replica::reconcile`, made durable at once (the runtime syncs them before
+    /// the node starts).
+    pub fn fix(&mut self, truncate_from: Option<LogIndex>, discard_upto: Option<LogIndex>) {
+        if let Some(from) = truncate_from {
+            self.make_durable(DiskOp::Truncate(from), 1);
+        }
+        if let Some(upto) = discard_upto {
+            self.make_durable(DiskOp::Discard(upto), 1);
+        }
+    }
+
+    /// The newest durable snapshot.
+    pub fn snapshot(&self) -> Option<&SnapshotFile> {
+        self.snapshot.as_ref()
     }
 
     /// The durable hard state.
@@ -300,15 +392,19 @@ impl Disk {
         match op {
             DiskOp::SaveState(hs) => self.hard_state = hs,
             DiskOp::Truncate(from) => {
-                self.log.truncate(from.0.saturating_sub(1) as usize);
-                self.chain.truncate(from.0);
+                self.log
+                    .truncate(from.0.saturating_sub(self.first) as usize);
+                self.chain.truncate(from.0.max(self.first));
             }
             DiskOp::Store(entries) => {
                 for entry in entries.into_iter().take(records) {
                     // A write that does not follow the log overwrites from its index, as an
                     // append-at-offset would; the simulator's log-contract check reports the
                     // core's mistake before it gets here.
-                    let at = entry.index.0.saturating_sub(1) as usize;
+                    let Some(at) = entry.index.0.checked_sub(self.first) else {
+                        break;
+                    };
+                    let at = at as usize;
                     if at > self.log.len() {
                         break;
                     }
@@ -318,18 +414,63 @@ impl Disk {
                     self.log.push(entry);
                 }
             }
+            DiskOp::SaveSnapshot(file) => {
+                if self
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|s| s.info.index < file.info.index)
+                {
+                    self.snapshot = Some(file);
+                }
+            }
+            DiskOp::Discard(upto) => self.discard(upto.0),
+            DiskOp::SyncStaging { .. } => {}
+            DiskOp::Install {
+                file,
+                keep_log,
+                chain,
+            } => {
+                let index = file.info.index.0;
+                self.snapshot = Some(file);
+                self.discard(index);
+                if !keep_log {
+                    self.log.clear();
+                    self.chain = chain;
+                }
+            }
         }
+    }
+
+    /// Drops the log up to `upto`; the log then starts at `upto + 1` (empty if it ended before).
+    fn discard(&mut self, upto: u64) {
+        let first = upto + 1;
+        if first <= self.first {
+            return;
+        }
+        let drop = ((first - self.first) as usize).min(self.log.len());
+        self.log.drain(..drop);
+        self.first = first;
     }
 }
 
-/// The acknowledgement an operation earns once durable (a truncation earns none of its own).
+/// The acknowledgement an operation earns once durable (a truncation or a discard earns none
+/// of its own).
 fn completion_of(op: &DiskOp) -> Option<Completion> {
     match op {
         DiskOp::SaveState(hs) => Some(Completion::StateSaved(*hs)),
-        DiskOp::Truncate(_) => None,
+        DiskOp::Truncate(_) | DiskOp::Discard(_) => None,
         DiskOp::Store(entries) => entries.last().map(|e| Completion::LogStored {
             index: e.index,
             term: e.term,
+        }),
+        DiskOp::SaveSnapshot(file) => Some(Completion::SnapshotSaved(file.info)),
+        DiskOp::SyncStaging { index, file } => Some(Completion::Staged {
+            index: *index,
+            file: file.clone(),
+        }),
+        DiskOp::Install { file, .. } => Some(Completion::Installed {
+            index: file.info.index,
+            term: file.info.term,
         }),
     }
 }

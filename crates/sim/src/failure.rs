@@ -29,6 +29,8 @@ pub enum Check {
     CoreContract,
     /// The core panicked.
     CorePanic,
+    /// A node installed a snapshot older than what it had applied.
+    SnapshotRollback,
     /// The client history is not linearizable.
     Linearizability,
     /// After every fault healed, the cluster did not elect a leader, finish the clients'
@@ -51,6 +53,7 @@ impl Check {
             Check::CommittedLost => "nothing committed is lost",
             Check::CoreContract => "core driver contract",
             Check::CorePanic => "core panicked",
+            Check::SnapshotRollback => "a snapshot never rolls a node back",
             Check::Linearizability => "linearizability",
             Check::Liveness => "liveness",
             Check::Harness => "simulator harness",

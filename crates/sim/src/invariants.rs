@@ -77,14 +77,79 @@ impl Invariants {
         self.leaders.len()
     }
 
-    /// Node `k` restarted with `durable` as its log.
-    pub fn restart(&mut self, k: usize, durable: &Chain) {
+    /// Node `k` restarted with `durable` as its history (snapshot and log), its store
+    /// restored from a snapshot up to `applied`.
+    pub fn restart(&mut self, k: usize, durable: &Chain, applied: LogIndex) {
         if let Some(view) = self.nodes.get_mut(k) {
             *view = NodeView {
                 log: durable.clone(),
+                applied,
                 ..NodeView::default()
             };
         }
+    }
+
+    /// The committed history up to `index`, as a chain (what a snapshot at `index` holds).
+    pub fn committed_prefix(&self, index: LogIndex) -> Chain {
+        let mut chain = self.committed.clone();
+        chain.truncate(index.0 + 1);
+        chain
+    }
+
+    /// Node `k` installs a snapshot of the history up to `index` (whose entry has `term`),
+    /// keeping its log after it if `keep_log`. A snapshot holds committed entries only, and
+    /// the log kept must continue that same history.
+    pub fn on_install(
+        &mut self,
+        k: usize,
+        index: LogIndex,
+        term: Term,
+        keep_log: bool,
+    ) -> Result<(), Violation> {
+        let i = index.0;
+        if i > self.committed.len() || self.committed.term_at(i) != Some(term) {
+            return Err(Violation::new(
+                Check::StateMachineSafety,
+                format!(
+                    "n{} installs a snapshot up to i{i}/t{} which is not the committed entry there \
+                     (committed prefix ends at i{})",
+                    k + 1,
+                    term.0,
+                    self.committed.len()
+                ),
+            ));
+        }
+        let prefix = self.committed_prefix(index);
+        let Some(view) = self.nodes.get_mut(k) else {
+            return Ok(());
+        };
+        if index <= view.applied {
+            return Err(Violation::new(
+                Check::SnapshotRollback,
+                format!(
+                    "n{} installs a snapshot at i{i} after applying i{}: a snapshot never rolls a \
+                     node back",
+                    k + 1,
+                    view.applied.0
+                ),
+            ));
+        }
+        if keep_log {
+            if view.log.link_at(i) != prefix.link_at(i) {
+                return Err(Violation::new(
+                    Check::StateMachineSafety,
+                    format!(
+                        "n{} keeps its log after a snapshot at i{i}, but its log differs from the \
+                         committed history there",
+                        k + 1
+                    ),
+                ));
+            }
+        } else {
+            view.log = prefix;
+        }
+        view.applied = index;
+        Ok(())
     }
 
     /// Node `k`, now in `term`, asked to drop its log from `from`.

@@ -40,7 +40,7 @@
 //! - [`invariants`]: the per-step safety checks.
 //! - [`process`]: a running node: the production replica driver and its simulated runtime state.
 //! - [`client`]: the simulated clients.
-//! - [`network`], [`disk`], [`clock`]: the simulated world.
+//! - [`network`], [`disk`], [`clock`]: the simulated world; [`snapfile`]: its snapshot files.
 //! - [`event_queue`], [`random`]: the agenda and the single seeded generator.
 //! - [`chain`]: prefix fingerprints of logs, which make the checks O(1).
 //! - [`trace`], [`failure`], [`stats`]: what a run tells.
@@ -63,6 +63,7 @@ pub mod random;
 pub mod runner;
 pub mod scenario;
 pub mod simulation;
+pub mod snapfile;
 pub mod stats;
 pub mod trace;
 

@@ -2,8 +2,11 @@
 //! `raftfs serve` runs) plus what the simulated runtime keeps around it: requests received and
 //! not yet taken up, and which alarm is current.
 
-use raft::{LogIndex, Node};
-use replica::Replica;
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use raft::{LogIndex, Node, NodeId};
+use replica::{Offer, Replica};
 
 /// Who waits for an answer: a client and the attempt of its current command (stale answers
 /// are ignored by the client).
@@ -29,6 +32,14 @@ pub struct Process {
     pub drain_scheduled: bool,
     /// Bumped at every `Timer` output: only the latest timer fires.
     pub alarm_generation: u64,
+    /// The snapshot being received and the bytes staged so far (a staging file, removed at
+    /// restart: so it lives and dies with the process).
+    pub staging: Option<(Offer, Vec<u8>)>,
+    /// A staged snapshot made durable and verified, waiting for the core to install it.
+    pub staged: Option<(LogIndex, Bytes)>,
+    /// Per follower, the snapshot file its transfer reads (an open file handle: it stays
+    /// readable after a newer snapshot replaces it).
+    pub sending: BTreeMap<NodeId, (LogIndex, Bytes)>,
 }
 
 impl Process {
@@ -39,6 +50,9 @@ impl Process {
             inbox: Vec::new(),
             drain_scheduled: false,
             alarm_generation: 0,
+            staging: None,
+            staged: None,
+            sending: BTreeMap::new(),
         }
     }
 

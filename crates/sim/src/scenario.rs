@@ -248,6 +248,11 @@ pub struct Scenario {
     pub spurious_timeout_ms: (u64, u64),
     /// When the whole cluster loses power at once, ms after the start, if it does.
     pub power_loss_ms: Option<u64>,
+    /// When nodes snapshot: mostly every few dozen entries, so most runs compact their logs
+    /// and send snapshots to nodes that were down or cut off.
+    pub snapshot: replica::SnapshotPolicy,
+    /// Snapshot transfer: small chunks, so a transfer takes many and faults strike mid-way.
+    pub transfer: replica::TransferConfig,
 }
 
 impl Scenario {
@@ -370,6 +375,8 @@ impl Scenario {
             alarm_late_max_ms: 0,
             spurious_timeout_ms: (0, 0),
             power_loss_ms: None,
+            snapshot: replica::SnapshotPolicy::default(),
+            transfer: replica::TransferConfig::for_election_timeout(election),
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
@@ -386,7 +393,31 @@ impl Scenario {
                 scenario.power_loss_ms = Some(rng.between(election, 40 * election));
             }
         }
+        // One run in ten keeps the production default (no snapshot in a short run); the others
+        // snapshot every 5 to 60 entries, keeping 0 to 20 behind, and send snapshots in
+        // chunks of 64 to 2,048 bytes, 1 to 4 at a time.
+        if !rng.chance(100_000) {
+            scenario.snapshot = replica::SnapshotPolicy {
+                entries: rng.between(5, 60),
+                bytes: rng.between(2_000, 1 << 20),
+                trailing_entries: *rng.pick(&[0, 1, 3, 20]).unwrap_or(&0),
+            };
+        }
+        scenario.transfer.chunk_bytes = rng.between(64, 2_048);
+        scenario.transfer.window_chunks = rng.between(1, 4);
         scenario
+    }
+
+    /// The replica driver's configuration.
+    pub fn replica_config(&self, voters: &[raft::NodeId]) -> replica::Config {
+        let addrs = voters
+            .iter()
+            .map(|&v| (v, crate::client::node_address(v)))
+            .collect();
+        let mut config = replica::Config::new(self.raft.election_timeout_ms, addrs);
+        config.snapshot = self.snapshot;
+        config.transfer = self.transfer;
+        config
     }
 
     /// The Raft configuration of node `id`.
@@ -409,7 +440,8 @@ impl fmt::Display for Scenario {
         write!(
             f,
             "{} nodes, election {}ms heartbeat {}ms, entries/msg {} bytes/msg {} inflight {}, \
-             prevote {} check-quorum {} broadcast-commit {}; {} clients, {} files, {} commands; drop {}ppm dup {}ppm \
+             prevote {} check-quorum {} broadcast-commit {}; snapshot every {} entries keeping {}, \
+             chunks {} bytes x{}; {} clients, {} files, {} commands; drop {}ppm dup {}ppm \
              long-delay {}ppm; sabotage {:?}",
             self.nodes,
             r.election_timeout_ms,
@@ -420,6 +452,10 @@ impl fmt::Display for Scenario {
             r.prevote,
             r.check_quorum,
             r.broadcast_commit,
+            self.snapshot.entries,
+            self.snapshot.trailing_entries,
+            self.transfer.chunk_bytes,
+            self.transfer.window_chunks,
             self.clients,
             self.files,
             self.commands,

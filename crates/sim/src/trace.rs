@@ -110,9 +110,47 @@ pub enum MsgSummary {
         /// Echoed round.
         round: u64,
     },
+    /// A chunk of a snapshot in transfer.
+    Chunk {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Where the chunk starts.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// The file's length.
+        total: u64,
+    },
+    /// A follower's chunk ack.
+    ChunkAck {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Bytes received in order.
+        received: u64,
+        /// Where the transfer stands.
+        status: replica::AckStatus,
+    },
 }
 
 impl MsgSummary {
+    /// Summarises a peer message.
+    pub fn of_peer(msg: &replica::PeerMessage) -> MsgSummary {
+        match msg {
+            replica::PeerMessage::Raft(m) => MsgSummary::of(m),
+            replica::PeerMessage::Chunk(c) => MsgSummary::Chunk {
+                index: c.offer.index,
+                offset: c.offset,
+                len: c.data.len() as u64,
+                total: c.total_bytes,
+            },
+            replica::PeerMessage::ChunkAck(a) => MsgSummary::ChunkAck {
+                index: a.index,
+                received: a.received,
+                status: a.status,
+            },
+        }
+    }
+
     /// Summarises `msg`.
     pub fn of(msg: &Message) -> MsgSummary {
         match msg {
@@ -161,6 +199,17 @@ impl fmt::Display for MsgSummary {
             MsgSummary::InstallSnapshot { term, index } => {
                 write!(f, "install-snapshot {term} at {index}")
             }
+            MsgSummary::Chunk {
+                index,
+                offset,
+                len,
+                total,
+            } => write!(f, "chunk of snapshot {index}: {offset}+{len} of {total}"),
+            MsgSummary::ChunkAck {
+                index,
+                received,
+                status,
+            } => write!(f, "chunk ack for snapshot {index}: {received} {status:?}"),
             MsgSummary::Append {
                 term,
                 prev,
@@ -240,6 +289,18 @@ pub enum Note {
     },
     /// A node's alarm fired.
     Timeout,
+    /// A node snapshots its store.
+    Snapshot {
+        /// The index the snapshot covers.
+        index: LogIndex,
+    },
+    /// A node installs a snapshot received from the leader.
+    Install {
+        /// The index the snapshot covers.
+        index: LogIndex,
+        /// Whether its log after the snapshot stays.
+        keep_log: bool,
+    },
     /// Durable: the log up to here (reported to the core).
     Stored {
         /// Index.
@@ -401,6 +462,12 @@ impl fmt::Display for Note {
             Note::ToDeadNode { from } => write!(f, "lost (down) from {from}"),
             Note::Timeout => f.write_str("timeout"),
             Note::Stored { index, term } => write!(f, "durable log to {index}/{term}"),
+            Note::Snapshot { index } => write!(f, "snapshot of the store at {index}"),
+            Note::Install { index, keep_log } => write!(
+                f,
+                "installs the snapshot at {index}{}",
+                if *keep_log { ", keeping the log after it" } else { "" }
+            ),
             Note::Saved { term, vote, commit } => match vote {
                 Some(v) => write!(f, "durable state {term} vote {v} commit {commit}"),
                 None => write!(f, "durable state {term} no vote commit {commit}"),

@@ -10,6 +10,7 @@
 //! answers, and the node sends the answer to the waiting connection.
 
 mod handle;
+mod snapshots;
 mod storage;
 
 pub use handle::{NodeHandle, Request};
@@ -29,6 +30,7 @@ use crate::deadline::sleep_until;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, Transport};
+use snapshots::Snapshots;
 use storage::{Storage, StorageEvent};
 
 /// Client requests queued for the node before connections must wait: enough to keep batches
@@ -50,10 +52,38 @@ const IN_FLIGHT_MAX: usize = 16 * 1024;
 /// for a full pipeline from every peer, bounded so a flood waits on TCP rather than on memory.
 pub const INBOUND_QUEUE_MAX: usize = 8192;
 
-/// Events delivered to the node from storage.
+/// Events delivered to the node from storage and from its blocking helpers.
 pub enum NodeEvent {
     /// A WAL operation finished.
     Storage(StorageEvent),
+    /// A snapshot of the node's own store is durable.
+    SnapshotSaved(replica::SnapshotInfo),
+    /// Writing or reading a snapshot failed: fail-stop, as for the log.
+    SnapshotFailed(anyhow::Error),
+    /// A chunk for a follower was read from the snapshot file.
+    ChunkRead {
+        /// The follower.
+        to: NodeId,
+        /// The chunk.
+        chunk: replica::Chunk,
+    },
+    /// The snapshot a transfer to this follower needs can no longer be read.
+    ChunkUnavailable(NodeId),
+    /// A received snapshot is staged durably and verified (`store`), or did not verify.
+    Staged {
+        /// Its index.
+        index: LogIndex,
+        /// The store it restores to, if it verified.
+        store: Option<fs::Store>,
+    },
+}
+
+/// Where the node's peer messages arrive: Raft's messages and chunk acks, and chunks.
+pub struct PeerInbox {
+    /// Raft's messages and chunk acks.
+    pub raft: mpsc::Receiver<Inbound>,
+    /// Snapshot chunks.
+    pub bulk: mpsc::Receiver<Inbound>,
 }
 
 /// The node task's state: the one replica driver (crate `replica`) and the I/O it asks for.
@@ -61,9 +91,10 @@ pub struct Node {
     config: NodeConfig,
     replica: Replica<oneshot::Sender<Reply>>,
     storage: Storage,
+    snapshots: Snapshots,
     requests: mpsc::Receiver<Request>,
     events: mpsc::UnboundedReceiver<NodeEvent>,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: PeerInbox,
     transport: Transport,
     status_queries: mpsc::Receiver<StatusQuery>,
     requests_seen: RequestCounts,
@@ -81,13 +112,17 @@ impl Node {
     /// Peer messages arrive on `inbound`; the node starts its own outgoing transport.
     pub async fn open(
         config: NodeConfig,
-        inbound: mpsc::Receiver<Inbound>,
+        inbound: PeerInbox,
         status_queries: mpsc::Receiver<StatusQuery>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Node, NodeHandle)> {
         let (events_tx, events) = mpsc::unbounded_channel();
-        let (storage, recovered) = Storage::open(&config.data_dir, events_tx.clone())
-            .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+        let open_error = || format!("cannot open data directory {}", config.data_dir.display());
+        let snapshots =
+            Snapshots::new(&config.data_dir, events_tx.clone()).with_context(open_error)?;
+        let (storage, restored) =
+            Storage::open(&config.data_dir, events_tx.clone()).with_context(open_error)?;
+        let applied = restored.snapshot.map_or(LogIndex(0), |s| s.index);
         let voters: Vec<NodeId> = config.members.iter().map(|m| NodeId(m.id)).collect();
         let mut raft_config = raft::Config::new(NodeId(config.id));
         raft_config.election_timeout_ms = config.election_timeout_ms;
@@ -97,17 +132,18 @@ impl Node {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ config.id;
-        let core = raft::Node::new(raft_config, voters, recovered, LogIndex(0), seed)
+        let core = raft::Node::new(raft_config, voters, restored.recovered, applied, seed)
             .context("cannot start the Raft core")?;
-        let driver_config = replica::Config {
-            park_ms: 2 * config.election_timeout_ms,
-            client_addrs: config
+        let mut driver_config = replica::Config::new(
+            config.election_timeout_ms,
+            config
                 .members
                 .iter()
                 .map(|m| (NodeId(m.id), m.client.clone()))
                 .collect(),
-        };
-        let replica = Replica::new(core, fs::Store::new(), LogIndex(0), driver_config);
+        );
+        driver_config.snapshot = config.snapshot;
+        let replica = Replica::new(core, restored.store, restored.snapshot, driver_config);
         let (tx, requests) = mpsc::channel(REQUEST_QUEUE_MAX);
         let peers = config
             .members
@@ -124,6 +160,7 @@ impl Node {
             config,
             replica,
             storage,
+            snapshots,
             requests,
             events,
             alarm: None,
@@ -150,8 +187,13 @@ impl Node {
                     Some(event) => self.on_event(event)?,
                     None => anyhow::bail!("storage stopped unexpectedly"),
                 },
-                Some(message) = self.inbound.recv(), if !backlogged => {
+                Some(message) = self.inbound.raft.recv(), if !backlogged => {
                     self.on_peer_message(message)?;
+                }
+                Some(Inbound { from, msg }) = self.inbound.bulk.recv(), if !backlogged => {
+                    let now = self.now();
+                    self.replica.peer(now, from, msg, &mut self.out);
+                    self.carry_out()?;
                 }
                 Some(query) = self.status_queries.recv() => {
                     let _ = query.reply.send(self.status(query.with_digest));
@@ -200,6 +242,31 @@ impl Node {
                 self.replica.state_saved(now, state, &mut self.out);
             }
             NodeEvent::Storage(StorageEvent::Progress) => {}
+            NodeEvent::Storage(StorageEvent::Installed { index, term }) => {
+                self.replica
+                    .snapshot_installed(now, index, term, &mut self.out);
+            }
+            NodeEvent::SnapshotSaved(info) => {
+                info!(index = info.index.0, bytes = info.file_bytes, "snapshot saved");
+                self.replica.snapshot_saved(now, info, &mut self.out);
+            }
+            NodeEvent::SnapshotFailed(err) => {
+                error!(%err, "snapshot failed; stopping");
+                return Err(err.context("snapshot failed"));
+            }
+            NodeEvent::ChunkRead { to, chunk } => {
+                self.transport.send(to, &replica::PeerMessage::Chunk(chunk));
+            }
+            NodeEvent::ChunkUnavailable(to) => {
+                self.replica.chunk_unavailable(now, to, &mut self.out);
+            }
+            NodeEvent::Staged { index, store } => {
+                if store.is_none() {
+                    tracing::warn!(index = index.0, "a received snapshot did not verify");
+                }
+                self.replica
+                    .snapshot_staged(now, index, store, &mut self.out);
+            }
         }
         self.carry_out()?;
         // The writer made room in its queue.
@@ -213,11 +280,11 @@ impl Node {
         let mut taken = 0;
         while let Some(Inbound { from, msg }) = next.take() {
             let now = self.now();
-            self.replica.message(now, from, msg, &mut self.out);
+            self.replica.peer(now, from, msg, &mut self.out);
             self.carry_out()?;
             taken += 1;
             if taken < INBOUND_BATCH_MAX && !self.storage.is_backlogged() {
-                next = self.inbound.try_recv().ok();
+                next = self.inbound.raft.try_recv().ok();
             }
         }
         Ok(())
@@ -267,6 +334,45 @@ impl Node {
                 Output::BadEntry { index, error } => {
                     error!(index = index.0, %error, "committed entry does not decode");
                 }
+                Output::SaveSnapshot { index, term, store } => {
+                    self.snapshots.save(index, term, store);
+                }
+                Output::LogDiscard { upto } => result = result.and(self.storage.discard(upto)),
+                Output::SendChunk {
+                    to,
+                    offer,
+                    offset,
+                    len,
+                    total_bytes,
+                } => self
+                    .snapshots
+                    .read_chunk(to, offer, offset, len, total_bytes),
+                Output::StageChunk {
+                    offer,
+                    offset,
+                    data,
+                } => {
+                    result = result.and(
+                        self.snapshots
+                            .stage(offer, offset, &data)
+                            .context("cannot stage a received snapshot"),
+                    );
+                }
+                Output::StageFinish { offer } => self.snapshots.finish_staging(offer),
+                Output::InstallSnapshot {
+                    index,
+                    term,
+                    keep_log,
+                } => {
+                    info!(index = index.0, "installing a snapshot from the leader");
+                    result = result
+                        .and(
+                            self.snapshots
+                                .install(index)
+                                .context("cannot install a received snapshot"),
+                        )
+                        .and_then(|()| self.storage.install(index, term, keep_log));
+                }
             }
         }
         self.out = out;
@@ -288,6 +394,8 @@ impl Node {
     fn status(&self, with_digest: bool) -> Status {
         let core = self.replica.core();
         let store = self.replica.store();
+        let snapshot = self.replica.snapshot();
+        let counts = self.replica.snapshot_counts();
         Status {
             id: self.config.id,
             role: format!("{:?}", core.role()).to_lowercase(),
@@ -303,6 +411,12 @@ impl Node {
             store_digest: with_digest.then(|| format!("{:08x}", crc32c::crc32c(&store.snapshot()))),
             requests: self.requests_seen.clone(),
             wal_fsyncs: self.storage.fsyncs(),
+            snapshot_index: snapshot.map_or(0, |s| s.index.0),
+            snapshot_bytes: snapshot.map_or(0, |s| s.file_bytes),
+            first_index: core.first_index().0,
+            snapshots_made: counts.made,
+            snapshots_sent: counts.sent,
+            snapshots_installed: counts.installed,
         }
     }
 }

@@ -11,6 +11,23 @@ use std::collections::VecDeque;
 use std::path::Path;
 
 use raft::{Entry, HardState, LogIndex, NodeId, Recovered, Term};
+use replica::SnapshotInfo;
+
+/// Log segment size: small enough that compaction behind snapshots frees disk space soon
+/// (whole segments are removed), large enough that rolling over is rare (one per ~30,000
+/// small writes).
+const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// What a node starts from: the core's recovered state, the store restored from the newest
+/// snapshot (or empty), and that snapshot.
+pub struct Restored {
+    /// For `raft::Node::new`.
+    pub recovered: Recovered,
+    /// The store as of the snapshot.
+    pub store: fs::Store,
+    /// The snapshot, if any.
+    pub snapshot: Option<SnapshotInfo>,
+}
 use tokio::sync::mpsc;
 
 use super::NodeEvent;
@@ -29,6 +46,13 @@ pub enum StorageEvent {
     StateSaved(HardState),
     /// An operation the core needs no report of (a truncation) is done.
     Progress,
+    /// The log fix of a snapshot install is durable.
+    Installed {
+        /// The snapshot's index.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
     /// A write or fsync failed: the node must stop (fail-stop).
     Failed(wal::Error),
 }
@@ -39,6 +63,12 @@ pub enum StorageError {
     /// The WAL refused (I/O error, corruption).
     #[error(transparent)]
     Wal(#[from] wal::Error),
+    /// The log and the snapshot do not fit together.
+    #[error(transparent)]
+    Reconcile(#[from] replica::RecoveryError),
+    /// The newest snapshot cannot be used.
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshots::SnapshotError),
     /// A log record passed its checksum but does not hold a Raft entry.
     #[error("log entry {index} does not decode: {message}")]
     Undecodable {
@@ -58,14 +88,20 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Recovers what the data directory holds and starts the writer thread. Completions are
-    /// sent on `events`; the channel is unbounded because the writer's own queue bounds how many
-    /// operations can be outstanding.
+    /// Recovers what the data directory holds (the newest snapshot, the hard state, the log
+    /// after the snapshot, reconciled by `replica::reconcile`) and starts the writer thread.
+    /// Completions are sent on `events`; the channel is unbounded because the writer's own
+    /// queue bounds how many operations can be outstanding.
     pub fn open(
         dir: &Path,
         events: mpsc::UnboundedSender<NodeEvent>,
-    ) -> Result<(Storage, Recovered), StorageError> {
-        let (log, report) = wal::Log::open(&dir.join("log"), wal::Options::default())?;
+    ) -> Result<(Storage, Restored), StorageError> {
+        let snapshot = super::snapshots::load_latest(&dir.join(super::snapshots::SNAPSHOT_DIR))?;
+        let options = wal::Options {
+            segment_bytes: SEGMENT_BYTES,
+            ..wal::Options::default()
+        };
+        let (mut log, report) = wal::Log::open(&dir.join("log"), options)?;
         if let Some(torn) = &report.torn_tail {
             tracing::warn!(?torn, "dropped a torn tail from the log");
         }
@@ -74,8 +110,11 @@ impl Storage {
             vote: (hs.vote != 0).then_some(NodeId(hs.vote)),
             commit: LogIndex(hs.commit),
         });
+        let covered = snapshot.as_ref().map_or(0, |s| s.info.index.0);
+        // The entry at the snapshot's own index is read too: reconcile checks its term.
+        let lo = log.first_index().max(covered);
         let mut entries = Vec::new();
-        for record in log.read(log.first_index(), log.last_index() + 1)? {
+        for record in log.read(lo, log.last_index() + 1)? {
             let entry =
                 Entry::decode_payload(LogIndex(record.index), Term(record.term), &record.data)
                     .map_err(|err| StorageError::Undecodable {
@@ -84,18 +123,60 @@ impl Storage {
                     })?;
             entries.push(entry);
         }
-        let recovered = Recovered {
-            hard_state: hard_state.unwrap_or_default(),
-            snapshot: None,
+        let reconciled = replica::reconcile(
+            hard_state.unwrap_or_default(),
+            snapshot.as_ref().map(|s| (s.info.index, s.info.term)),
+            LogIndex(log.first_index()),
             entries,
-        };
+        )?;
+        if let Some(from) = reconciled.truncate_from {
+            tracing::warn!(from = from.0, "dropping log entries the snapshot replaced");
+            log.truncate_suffix(from.0)?;
+        }
+        if let Some(upto) = reconciled.discard_upto {
+            log.discard_prefix(upto.0)?;
+        }
+        log.sync()?;
         let writer = wal::Writer::spawn(log)?;
         let storage = Storage {
             writer,
             events,
             backlog: VecDeque::new(),
         };
-        Ok((storage, recovered))
+        let (store, info) = match snapshot {
+            Some(s) => (s.store, Some(s.info)),
+            None => (fs::Store::new(), None),
+        };
+        let restored = Restored {
+            recovered: reconciled.recovered,
+            store,
+            snapshot: info,
+        };
+        Ok((storage, restored))
+    }
+
+    /// Drops the log up to `upto` (a durable snapshot covers it); reports nothing.
+    pub fn discard(&mut self, upto: LogIndex) -> anyhow::Result<()> {
+        self.submit(wal::Op::DiscardPrefix(upto.0), Some(StorageEvent::Progress))
+    }
+
+    /// After the staged snapshot at `index` became the node's snapshot: drops the log up to
+    /// `index` and, unless `keep_log`, everything after it; `Installed` follows once durable.
+    pub fn install(&mut self, index: LogIndex, term: Term, keep_log: bool) -> anyhow::Result<()> {
+        if keep_log {
+            self.submit(
+                wal::Op::DiscardPrefix(index.0),
+                Some(StorageEvent::Installed { index, term }),
+            )
+        } else {
+            // After the discard the log is empty and starts at index + 1, so the truncation
+            // from there drops whatever followed.
+            self.submit(wal::Op::DiscardPrefix(index.0), Some(StorageEvent::Progress))?;
+            self.submit(
+                wal::Op::TruncateSuffix(index.0 + 1),
+                Some(StorageEvent::Installed { index, term }),
+            )
+        }
     }
 
     /// Appends entries; `LogStored` follows once they are durable.

@@ -4,53 +4,75 @@
 
 use bytes::Bytes;
 use raft::{AppendEntriesResponse, AppendOutcome, LogIndex, Message, NodeId};
-use replica::{Now, Output, Replica};
+use replica::{Now, Output, PeerMessage, Replica};
 
 use super::{CLOCK_ORIGIN_US_MAX, Ev, FORGED_ACK_PPM, Simulation};
 use crate::clock::SimTime;
-use crate::disk::{Completion, DiskOp};
+use crate::disk::{Completion, DiskOp, SnapshotFile};
 use crate::failure::{Check, Violation};
 use crate::process::{Process, Waiter};
+use crate::snapfile;
 use crate::scenario::Sabotage;
 use crate::stats::FaultKind;
 use crate::trace::{Actor, MsgSummary, Note};
 
 impl Simulation {
-    /// Starts (or restarts) node `k` from what its disk holds.
+    /// Starts (or restarts) node `k` from what its disk holds, through the same recovery as
+    /// the server (`replica::reconcile`).
     pub(super) fn start_node(&mut self, k: usize) -> Result<(), Violation> {
         let id = self.slots[k].id;
-        let recovered = self.slots[k].disk.recovered();
-        let hard_state = recovered.hard_state;
-        let last = LogIndex(recovered.entries.len() as u64);
-        let voters: Vec<NodeId> = self.slots.iter().map(|s| s.id).collect();
-        let seed = self.rng.next_u64();
-        let core = raft::Node::new(
-            self.scenario.raft_config(id),
-            voters.clone(),
-            recovered,
-            LogIndex(0),
-            seed,
-        )
-        .map_err(|e| {
+        let image = self.slots[k].disk.image();
+        let hard_state = image.hard_state;
+        let refused = |e: String| {
             Violation::new(
                 Check::CoreContract,
                 format!("{id} refuses to start from its own disk: {e}"),
             )
-        })?;
-        let config = replica::Config {
-            park_ms: 2 * self.scenario.raft.election_timeout_ms,
-            client_addrs: voters
-                .iter()
-                .map(|&v| (v, crate::client::node_address(v)))
-                .collect(),
         };
-        let replica = Replica::new(core, fs::Store::new(), LogIndex(0), config);
+        let (store, snapshot) = match &image.snapshot {
+            Some(file) => {
+                let Some((info, store)) = snapfile::decode(&file.bytes) else {
+                    return Err(refused("its snapshot file does not verify".into()));
+                };
+                (store, Some(info))
+            }
+            None => (fs::Store::new(), None),
+        };
+        let reconciled = replica::reconcile(
+            hard_state,
+            snapshot.map(|s| (s.index, s.term)),
+            image.first,
+            image.entries,
+        )
+        .map_err(|e| refused(e.to_string()))?;
+        self.slots[k]
+            .disk
+            .fix(reconciled.truncate_from, reconciled.discard_upto);
+        let last = reconciled
+            .recovered
+            .entries
+            .last()
+            .map_or(snapshot.map_or(LogIndex(0), |s| s.index), |e| e.index);
+        let voters: Vec<NodeId> = self.slots.iter().map(|s| s.id).collect();
+        let seed = self.rng.next_u64();
+        let applied = snapshot.map_or(LogIndex(0), |s| s.index);
+        let core = raft::Node::new(
+            self.scenario.raft_config(id),
+            voters.clone(),
+            reconciled.recovered,
+            applied,
+            seed,
+        )
+        .map_err(|e| refused(e.to_string()))?;
+        let config = self.scenario.replica_config(&voters);
+        let replica = Replica::new(core, store, snapshot, config);
         let origin = self.rng.between(0, CLOCK_ORIGIN_US_MAX);
         let slot = &mut self.slots[k];
         slot.clock = slot.clock.restarted(origin);
         slot.process = Some(Process::new(replica));
         slot.paused_until = None;
-        self.invariants.restart(k, self.slots[k].disk.chain());
+        self.invariants
+            .restart(k, self.slots[k].disk.chain(), applied);
         if self.now > SimTime(0) {
             self.note(
                 Actor::Node(id),
@@ -139,6 +161,41 @@ impl Simulation {
                         ),
                     ));
                 }
+                Output::SaveSnapshot { index, term, store } => {
+                    let (info, bytes) = snapfile::encode(index, term, &store);
+                    self.note(Actor::Node(id), Note::Snapshot { index });
+                    self.submit_disk(k, DiskOp::SaveSnapshot(SnapshotFile { info, bytes }));
+                }
+                Output::LogDiscard { upto } => self.submit_disk(k, DiskOp::Discard(upto)),
+                Output::SendChunk {
+                    to,
+                    offer,
+                    offset,
+                    len,
+                    total_bytes,
+                } => self.send_chunk(k, to, offer, offset, len, total_bytes)?,
+                Output::StageChunk {
+                    offer,
+                    offset,
+                    data,
+                } => self.stage_chunk(k, offer, offset, &data)?,
+                Output::StageFinish { offer } => {
+                    let staged = self.slots[k].process.as_mut().and_then(|p| p.staging.take());
+                    if let Some((staged, bytes)) = staged
+                        && staged == offer
+                    {
+                        let op = DiskOp::SyncStaging {
+                            index: offer.index,
+                            file: Bytes::from(bytes),
+                        };
+                        self.submit_disk(k, op);
+                    }
+                }
+                Output::InstallSnapshot {
+                    index,
+                    term,
+                    keep_log,
+                } => self.install(k, index, term, keep_log)?,
             }
         }
         let Some(process) = self.slots[k].process.as_ref() else {
@@ -202,7 +259,118 @@ impl Simulation {
         }
     }
 
-    /// Reports a durable operation to node `k`'s core.
+    /// Writes a received chunk to node `k`'s staging file (in order: the driver guarantees it).
+    fn stage_chunk(
+        &mut self,
+        k: usize,
+        offer: replica::Offer,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Violation> {
+        let id = self.slots[k].id;
+        let Some(p) = self.slots[k].process.as_mut() else {
+            return Ok(());
+        };
+        if offset == 0 {
+            p.staging = Some((offer.clone(), Vec::new()));
+        }
+        match &mut p.staging {
+            Some((staged, bytes)) if *staged == offer && bytes.len() as u64 == offset => {
+                bytes.extend_from_slice(data);
+                Ok(())
+            }
+            _ => Err(Violation::new(
+                Check::CoreContract,
+                format!(
+                    "{id} stages bytes at {offset} of snapshot i{} out of order",
+                    offer.index.0
+                ),
+            )),
+        }
+    }
+
+    /// `Output::InstallSnapshot`: the staged file becomes node `k`'s snapshot on its disk.
+    fn install(
+        &mut self,
+        k: usize,
+        index: LogIndex,
+        term: raft::Term,
+        keep_log: bool,
+    ) -> Result<(), Violation> {
+        let id = self.slots[k].id;
+        self.invariants.on_install(k, index, term, keep_log)?;
+        self.note(Actor::Node(id), Note::Install { index, keep_log });
+        let staged = self.slots[k].process.as_mut().and_then(|p| p.staged.take());
+        let Some((_, bytes)) = staged.filter(|(i, _)| *i == index) else {
+            return Err(Violation::new(
+                Check::CoreContract,
+                format!("{id} installs snapshot i{} that it never staged", index.0),
+            ));
+        };
+        let info = replica::SnapshotInfo {
+            index,
+            term,
+            file_bytes: bytes.len() as u64,
+        };
+        let chain = self.invariants.committed_prefix(index);
+        let file = SnapshotFile { info, bytes };
+        self.submit_disk(
+            k,
+            DiskOp::Install {
+                file,
+                keep_log,
+                chain,
+            },
+        );
+        Ok(())
+    }
+
+    /// Puts a chunk of node `k`'s snapshot for follower `to` on the wire, read from the file
+    /// its transfer opened (or opening the current one); if that snapshot is gone, the driver
+    /// hears so.
+    fn send_chunk(
+        &mut self,
+        k: usize,
+        to: NodeId,
+        offer: replica::Offer,
+        offset: u64,
+        len: u64,
+        total_bytes: u64,
+    ) -> Result<(), Violation> {
+        let current = self.slots[k].disk.snapshot().cloned();
+        let Some(process) = self.slots[k].process.as_mut() else {
+            return Ok(());
+        };
+        let open = match process.sending.get(&to) {
+            Some((index, bytes)) if *index == offer.index => Some(bytes.clone()),
+            _ => current
+                .filter(|f| f.info.index == offer.index)
+                .map(|f| f.bytes),
+        };
+        let Some(file) = open else {
+            return self.drive(k, |replica, now, out| replica.chunk_unavailable(now, to, out));
+        };
+        process.sending.insert(to, (offer.index, file.clone()));
+        let (start, end) = (offset as usize, (offset + len) as usize);
+        let Some(data) = file.get(start..end) else {
+            return Err(Violation::new(
+                Check::CoreContract,
+                format!(
+                    "the driver asks for bytes {start}..{end} of a {}-byte snapshot",
+                    file.len()
+                ),
+            ));
+        };
+        let chunk = replica::Chunk {
+            offer,
+            total_bytes,
+            offset,
+            data: file.slice(start..start + data.len()),
+        };
+        self.transmit(k, to, PeerMessage::Chunk(chunk))
+    }
+
+    /// Reports a durable operation to node `k`'s driver.
     pub(super) fn report_durable(
         &mut self,
         k: usize,
@@ -227,14 +395,38 @@ impl Simulation {
                     replica.log_stored(now, index, term, out)
                 })
             }
+            Completion::SnapshotSaved(info) => {
+                self.drive(k, |replica, now, out| replica.snapshot_saved(now, info, out))
+            }
+            Completion::Staged { index, file } => {
+                let store = snapfile::decode(&file)
+                    .filter(|(info, _)| info.index == index)
+                    .map(|(_, store)| store);
+                if store.is_some()
+                    && let Some(p) = self.slots[k].process.as_mut()
+                {
+                    p.staged = Some((index, file));
+                }
+                self.drive(k, |replica, now, out| {
+                    replica.snapshot_staged(now, index, store, out)
+                })
+            }
+            Completion::Installed { index, term } => self.drive(k, |replica, now, out| {
+                replica.snapshot_installed(now, index, term, out)
+            }),
         }
     }
 
     /// Puts a message from node `k` on the wire (encoded, as the real transport does).
-    pub(super) fn transmit(&mut self, k: usize, to: NodeId, msg: Message) -> Result<(), Violation> {
+    pub(super) fn transmit(
+        &mut self,
+        k: usize,
+        to: NodeId,
+        msg: PeerMessage,
+    ) -> Result<(), Violation> {
         let from = self.slots[k].id;
         self.stats.messages += 1;
-        if let Message::VoteResponse(resp) = &msg
+        if let PeerMessage::Raft(Message::VoteResponse(resp)) = &msg
             && resp.granted
             && !resp.prevote
         {
@@ -247,17 +439,17 @@ impl Simulation {
             ));
         };
         if self.scenario.sabotage == Sabotage::ForgedAcks
-            && let Message::AppendEntriesRequest(req) = &msg
+            && let PeerMessage::Raft(Message::AppendEntriesRequest(req)) = &msg
             && let Some(last) = req.entries.last()
             && self.rng.chance(FORGED_ACK_PPM)
         {
             // The follower never sees the entries, but the leader hears that it stored them.
-            let forged = Message::AppendEntriesResponse(AppendEntriesResponse {
+            let forged = PeerMessage::Raft(Message::AppendEntriesResponse(AppendEntriesResponse {
                 term: req.term,
                 outcome: AppendOutcome::Success {
                     match_index: last.index,
                 },
-            });
+            }));
             let delay = self.rng.between(
                 self.scenario.links.delay_min_us,
                 self.scenario.links.delay_max_us,
@@ -321,7 +513,7 @@ impl Simulation {
             self.note(Actor::Node(to_id), Note::ToDeadNode { from });
             return Ok(());
         }
-        let msg = Message::decode(bytes).map_err(|e| {
+        let msg = PeerMessage::decode(bytes).map_err(|e| {
             Violation::new(
                 Check::CoreContract,
                 format!("a message from {from} to {to_id} does not decode: {e}"),
@@ -331,10 +523,10 @@ impl Simulation {
             Actor::Node(to_id),
             Note::Recv {
                 from,
-                msg: MsgSummary::of(&msg),
+                msg: MsgSummary::of_peer(&msg),
             },
         );
-        self.drive(to, |replica, now, out| replica.message(now, from, msg, out))
+        self.drive(to, |replica, now, out| replica.peer(now, from, msg, out))
     }
 
     pub(super) fn index_of(&self, id: NodeId) -> Option<usize> {

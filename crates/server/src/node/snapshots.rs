@@ -1,0 +1,255 @@
+//! The node's snapshot files: saving its own snapshots away from the node task, reading chunks
+//! of them for followers, staging a snapshot received from the leader, and installing it.
+//!
+//! Files live in `DATA_DIR/snapshots/`, in the WAL crate's sealed snapshot format (checksummed,
+//! written through a temp file, fsync, rename and directory fsync): `<index>.snap` for the
+//! node's snapshot (only the newest is kept), `staging.part` for one being received. A chunk
+//! read for a follower goes through a file handle opened when its transfer began, so a newer
+//! snapshot replacing the file does not cut the transfer short.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fs::Store;
+use raft::{LogIndex, NodeId, Term};
+use replica::{Offer, SnapshotInfo};
+use tokio::sync::mpsc;
+
+use super::NodeEvent;
+
+/// The snapshot directory inside a data directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// The staging file's name inside the snapshot directory.
+const STAGING_FILE: &str = "staging.part";
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The WAL crate refused the file (I/O error, bad checksum, bad layout).
+    #[error(transparent)]
+    Wal(#[from] wal::Error),
+    /// The file's checksum is right but its store image is not.
+    #[error("snapshot {path}: the store image does not load: {source}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: fs::store::SnapshotError,
+    },
+    /// Reading or writing a snapshot file failed.
+    #[error("snapshot file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// A snapshot loaded at start.
+pub struct Loaded {
+    /// What it covers.
+    pub info: SnapshotInfo,
+    /// The store it holds.
+    pub store: Store,
+}
+
+/// Loads the newest snapshot in `dir`, verified (checksum, layout, store image); `None` if
+/// there is none. A corrupt newest snapshot is an error: it is never skipped silently.
+pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
+    let Some((meta, data)) = wal::load_latest_snapshot(dir)? else {
+        return Ok(None);
+    };
+    let path = wal::snapshot_path(dir, meta.index);
+    let store = Store::restore(&data).map_err(|source| SnapshotError::Image {
+        path: path.clone(),
+        source,
+    })?;
+    let file_bytes = std::fs::metadata(&path)
+        .map_err(|source| SnapshotError::Io { path, source })?
+        .len();
+    Ok(Some(Loaded {
+        info: SnapshotInfo {
+            index: LogIndex(meta.index),
+            term: Term(meta.term),
+            file_bytes,
+        },
+        store,
+    }))
+}
+
+/// The snapshot side of the node's disk.
+pub struct Snapshots {
+    dir: PathBuf,
+    events: mpsc::UnboundedSender<NodeEvent>,
+    /// Per follower, the snapshot file its transfer reads from.
+    sending: HashMap<NodeId, (LogIndex, Arc<File>)>,
+    /// The snapshot being received, and its open staging file.
+    staging: Option<(Offer, File)>,
+}
+
+impl Snapshots {
+    /// The snapshots of data directory `data_dir`; removes a staging file a crash left.
+    pub fn new(
+        data_dir: &Path,
+        events: mpsc::UnboundedSender<NodeEvent>,
+    ) -> Result<Snapshots, SnapshotError> {
+        let dir = data_dir.join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let staging = dir.join(STAGING_FILE);
+        if staging.exists() {
+            std::fs::remove_file(&staging).map_err(|source| SnapshotError::Io {
+                path: staging,
+                source,
+            })?;
+        }
+        Ok(Snapshots {
+            dir,
+            events,
+            sending: HashMap::new(),
+            staging: None,
+        })
+    }
+
+    /// Serialises `store` and writes it as the snapshot at `index` on a blocking thread, so
+    /// the node task goes on serving; `SnapshotSaved` (or `Failed`) follows.
+    pub fn save(&self, index: LogIndex, term: Term, store: Store) {
+        let dir = self.dir.clone();
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let image = store.snapshot();
+            let meta = wal::SnapshotMeta {
+                index: index.0,
+                term: term.0,
+                config: Bytes::new(),
+            };
+            let event = match wal::save_snapshot(&dir, &meta, &image) {
+                Ok(()) => {
+                    let path = wal::snapshot_path(&dir, index.0);
+                    match std::fs::metadata(&path) {
+                        Ok(m) => NodeEvent::SnapshotSaved(SnapshotInfo {
+                            index,
+                            term,
+                            file_bytes: m.len(),
+                        }),
+                        Err(source) => NodeEvent::SnapshotFailed(
+                            SnapshotError::Io { path, source }.into(),
+                        ),
+                    }
+                }
+                Err(err) => NodeEvent::SnapshotFailed(SnapshotError::from(err).into()),
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    /// Reads `len` bytes at `offset` of the snapshot at `offer.index` for follower `to` on a
+    /// blocking thread; `ChunkRead` (or `ChunkUnavailable`) follows.
+    pub fn read_chunk(&mut self, to: NodeId, offer: Offer, offset: u64, len: u64, total: u64) {
+        let file = match self.sending.get(&to) {
+            Some((index, file)) if *index == offer.index => Some(file.clone()),
+            _ => File::open(wal::snapshot_path(&self.dir, offer.index.0))
+                .ok()
+                .map(Arc::new),
+        };
+        let Some(file) = file else {
+            // Replaced by a newer snapshot before this transfer began.
+            let _ = self.events.send(NodeEvent::ChunkUnavailable(to));
+            return;
+        };
+        self.sending.insert(to, (offer.index, file.clone()));
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut data = vec![0u8; len as usize];
+            let event = match file.read_exact_at(&mut data, offset) {
+                Ok(()) => NodeEvent::ChunkRead {
+                    to,
+                    chunk: replica::Chunk {
+                        offer,
+                        total_bytes: total,
+                        offset,
+                        data: Bytes::from(data),
+                    },
+                },
+                Err(_) => NodeEvent::ChunkUnavailable(to),
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    /// Writes a chunk of the snapshot being received (offset 0 starts a new staging file).
+    /// Small sequential writes into the page cache: done here, in order; the fsync comes with
+    /// [`Snapshots::finish_staging`], off the node task.
+    pub fn stage(&mut self, offer: Offer, offset: u64, data: &[u8]) -> Result<(), SnapshotError> {
+        let path = self.dir.join(STAGING_FILE);
+        let io = |source| SnapshotError::Io {
+            path: path.clone(),
+            source,
+        };
+        if offset == 0 {
+            let file = File::create(&path).map_err(io)?;
+            self.staging = Some((offer.clone(), file));
+        }
+        match &self.staging {
+            Some((staged, file)) if *staged == offer => file.write_all_at(data, offset).map_err(io),
+            // A chunk of a transfer whose start we never staged: the replica only continues
+            // what it began, so this cannot happen; refuse it without harm.
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the staging file durable and verifies it on a blocking thread; `Staged` follows
+    /// with the restored store, or without one if it does not verify.
+    pub fn finish_staging(&mut self, offer: Offer) {
+        let Some((staged, file)) = self.staging.take() else {
+            return;
+        };
+        let path = self.dir.join(STAGING_FILE);
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = verify_staged(&file, &path, &staged).ok();
+            let _ = events.send(NodeEvent::Staged {
+                index: offer.index,
+                store,
+            });
+        });
+    }
+
+    /// Makes the verified staging file the node's snapshot at `index` (rename and directory
+    /// fsync, then older snapshots go). Blocks briefly: it must be durable before the log fix
+    /// queued right after it, and no later storage operation may overtake that fix.
+    pub fn install(&mut self, index: LogIndex) -> Result<(), SnapshotError> {
+        wal::install_staged_snapshot(&self.dir, &self.dir.join(STAGING_FILE), index.0)?;
+        Ok(())
+    }
+}
+
+/// fsyncs the staging file and checks that it is a whole, valid snapshot of what `offer` names.
+fn verify_staged(file: &File, path: &Path, offer: &Offer) -> Result<Store, SnapshotError> {
+    file.sync_all().map_err(|source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let (meta, data) = wal::load_snapshot_file(path)?;
+    if meta.index != offer.index.0 || meta.term != offer.snapshot_term.0 {
+        return Err(SnapshotError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!(
+                "staged snapshot covers i{}/t{}, the leader offered i{}/t{}",
+                meta.index, meta.term, offer.index.0, offer.snapshot_term.0
+            )),
+        });
+    }
+    Store::restore(&data).map_err(|source| SnapshotError::Image {
+        path: path.to_owned(),
+        source,
+    })
+}
