@@ -492,20 +492,24 @@ impl Node {
         if index <= self.durable || !self.log.matches(index, term) {
             return;
         }
-        self.raise_durable(index);
+        self.durable = index;
+        self.restart_stall_clock();
+        self.on_durable_raised();
     }
 
-    /// The disk holds our log (or a snapshot of it) up to `index`: count it, and let what waited
-    /// for it go (a leader's commit, a follower's acknowledgement).
-    fn raise_durable(&mut self, index: LogIndex) {
-        debug_assert!(
-            index <= self.log.last_index(),
-            "only the log can be durable"
-        );
-        self.durable = self.durable.max(index);
-        // Progress was made: restart the stall clock if more is outstanding.
+    /// The disk made progress: restart the stall clock if more is outstanding.
+    fn restart_stall_clock(&mut self) {
         let outstanding = self.durable < self.log.last_index() || self.installing.is_some();
         self.write_pending_since = outstanding.then_some(self.now);
+    }
+
+    /// `durable` rose: let what waited for it go (a leader's commit, a follower's
+    /// acknowledgement).
+    fn on_durable_raised(&mut self) {
+        debug_assert!(
+            self.durable <= self.log.last_index(),
+            "only the log can be durable"
+        );
         match self.role {
             Role::Leader => self.on_own_durable(),
             Role::Follower => self.acknowledge(false),

@@ -108,3 +108,33 @@ fn message_encoding_is_compact() {
     });
     assert!(hb.encode().len() <= 12, "{} bytes", hb.encode().len());
 }
+
+#[test]
+fn install_snapshot_is_appended_so_older_encodings_keep_their_tags() {
+    // postcard tags an enum variant by its position: InstallSnapshot came last (tag 6), and
+    // the variants before it kept theirs, so bytes from an older member still decode.
+    let req = raft::InstallSnapshotRequest {
+        term: Term(7),
+        leader: raft::NodeId(2),
+        index: LogIndex(1_000),
+        snapshot_term: Term(6),
+    };
+    let msg = Message::InstallSnapshot(req);
+    let bytes = msg.encode();
+    assert_eq!(bytes[0], 6);
+    assert_eq!(Message::decode(&bytes), Ok(msg));
+    let older = Message::HeartbeatResponse(raft::HeartbeatResponse {
+        term: Term(3),
+        read_round: 9,
+    });
+    assert_eq!(older.encode(), [5, 3, 9]);
+    // Every cut of the encoding is refused, never a panic nor a different message.
+    for cut in 0..bytes.len() {
+        assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    // A tag past the last variant is malformed.
+    assert!(matches!(
+        Message::decode(&[7, 1, 2, 3, 4]),
+        Err(WireError::Malformed(_))
+    ));
+}

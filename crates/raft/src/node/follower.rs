@@ -60,6 +60,11 @@ impl Node {
             return;
         }
         self.trim_compacted(&mut req);
+        // Entries trimmed to the base must still continue it: a garbage request may carry terms
+        // below the snapshot's.
+        if !is_well_formed(&req) {
+            return;
+        }
         if !self.log.matches(req.prev_log_index, req.prev_log_term) {
             let outcome = self.reject_outcome(req.prev_log_index, req.prev_log_term);
             self.send_append_response(from, outcome);

@@ -38,8 +38,10 @@ impl Node {
             self.log.compact(base);
         }
         // The snapshot holds the entries up to `index` durably, whatever the WAL still writes.
+        // (The stall clock stays: a snapshot says nothing about a stalled WAL.)
         if index > self.durable {
-            self.raise_durable(index);
+            self.durable = index;
+            self.on_durable_raised();
         }
     }
 
@@ -127,12 +129,14 @@ impl Node {
             return;
         }
         self.installing = None;
-        let mut durable = index;
+        let mut durable = self.durable.max(index);
         if let Some((stored, stored_term)) = self.stored_while_installing.take()
             && self.log.matches(stored, stored_term)
         {
             durable = durable.max(stored);
         }
-        self.raise_durable(durable);
+        self.durable = durable;
+        self.restart_stall_clock();
+        self.on_durable_raised();
     }
 }

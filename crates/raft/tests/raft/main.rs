@@ -13,5 +13,6 @@ mod read_index;
 mod replication;
 mod robustness;
 mod smoke;
+mod snapshot;
 #[path = "../support/strategies.rs"]
 mod strategies;
