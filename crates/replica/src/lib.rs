@@ -56,7 +56,7 @@ use raft::{Action, Entry, Event, HardState, LogIndex, Message, NodeId, Payload, 
 
 pub use book::Request;
 pub use output::{Now, Output};
-pub use recovery::{RecoveryError, Reconciled, reconcile};
+pub use recovery::{Reconciled, RecoveryError, reconcile};
 pub use snapshot::{SnapshotCounts, SnapshotInfo, SnapshotPolicy};
 pub use transfer::{SNAPSHOT_FILE_BYTES_MAX, TransferConfig};
 pub use wire::{AckStatus, Chunk, ChunkAck, Offer, PeerMessage};
@@ -129,7 +129,8 @@ impl<T> Replica<T> {
         snapshot: Option<SnapshotInfo>,
         config: Config,
     ) -> Replica<T> {
-        let (applied, applied_term) = snapshot.map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
+        let (applied, applied_term) =
+            snapshot.map_or((LogIndex(0), Term(0)), |s| (s.index, s.term));
         Replica {
             config,
             core,

@@ -8,10 +8,10 @@
 use fs::Store;
 use raft::{Event, LogIndex, Message, NodeId, Term};
 
+use crate::Replica;
 use crate::output::{Now, Output};
 use crate::transfer::{ReceiveStep, SendStep};
 use crate::wire::{Chunk, ChunkAck, Offer, PeerMessage};
-use crate::Replica;
 
 /// When to snapshot, and how much log to keep behind a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,10 +227,7 @@ impl<T> Replica<T> {
 
     /// Starts a snapshot if enough was applied since the last one.
     pub(crate) fn maybe_snapshot(&mut self, out: &mut Vec<Output<T>>) {
-        let newer = self
-            .snapshots
-            .latest
-            .is_none_or(|l| self.applied > l.index);
+        let newer = self.snapshots.latest.is_none_or(|l| self.applied > l.index);
         if !newer || !self.snapshots.due(&self.config.snapshot) || self.staged_store.is_some() {
             return;
         }
@@ -254,8 +251,14 @@ impl<T> Replica<T> {
         match self.snapshots.latest {
             Some(latest) if latest.index == request.index => {
                 let config = self.config.transfer;
-                self.senders
-                    .start(to, request, latest.file_bytes, now.mono, &config, &mut steps);
+                self.senders.start(
+                    to,
+                    request,
+                    latest.file_bytes,
+                    now.mono,
+                    &config,
+                    &mut steps,
+                );
             }
             // The core names a snapshot this driver never told it of: nothing to send; the
             // core hears so and asks again.
@@ -298,7 +301,13 @@ impl<T> Replica<T> {
     }
 
     /// A chunk from `from`.
-    pub(crate) fn on_chunk(&mut self, now: Now, from: NodeId, chunk: Chunk, out: &mut Vec<Output<T>>) {
+    pub(crate) fn on_chunk(
+        &mut self,
+        now: Now,
+        from: NodeId,
+        chunk: Chunk,
+        out: &mut Vec<Output<T>>,
+    ) {
         let mut steps = Vec::new();
         self.receiver
             .on_chunk(from, chunk, self.applied, self.core.term(), &mut steps);

@@ -302,7 +302,9 @@ impl Receiver {
         let len = data.len() as u64;
         let well_formed = offer.leader == from
             && total_bytes <= SNAPSHOT_FILE_BYTES_MAX
-            && offset.checked_add(len).is_some_and(|end| end <= total_bytes);
+            && offset
+                .checked_add(len)
+                .is_some_and(|end| end <= total_bytes);
         if !well_formed || offer.term < term {
             return;
         }

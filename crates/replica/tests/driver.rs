@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use fs::{Command, Name, Reply, Store};
 use raft::{LogIndex, Millis, NodeId, Recovered};
-use replica::{Config, Now, Output, Replica, Request};
+use replica::{Config, Now, Output, PeerMessage, Replica, Request};
 
 type Out = Vec<Output<u32>>;
 
 fn config(members: u64) -> Config {
-    Config {
-        park_ms: 2_000,
-        client_addrs: (1..=members)
-            .map(|id| (NodeId(id), format!("127.0.0.1:{}", 8080 + id)))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    let addrs = (1..=members)
+        .map(|id| (NodeId(id), format!("127.0.0.1:{}", 8080 + id)))
+        .collect::<BTreeMap<_, _>>();
+    // 1000 ms election timeout: requests park for 2000 ms.
+    Config::new(1_000, addrs)
 }
 
 fn replica(id: u64, members: u64) -> Replica<u32> {
@@ -31,7 +30,7 @@ fn replica(id: u64, members: u64) -> Replica<u32> {
         7,
     )
     .unwrap_or_else(|e| panic!("core: {e}"));
-    Replica::new(core, Store::new(), LogIndex(0), config(members))
+    Replica::new(core, Store::new(), None, config(members))
 }
 
 fn at(ms: u64) -> Now {
@@ -88,7 +87,10 @@ fn settle_with(
                 }
                 Output::SaveState(state) => r.state_saved(now, state, &mut next),
                 Output::Reply { token, reply } => replies.push((token, reply)),
-                Output::Send { to, msg } => {
+                Output::Send {
+                    to,
+                    msg: PeerMessage::Raft(msg),
+                } => {
                     if let Some((from, answer)) = peer(to, &msg) {
                         r.message(now, from, answer, &mut next);
                     }

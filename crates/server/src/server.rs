@@ -77,17 +77,16 @@ pub async fn run(
             .with_context(|| format!("cannot listen for status requests on {http}"))?;
         tokio::spawn(status::serve(listener, status_tx, shutdown.clone()));
     }
-    let (node, handle) =
-        Node::open(
-            config.clone(),
-            PeerInbox {
-                raft: inbound,
-                bulk: bulk_inbound,
-            },
-            status_queries,
-            shutdown.clone(),
-        )
-        .await?;
+    let (node, handle) = Node::open(
+        config.clone(),
+        PeerInbox {
+            raft: inbound,
+            bulk: bulk_inbound,
+        },
+        status_queries,
+        shutdown.clone(),
+    )
+    .await?;
     // Tests and scripts wait for this line; it names the bound address (useful with port 0).
     info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
 

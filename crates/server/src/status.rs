@@ -208,7 +208,11 @@ fn render_metrics(status: &Status) -> String {
             "Size of the newest snapshot file",
             status.snapshot_bytes,
         ),
-        ("first_index", "First index held in the log", status.first_index),
+        (
+            "first_index",
+            "First index held in the log",
+            status.first_index,
+        ),
     ];
     for (name, help, value) in gauges {
         let gauge = Gauge::<i64>::default();

@@ -516,6 +516,7 @@ impl Simulation {
         self.stats.committed = self.invariants.committed_len();
         self.stats.leaders = self.invariants.leaders_seen() as u64;
         self.stats.sim_us = self.now.0;
+        self.stats.runs_with_install = u64::from(self.stats.snapshots_installed > 0);
         let failure = result.err().map(|violation| Failure {
             profile: self.scenario.profile,
             seed: self.scenario.seed,

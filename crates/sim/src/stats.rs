@@ -152,6 +152,14 @@ pub struct RunStats {
     pub checker_states: u64,
     /// Histories the checker gave up on (too concurrent for its budget; not a failure).
     pub checker_inconclusive: u64,
+    /// Snapshots nodes made of their stores (durable).
+    pub snapshots_made: u64,
+    /// Snapshots installed from a leader (durable).
+    pub snapshots_installed: u64,
+    /// Snapshot chunks sent.
+    pub chunks_sent: u64,
+    /// Runs in which at least one node installed a snapshot.
+    pub runs_with_install: u64,
 }
 
 impl AddAssign for RunStats {
@@ -171,6 +179,10 @@ impl AddAssign for RunStats {
         self.faults += o.faults;
         self.checker_states += o.checker_states;
         self.checker_inconclusive += o.checker_inconclusive;
+        self.snapshots_made += o.snapshots_made;
+        self.snapshots_installed += o.snapshots_installed;
+        self.chunks_sent += o.chunks_sent;
+        self.runs_with_install += o.runs_with_install;
     }
 }
 
@@ -189,6 +201,15 @@ impl fmt::Display for RunStats {
             self.latency_us_max as f64 / 1_000.0
         )?;
         writeln!(f, "entries committed: {}", self.committed)?;
+        writeln!(
+            f,
+            "snapshots:         {} made, {} installed ({} chunks sent; installs in {} of {} runs)",
+            self.snapshots_made,
+            self.snapshots_installed,
+            self.chunks_sent,
+            self.runs_with_install,
+            self.runs
+        )?;
         writeln!(f, "leaders elected:   {}", self.leaders)?;
         writeln!(f, "messages sent:     {}", self.messages)?;
         writeln!(f, "events simulated:  {}", self.events)?;

@@ -466,7 +466,11 @@ impl fmt::Display for Note {
             Note::Install { index, keep_log } => write!(
                 f,
                 "installs the snapshot at {index}{}",
-                if *keep_log { ", keeping the log after it" } else { "" }
+                if *keep_log {
+                    ", keeping the log after it"
+                } else {
+                    ""
+                }
             ),
             Note::Saved { term, vote, commit } => match vote {
                 Some(v) => write!(f, "durable state {term} vote {v} commit {commit}"),

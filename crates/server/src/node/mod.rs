@@ -247,7 +247,11 @@ impl Node {
                     .snapshot_installed(now, index, term, &mut self.out);
             }
             NodeEvent::SnapshotSaved(info) => {
-                info!(index = info.index.0, bytes = info.file_bytes, "snapshot saved");
+                info!(
+                    index = info.index.0,
+                    bytes = info.file_bytes,
+                    "snapshot saved"
+                );
                 self.replica.snapshot_saved(now, info, &mut self.out);
             }
             NodeEvent::SnapshotFailed(err) => {

@@ -140,9 +140,9 @@ impl Snapshots {
                             term,
                             file_bytes: m.len(),
                         }),
-                        Err(source) => NodeEvent::SnapshotFailed(
-                            SnapshotError::Io { path, source }.into(),
-                        ),
+                        Err(source) => {
+                            NodeEvent::SnapshotFailed(SnapshotError::Io { path, source }.into())
+                        }
                     }
                 }
                 Err(err) => NodeEvent::SnapshotFailed(SnapshotError::from(err).into()),

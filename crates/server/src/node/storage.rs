@@ -171,7 +171,10 @@ impl Storage {
         } else {
             // After the discard the log is empty and starts at index + 1, so the truncation
             // from there drops whatever followed.
-            self.submit(wal::Op::DiscardPrefix(index.0), Some(StorageEvent::Progress))?;
+            self.submit(
+                wal::Op::DiscardPrefix(index.0),
+                Some(StorageEvent::Progress),
+            )?;
             self.submit(
                 wal::Op::TruncateSuffix(index.0 + 1),
                 Some(StorageEvent::Installed { index, term }),

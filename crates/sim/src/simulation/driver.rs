@@ -11,8 +11,8 @@ use crate::clock::SimTime;
 use crate::disk::{Completion, DiskOp, SnapshotFile};
 use crate::failure::{Check, Violation};
 use crate::process::{Process, Waiter};
-use crate::snapfile;
 use crate::scenario::Sabotage;
+use crate::snapfile;
 use crate::stats::FaultKind;
 use crate::trace::{Actor, MsgSummary, Note};
 
@@ -180,7 +180,10 @@ impl Simulation {
                     data,
                 } => self.stage_chunk(k, offer, offset, &data)?,
                 Output::StageFinish { offer } => {
-                    let staged = self.slots[k].process.as_mut().and_then(|p| p.staging.take());
+                    let staged = self.slots[k]
+                        .process
+                        .as_mut()
+                        .and_then(|p| p.staging.take());
                     if let Some((staged, bytes)) = staged
                         && staged == offer
                     {
@@ -348,7 +351,9 @@ impl Simulation {
                 .map(|f| f.bytes),
         };
         let Some(file) = open else {
-            return self.drive(k, |replica, now, out| replica.chunk_unavailable(now, to, out));
+            return self.drive(k, |replica, now, out| {
+                replica.chunk_unavailable(now, to, out)
+            });
         };
         process.sending.insert(to, (offer.index, file.clone()));
         let (start, end) = (offset as usize, (offset + len) as usize);
@@ -367,6 +372,7 @@ impl Simulation {
             offset,
             data: file.slice(start..start + data.len()),
         };
+        self.stats.chunks_sent += 1;
         self.transmit(k, to, PeerMessage::Chunk(chunk))
     }
 
@@ -396,7 +402,10 @@ impl Simulation {
                 })
             }
             Completion::SnapshotSaved(info) => {
-                self.drive(k, |replica, now, out| replica.snapshot_saved(now, info, out))
+                self.stats.snapshots_made += 1;
+                self.drive(k, |replica, now, out| {
+                    replica.snapshot_saved(now, info, out)
+                })
             }
             Completion::Staged { index, file } => {
                 let store = snapfile::decode(&file)
@@ -411,9 +420,12 @@ impl Simulation {
                     replica.snapshot_staged(now, index, store, out)
                 })
             }
-            Completion::Installed { index, term } => self.drive(k, |replica, now, out| {
-                replica.snapshot_installed(now, index, term, out)
-            }),
+            Completion::Installed { index, term } => {
+                self.stats.snapshots_installed += 1;
+                self.drive(k, |replica, now, out| {
+                    replica.snapshot_installed(now, index, term, out)
+                })
+            }
         }
     }
 

@@ -52,8 +52,8 @@ fn disk_completes_in_order_and_shares_one_ack_per_group() {
         ],
         "later writes wait for earlier ones, and one ack covers the group"
     );
-    assert_eq!(disk.recovered().entries.len(), 3);
-    assert_eq!(disk.recovered().hard_state, state(1));
+    assert_eq!(disk.image().entries.len(), 3);
+    assert_eq!(disk.image().hard_state, state(1));
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn crash_keeps_what_was_durable_and_only_a_prefix_of_the_rest() {
     let mut survivor = disk.clone();
     let loss = survivor.crash(3);
     assert_eq!((loss.survived, loss.lost), (3, 1));
-    let r = survivor.recovered();
+    let r = survivor.image();
     assert_eq!(r.hard_state, state(2));
     assert_eq!(
         r.entries,
@@ -81,8 +81,8 @@ fn crash_keeps_what_was_durable_and_only_a_prefix_of_the_rest() {
     );
     let loss = disk.crash(0);
     assert_eq!((loss.survived, loss.lost), (0, 4));
-    assert_eq!(disk.recovered().entries, vec![entry(1, 1)]);
-    assert_eq!(disk.recovered().hard_state, HardState::default());
+    assert_eq!(disk.image().entries, vec![entry(1, 1)]);
+    assert_eq!(disk.image().hard_state, HardState::default());
 }
 
 #[test]
@@ -107,22 +107,18 @@ fn wal_batch_order_keeps_the_batch_hard_state_before_its_log() {
     let mut nothing = fresh();
     let loss = nothing.crash(0);
     assert_eq!((loss.survived, loss.lost), (0, 4));
-    assert_eq!(nothing.recovered().hard_state, HardState::default());
-    assert!(nothing.recovered().entries.is_empty());
+    assert_eq!(nothing.image().hard_state, HardState::default());
+    assert!(nothing.image().entries.is_empty());
     let mut state_and_one = fresh();
     let loss = state_and_one.crash(2);
     assert_eq!((loss.survived, loss.lost), (2, 2));
-    let r = state_and_one.recovered();
+    let r = state_and_one.image();
     assert_eq!(r.hard_state, state(2), "the hard state went first");
     assert_eq!(r.entries, vec![entry(1, 2)]);
     let mut all = fresh();
     all.crash(3);
-    assert_eq!(all.recovered().hard_state, state(2));
-    assert_eq!(
-        all.recovered().entries.len(),
-        2,
-        "the next batch never started"
-    );
+    assert_eq!(all.image().hard_state, state(2));
+    assert_eq!(all.image().entries.len(), 2, "the next batch never started");
 }
 
 #[test]
@@ -145,7 +141,7 @@ fn a_lying_disk_acknowledges_before_anything_is_durable() {
     let (_, early) = disk.submit(DiskOp::Store(vec![entry(1, 1)]), SimTime(0), 1_000);
     assert!(early.is_some(), "acknowledged at once");
     disk.crash(0);
-    assert!(disk.recovered().entries.is_empty(), "and lost in a crash");
+    assert!(disk.image().entries.is_empty(), "and lost in a crash");
 }
 
 #[test]
