@@ -174,29 +174,11 @@ pub(crate) struct Scan {
 ///
 /// `prev_term` is the last term of the segment before, so terms are checked across files.
 pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>) -> Scan {
-    let header = check_header(buf, index.first_index);
-    if let Err(problem) = header {
-        index.len = 0;
-        // A header whose CRC holds but whose content is wrong was written that way: not torn.
-        let intact = !matches!(
-            problem,
-            Problem::Truncated { .. } | Problem::ChecksumMismatch { .. }
-        );
-        // The version is unknown: look for intact records of either layout.
-        let beyond_tail = intact
-            || intact_record_after(buf, 0, index.first_index, Format::V2)
-            || intact_record_after(buf, 0, index.first_index, Format::V1);
-        let damage = Some(Damage {
-            offset: 0,
-            problem,
-            beyond_tail,
-        });
-        return Scan { index, damage };
-    }
-    if let Ok(format) = header {
-        index.format = format;
-    }
-    let format = index.format;
+    let format = match check_header(buf, index.first_index) {
+        Ok(format) => format,
+        Err(problem) => return torn_header(buf, index, problem),
+    };
+    index.format = format;
     let mut pos = SEGMENT_HEADER_BYTES;
     let mut last_term = prev_term;
     while pos < buf.len() {
@@ -266,6 +248,26 @@ pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>)
         index,
         damage: None,
     }
+}
+
+/// The scan of a segment whose header failed its check.
+fn torn_header(buf: &Bytes, mut index: SegmentIndex, problem: Problem) -> Scan {
+    index.len = 0;
+    // A header whose CRC holds but whose content is wrong was written that way: not torn.
+    let intact = !matches!(
+        problem,
+        Problem::Truncated { .. } | Problem::ChecksumMismatch { .. }
+    );
+    // The version is unknown: look for intact records of either layout.
+    let beyond_tail = intact
+        || intact_record_after(buf, 0, index.first_index, Format::V2)
+        || intact_record_after(buf, 0, index.first_index, Format::V1);
+    let damage = Some(Damage {
+        offset: 0,
+        problem,
+        beyond_tail,
+    });
+    Scan { index, damage }
 }
 
 /// Whether an intact record whose index is `expected` or later starts anywhere after `from`.
