@@ -5,7 +5,7 @@
 //! here too.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,6 +118,28 @@ impl Disk {
         drop(file);
         fs::rename(&temp_path, &final_path).map_err(|e| Error::io("rename", &temp_path, e))?;
         self.sync_dir(dir)
+    }
+
+    /// fdatasyncs the file at `path` through a read-only handle: what another process wrote may
+    /// sit only in the page cache, and recovery may believe only what is on disk.
+    pub(crate) fn sync_path(&self, path: &Path) -> Result<(), Error> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        self.sync_data(&file, path)
+    }
+
+    /// Reads a whole file and fdatasyncs it, so that what was read is on disk (a crashed
+    /// process's writes may sit only in the page cache); `None` if it does not exist.
+    pub(crate) fn read_durable(&self, path: &Path) -> Result<Option<Bytes>, Error> {
+        let mut file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read", path, e))?;
+        self.sync_data(&file, path)?;
+        Ok(Some(Bytes::from(bytes)))
     }
 
     /// Removes a file; its removal is durable only after the next [`Disk::sync_dir`].

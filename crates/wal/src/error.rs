@@ -185,6 +185,32 @@ pub enum Problem {
     IndexOverflow,
     /// Bytes after the end of a fixed-size or length-delimited file.
     TrailingBytes(u64),
+    /// An intact record claims a watermark at or above its own index: it vouches for itself,
+    /// which the log never writes.
+    WatermarkAhead {
+        /// The record's index.
+        index: u64,
+        /// The watermark it carries.
+        watermark: u64,
+    },
+    /// Damage that would pass for a torn tail, but at an index the log had made durable: the
+    /// recovery policy never cuts there.
+    DamagedBelowWatermark {
+        /// Index of the first damaged record (or of the segment, for a damaged header).
+        index: u64,
+        /// The durable watermark: the highest index known to have been fsynced.
+        watermark: u64,
+        /// What was wrong with the bytes there.
+        cause: Box<Problem>,
+    },
+    /// After recovery the log would end below the durable watermark: records known to have
+    /// been fsynced are missing.
+    EndsBelowWatermark {
+        /// The last index the log would have.
+        last_index: u64,
+        /// The durable watermark.
+        watermark: u64,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -217,6 +243,27 @@ impl fmt::Display for Problem {
             ),
             Problem::IndexOverflow => write!(f, "index at the end of the u64 range"),
             Problem::TrailingBytes(n) => write!(f, "{n} unexpected trailing bytes"),
+            Problem::WatermarkAhead { index, watermark } => write!(
+                f,
+                "record {index} carries watermark {watermark}, not below its own index"
+            ),
+            Problem::DamagedBelowWatermark {
+                index,
+                watermark,
+                cause,
+            } => write!(
+                f,
+                "{cause}, at index {index}, at or below the durable watermark {watermark} \
+                 (fsynced records are damaged; refusing to cut them as a torn tail)"
+            ),
+            Problem::EndsBelowWatermark {
+                last_index,
+                watermark,
+            } => write!(
+                f,
+                "the log ends at index {last_index}, below the durable watermark {watermark} \
+                 (fsynced records are missing)"
+            ),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! hook through [`crate::Options::fault_hook`] instead. Production leaves it `None`.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Injects faults into every fsync the log, hard-state and snapshot code performs.
@@ -12,6 +12,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 pub struct FaultHook {
     /// When set, every sync fails with an I/O error instead of running.
     fail_syncs: AtomicBool,
+    /// Syncs that reached the hook, failed or not: lets a test see that a path fsyncs even
+    /// where no [`crate::Counters`] are in reach (hard-state and snapshot loads).
+    seen: AtomicU64,
     /// The gate syncs wait at while it is held.
     gate: Mutex<Gate>,
     /// Signalled when the gate opens or a sync starts waiting.
@@ -43,6 +46,11 @@ impl FaultHook {
         self.lock().fail_after = Some(n);
     }
 
+    /// Number of syncs attempted through this hook so far (including injected failures).
+    pub fn syncs_seen(&self) -> u64 {
+        self.seen.load(Ordering::SeqCst)
+    }
+
     /// Makes every later sync wait until [`FaultHook::release_syncs`].
     pub fn hold_syncs(&self) {
         self.lock().held = true;
@@ -67,6 +75,7 @@ impl FaultHook {
 
     /// Called before each sync: waits at the gate, then fails if armed.
     pub(crate) fn before_sync(&self) -> io::Result<()> {
+        self.seen.fetch_add(1, Ordering::SeqCst);
         let mut gate = self.lock();
         if gate.held {
             gate.waiting += 1;

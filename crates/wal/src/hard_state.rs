@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use crate::disk::{self, Disk};
+use crate::disk::Disk;
 use crate::error::Error;
+use crate::options::Options;
 use crate::record;
 use crate::sealed;
 
@@ -43,11 +44,25 @@ pub(crate) fn save_with(disk: &Disk, dir: &Path, state: &HardState) -> Result<()
 
 /// Loads the hard state saved in `dir`: `Ok(None)` if none was ever saved, an error naming the
 /// file if it fails its checks. A torn temp file from a crash during [`save`] is ignored.
+///
+/// Durable: the file is fdatasynced and `dir` fsynced before the state is returned, since a
+/// crashed process's save may sit only in the page cache; a failed fsync is an error.
 pub fn load(dir: &Path) -> Result<Option<HardState>, Error> {
+    load_with_disk(&Disk::default(), dir)
+}
+
+/// [`load`] with the fault hook of `options` (the options the log in `dir` uses).
+pub fn load_with(dir: &Path, options: &Options) -> Result<Option<HardState>, Error> {
+    load_with_disk(&Disk::new(options.fault_hook.clone()), dir)
+}
+
+fn load_with_disk(disk: &Disk, dir: &Path) -> Result<Option<HardState>, Error> {
     let path = dir.join(HARD_STATE_FILE);
-    let Some(bytes) = disk::read_optional(&path)? else {
+    let Some(bytes) = disk.read_durable(&path)? else {
         return Ok(None);
     };
+    // Its name came from a rename, durable only once the directory is.
+    disk.sync_dir(dir)?;
     let payload = sealed::open(&path, &bytes, &HARD_STATE_MAGIC)?;
     sealed::expect_len(&path, &payload, HARD_STATE_PAYLOAD_BYTES)?;
     Ok(Some(HardState {

@@ -16,7 +16,7 @@ use crate::entry::Entry;
 use crate::error::{Error, Problem};
 use crate::meta;
 use crate::options::Options;
-use crate::record::{self, RECORD_DATA_BYTES_MAX};
+use crate::record::{self, Format, RECORD_DATA_BYTES_MAX};
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::{self, SegmentIndex};
 
@@ -34,6 +34,10 @@ pub struct Log {
     first_index: u64,
     /// First index as durably recorded (meta file); lags `first_index` until `sync`.
     durable_first: u64,
+    /// The durable watermark: every entry of the log up to this index is fsynced and stays in
+    /// the log across a crash. Raised by each sync (and at open), lowered by a durable
+    /// truncation; every record written carries it (see the crate doc, FORMAT).
+    durable_last: u64,
     /// Segments on disk, oldest first. May hold entries before `first_index`.
     segments: Vec<SegmentIndex>,
     /// Disk entries at or after this index were truncated from the view, not yet from disk.
@@ -47,19 +51,38 @@ pub struct Log {
 }
 
 impl Log {
-    /// Opens (or creates) the log in `dir`, checking every record; see the crate doc for what
-    /// recovery repairs and what it refuses.
+    /// Opens (or creates) the log in `dir`, checking every record and fsyncing what it keeps;
+    /// see the crate doc for what recovery repairs and what it refuses. The same as
+    /// [`Log::open_with_floor`] with a floor of 0: only the watermarks in the records bound
+    /// the torn-tail rule.
     pub fn open(dir: &Path, options: Options) -> Result<(Log, RecoveryReport), Error> {
+        Log::open_with_floor(dir, options, 0)
+    }
+
+    /// [`Log::open`], with `floor` an index the caller knows was durable in this log: recovery
+    /// refuses to cut any entry at or below it, or to end below it.
+    ///
+    /// Pass the saved hard state's commit index: the Raft core only saves a commit index it
+    /// knows durable, and never truncates committed entries. Entries a durable snapshot covers
+    /// need not be in the log, so pass 0 when the commit index is not above the newest
+    /// snapshot's index.
+    pub fn open_with_floor(
+        dir: &Path,
+        options: Options,
+        floor: u64,
+    ) -> Result<(Log, RecoveryReport), Error> {
         options.validate()?;
         let disk = Disk::new(options.fault_hook.clone());
         disk::create_dir(&disk, dir)?;
-        let recovered = recovery::recover(&disk, dir)?;
+        let recovered = recovery::recover(&disk, dir, floor)?;
         let log = Log {
             dir: dir.to_path_buf(),
             options,
             disk,
             first_index: recovered.first_index,
             durable_first: recovered.first_index,
+            // Recovery fsynced everything it kept.
+            durable_last: recovered.report.last_index,
             segments: recovered.segments,
             cut: None,
             pending: Vec::new(),
@@ -237,10 +260,12 @@ impl Log {
     ///
     /// Order, so that a crash at any point leaves a valid log: (1) remove truncated segments,
     /// newest first, fsyncing the directory after each, then cut the segment holding the
-    /// truncation point and fdatasync it; (2) record a new first index in the meta file and
-    /// remove segments wholly before it; (3) write pending records, fdatasyncing a segment
-    /// (and the directory, if that segment is new) before creating the next, then fdatasync
-    /// the last and fsync the directory if a segment was created. Any failure poisons the log.
+    /// truncation point and fdatasync it, and lower the watermark below the cut; (2) record a
+    /// new first index in the meta file and remove segments wholly before it; (3) write pending
+    /// records, each carrying the watermark, fdatasyncing a segment (and the directory, if that
+    /// segment is new) before creating the next, then fdatasync the last and fsync the
+    /// directory if a segment was created; raise the watermark to the last index. Any failure
+    /// poisons the log.
     pub fn sync(&mut self) -> Result<(), Error> {
         self.check_poisoned()?;
         let result = self.sync_steps();
@@ -266,8 +291,15 @@ impl Log {
         Ok(())
     }
 
-    /// Removes disk entries `>= from`.
+    /// Removes disk entries `>= from`, durably, and lowers the watermark below them: records
+    /// written later must not vouch for entries that are gone.
     fn truncate_disk(&mut self, from: u64) -> Result<(), Error> {
+        self.cut_disk(from)?;
+        self.durable_last = self.durable_last.min(from.saturating_sub(1));
+        Ok(())
+    }
+
+    fn cut_disk(&mut self, from: u64) -> Result<(), Error> {
         while let Some(last) = self.segments.last().filter(|s| s.first_index >= from) {
             self.disk.remove(&last.path)?;
             // One at a time, so a crash can only leave a contiguous prefix of segments.
@@ -317,27 +349,43 @@ impl Log {
         self.disk.sync_dir(&self.dir)
     }
 
-    /// Writes `entries` (checked at append) to the tail, rolling over segments as needed.
+    /// Writes `entries` (checked at append) to the tail, rolling over segments as needed; each
+    /// record carries the watermark as of its write.
     fn write_records(&mut self, entries: &[Entry]) -> Result<(), Error> {
         let mut buf = Vec::new();
         let mut buf_at = self.segments.last().map_or(0, |s| s.len);
         let mut created = false;
+        let mut watermark = self.durable_last;
         for entry in entries {
             let size = record::encoded_len(entry.data.len());
             let roll = match self.segments.last() {
                 None => true,
                 Some(tail) => {
                     assert_eq!(tail.next_index(), entry.index, "records stay contiguous");
-                    !tail.offsets.is_empty()
-                        && tail.len.saturating_add(size) > self.options.segment_bytes
+                    // A segment holds one record layout: an old-format tail is not extended.
+                    tail.format != Format::V2
+                        || (!tail.offsets.is_empty()
+                            && tail.len.saturating_add(size) > self.options.segment_bytes)
                 }
             };
             if roll {
                 self.flush(&buf, buf_at)?;
-                if self.segments.last().is_some() {
-                    // Seal the full segment before its successor can exist on disk, so a torn
-                    // write can only ever be in the last segment.
-                    self.sync_tail()?;
+                match self.segments.last() {
+                    // Only an old-format tail rolls while empty: the new segment, of the same
+                    // name, replaces it.
+                    Some(tail) if tail.offsets.is_empty() => {
+                        self.segments.pop();
+                        self.tail = None;
+                    }
+                    Some(tail) => {
+                        let sealed_last = tail.next_index() - 1;
+                        // Seal the full segment before its successor can exist on disk, so a
+                        // torn write can only ever be in the last segment.
+                        self.sync_tail()?;
+                        // Its records are durable now: the next segment's records may say so.
+                        watermark = watermark.max(sealed_last);
+                    }
+                    None => {}
                 }
                 if created {
                     // The segment created earlier in this sync must not lose its name while
@@ -356,12 +404,16 @@ impl Log {
             tail.offsets.push(tail.len);
             tail.terms.push(entry.term);
             tail.len += size;
-            record::encode(entry, &mut buf);
+            tail.watermark = tail.watermark.max(watermark);
+            record::encode(entry, watermark, &mut buf);
         }
         self.flush(&buf, buf_at)?;
         self.sync_tail()?;
         if created {
             self.disk.sync_dir(&self.dir)?;
+        }
+        if let Some(last) = entries.last() {
+            self.durable_last = last.index;
         }
         Ok(())
     }
@@ -461,7 +513,8 @@ fn read_segment(s: &SegmentIndex, lo: u64, hi: u64, out: &mut Vec<Entry>) -> Res
             offset,
             problem,
         };
-        let (entry, len) = record::decode(&buf, pos).map_err(corrupt)?;
+        let record::Decoded { entry, len, .. } =
+            record::decode(&buf, pos, s.format).map_err(corrupt)?;
         if entry.index != index {
             return Err(corrupt(Problem::IndexMismatch {
                 expected: index,

@@ -7,24 +7,63 @@ use bytes::Bytes;
 use crate::entry::Entry;
 use crate::error::Problem;
 
-/// Bytes before a record's data: CRC (4), data length (4), index (8), term (8).
-pub const RECORD_HEADER_BYTES: usize = 24;
+/// Bytes before a record's data in the current format (version 2): CRC (4), data length (4),
+/// index (8), term (8), watermark (8).
+pub const RECORD_HEADER_BYTES: usize = 32;
+
+/// Bytes before a record's data in format version 1, which had no watermark. Still read.
+pub const RECORD_HEADER_BYTES_V1: usize = 24;
 
 /// Largest data one record may hold. A Raft entry carries one client command (at most 1 MiB of
 /// file content by default); 64 MiB leaves room for larger settings while keeping a corrupt
 /// length field from making recovery allocate or skip gigabytes.
 pub const RECORD_DATA_BYTES_MAX: usize = 64 << 20;
 
-/// Bytes a record for `data_len` bytes of data takes on disk.
+/// The record layout of one segment, set by the version in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Version 1: no watermark; its records read as watermark 0 (they vouch for nothing).
+    V1,
+    /// Version 2, the one written: every record carries the durable watermark.
+    V2,
+}
+
+impl Format {
+    /// Bytes before a record's data.
+    pub(crate) fn header_bytes(self) -> usize {
+        match self {
+            Format::V1 => RECORD_HEADER_BYTES_V1,
+            Format::V2 => RECORD_HEADER_BYTES,
+        }
+    }
+}
+
+/// A record read back and checked against its CRC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    /// The entry it holds.
+    pub(crate) entry: Entry,
+    /// Highest index the log had made durable before this record was written (0 in version 1).
+    pub(crate) watermark: u64,
+    /// Bytes the record takes on disk.
+    pub(crate) len: usize,
+}
+
+/// Bytes a record for `data_len` bytes of data takes on disk in the current format.
 pub(crate) fn encoded_len(data_len: usize) -> u64 {
     (RECORD_HEADER_BYTES + data_len) as u64
 }
 
-/// Appends the record for `entry` to `out`. The caller has checked the data size.
-pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
+/// Appends the current-format record for `entry` to `out`, carrying `watermark`. The caller has
+/// checked the data size.
+pub(crate) fn encode(entry: &Entry, watermark: u64, out: &mut Vec<u8>) {
     assert!(
         entry.data.len() <= RECORD_DATA_BYTES_MAX,
         "record size is checked at append"
+    );
+    assert!(
+        watermark < entry.index,
+        "a record is written after everything its watermark vouches for"
     );
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // CRC, filled in below
@@ -32,24 +71,26 @@ pub(crate) fn encode(entry: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&(entry.data.len() as u32).to_le_bytes());
     out.extend_from_slice(&entry.index.to_le_bytes());
     out.extend_from_slice(&entry.term.to_le_bytes());
+    out.extend_from_slice(&watermark.to_le_bytes());
     out.extend_from_slice(&entry.data);
     let crc = crc32c::crc32c(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Decodes the record starting at `buf[pos..]`, returning it and its encoded length.
+/// Decodes the record of layout `format` starting at `buf[pos..]`.
 ///
-/// Checks the framing and the CRC only; the caller checks the index and term against what the
-/// position implies.
-pub(crate) fn decode(buf: &Bytes, pos: usize) -> Result<(Entry, usize), Problem> {
+/// Checks the framing and the CRC only; the caller checks the index, term and watermark against
+/// what the position implies.
+pub(crate) fn decode(buf: &Bytes, pos: usize, format: Format) -> Result<Decoded, Problem> {
+    let header_bytes = format.header_bytes();
     let available = buf.len().saturating_sub(pos);
-    if available < RECORD_HEADER_BYTES {
+    if available < header_bytes {
         return Err(Problem::Truncated {
-            needed: RECORD_HEADER_BYTES as u64,
+            needed: header_bytes as u64,
             available: available as u64,
         });
     }
-    let header = &buf[pos..pos + RECORD_HEADER_BYTES];
+    let header = &buf[pos..pos + header_bytes];
     let stored = read_u32(header, 0);
     let data_len = read_u32(header, 4) as usize;
     if data_len > RECORD_DATA_BYTES_MAX {
@@ -58,7 +99,7 @@ pub(crate) fn decode(buf: &Bytes, pos: usize) -> Result<(Entry, usize), Problem>
             max: RECORD_DATA_BYTES_MAX as u64,
         });
     }
-    let total = RECORD_HEADER_BYTES + data_len;
+    let total = header_bytes + data_len;
     if available < total {
         return Err(Problem::Truncated {
             needed: total as u64,
@@ -69,12 +110,19 @@ pub(crate) fn decode(buf: &Bytes, pos: usize) -> Result<(Entry, usize), Problem>
     if computed != stored {
         return Err(Problem::ChecksumMismatch { stored, computed });
     }
-    let entry = Entry {
-        index: read_u64(header, 8),
-        term: read_u64(header, 16),
-        data: buf.slice(pos + RECORD_HEADER_BYTES..pos + total),
+    let watermark = match format {
+        Format::V1 => 0,
+        Format::V2 => read_u64(header, 24),
     };
-    Ok((entry, total))
+    Ok(Decoded {
+        entry: Entry {
+            index: read_u64(header, 8),
+            term: read_u64(header, 16),
+            data: buf.slice(pos + header_bytes..pos + total),
+        },
+        watermark,
+        len: total,
+    })
 }
 
 /// Reads a little-endian u32 at `at`; the caller has checked the length.
@@ -97,7 +145,7 @@ mod tests {
 
     fn encoded(entry: &Entry) -> Bytes {
         let mut out = Vec::new();
-        encode(entry, &mut out);
+        encode(entry, entry.index - 1, &mut out);
         Bytes::from(out)
     }
 
@@ -106,7 +154,31 @@ mod tests {
         let entry = Entry::new(7, 3, &b"hello"[..]);
         let buf = encoded(&entry);
         assert_eq!(buf.len() as u64, encoded_len(5));
-        assert_eq!(decode(&buf, 0), Ok((entry, buf.len())));
+        let decoded = decode(&buf, 0, Format::V2).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded {
+                entry,
+                watermark: 6,
+                len: buf.len()
+            }
+        );
+    }
+
+    #[test]
+    fn version_1_records_read_with_watermark_zero() {
+        // Version 1 layout by hand: CRC, length, index, term, data.
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        buf.extend_from_slice(&9u64.to_le_bytes());
+        buf.extend_from_slice(&2u64.to_le_bytes());
+        buf.extend_from_slice(b"abc");
+        let crc = crc32c::crc32c(&buf[4..]);
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        let decoded = decode(&Bytes::from(buf), 0, Format::V1).unwrap();
+        assert_eq!(decoded.entry, Entry::new(9, 2, &b"abc"[..]));
+        assert_eq!((decoded.watermark, decoded.len), (0, 27));
     }
 
     #[test]
@@ -115,17 +187,20 @@ mod tests {
         for bit in 0..buf.len() * 8 {
             let mut bad = buf.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode(&Bytes::from(bad), 0).is_err(), "bit {bit}");
+            assert!(
+                decode(&Bytes::from(bad), 0, Format::V2).is_err(),
+                "bit {bit}"
+            );
         }
     }
 
     #[test]
     fn zeros_and_short_buffers_are_rejected() {
-        assert!(decode(&Bytes::from(vec![0; 64]), 0).is_err());
+        assert!(decode(&Bytes::from(vec![0; 64]), 0, Format::V2).is_err());
         let buf = encoded(&Entry::new(1, 1, &b"abc"[..]));
         for len in 0..buf.len() {
             assert!(matches!(
-                decode(&buf.slice(..len), 0),
+                decode(&buf.slice(..len), 0, Format::V2),
                 Err(Problem::Truncated { .. })
             ));
         }
@@ -136,7 +211,7 @@ mod tests {
         let mut buf = encoded(&Entry::new(1, 1, &b""[..])).to_vec();
         buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
-            decode(&Bytes::from(buf), 0),
+            decode(&Bytes::from(buf), 0, Format::V2),
             Err(Problem::LengthTooLarge { .. })
         ));
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use crate::error::Problem;
-use crate::record::{self, RECORD_DATA_BYTES_MAX, RECORD_HEADER_BYTES};
+use crate::record::{self, Format, RECORD_DATA_BYTES_MAX};
 
 /// Bytes of the header at the start of every segment: magic (8), version (4), first index (8),
 /// CRC (4).
@@ -14,8 +14,11 @@ pub const SEGMENT_HEADER_BYTES: usize = 24;
 /// Identifies a raftfs log segment (and keeps us from reading some other file as one).
 const SEGMENT_MAGIC: [u8; 8] = *b"raftwal\0";
 
-/// The only segment format version this code writes and reads.
-const SEGMENT_VERSION: u32 = 1;
+/// The segment format version this code writes: records carry a watermark.
+const SEGMENT_VERSION: u32 = 2;
+
+/// The older version still read: records without a watermark.
+const SEGMENT_VERSION_V1: u32 = 1;
 
 /// Extension of segment files; anything else in the directory is not a segment.
 const SEGMENT_SUFFIX: &str = ".wal";
@@ -52,8 +55,9 @@ pub(crate) fn encode_header(first_index: u64) -> [u8; SEGMENT_HEADER_BYTES] {
     header
 }
 
-/// Checks a segment header against the first index its file name promises.
-fn check_header(buf: &[u8], first_index: u64) -> Result<(), Problem> {
+/// Checks a segment header against the first index its file name promises; returns the record
+/// layout its version implies.
+fn check_header(buf: &[u8], first_index: u64) -> Result<Format, Problem> {
     if buf.len() < SEGMENT_HEADER_BYTES {
         return Err(Problem::Truncated {
             needed: SEGMENT_HEADER_BYTES as u64,
@@ -68,10 +72,11 @@ fn check_header(buf: &[u8], first_index: u64) -> Result<(), Problem> {
     if buf[0..8] != SEGMENT_MAGIC {
         return Err(Problem::BadMagic);
     }
-    let version = record::read_u32(buf, 8);
-    if version != SEGMENT_VERSION {
-        return Err(Problem::UnsupportedVersion(version));
-    }
+    let format = match record::read_u32(buf, 8) {
+        SEGMENT_VERSION => Format::V2,
+        SEGMENT_VERSION_V1 => Format::V1,
+        version => return Err(Problem::UnsupportedVersion(version)),
+    };
     let found = record::read_u64(buf, 12);
     if found != first_index {
         return Err(Problem::IndexMismatch {
@@ -79,7 +84,7 @@ fn check_header(buf: &[u8], first_index: u64) -> Result<(), Problem> {
             found,
         });
     }
-    Ok(())
+    Ok(format)
 }
 
 /// Where a segment's intact records are, as learned by a scan or kept up to date by appends.
@@ -95,10 +100,14 @@ pub(crate) struct SegmentIndex {
     pub(crate) terms: Vec<u64>,
     /// Bytes of the file that hold the header and intact records.
     pub(crate) len: u64,
+    /// Record layout, from the header's version. New segments are always [`Format::V2`].
+    pub(crate) format: Format,
+    /// Highest watermark carried by any record in `offsets` (0 for none, or for version 1).
+    pub(crate) watermark: u64,
 }
 
 impl SegmentIndex {
-    /// A segment holding only its header.
+    /// A current-format segment holding only its header.
     pub(crate) fn new(first_index: u64, path: PathBuf) -> Self {
         SegmentIndex {
             first_index,
@@ -106,7 +115,16 @@ impl SegmentIndex {
             offsets: Vec::new(),
             terms: Vec::new(),
             len: SEGMENT_HEADER_BYTES as u64,
+            format: Format::V2,
+            watermark: 0,
         }
+    }
+
+    /// Byte offset of the record holding `index`, or the end of the intact records if `index`
+    /// is past them. `index` must not be below `first_index`.
+    pub(crate) fn offset_of(&self, index: u64) -> u64 {
+        let slot = usize::try_from(index - self.first_index).unwrap_or(usize::MAX);
+        self.offsets.get(slot).copied().unwrap_or(self.len)
     }
 
     /// One past the last index this segment holds.
@@ -156,32 +174,22 @@ pub(crate) struct Scan {
 ///
 /// `prev_term` is the last term of the segment before, so terms are checked across files.
 pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>) -> Scan {
-    if let Err(problem) = check_header(buf, index.first_index) {
-        index.len = 0;
-        // A header whose CRC holds but whose content is wrong was written that way: not torn.
-        let intact = !matches!(
-            problem,
-            Problem::Truncated { .. } | Problem::ChecksumMismatch { .. }
-        );
-        let beyond_tail = intact || intact_record_after(buf, 0, index.first_index);
-        let damage = Some(Damage {
-            offset: 0,
-            problem,
-            beyond_tail,
-        });
-        return Scan { index, damage };
-    }
+    let format = match check_header(buf, index.first_index) {
+        Ok(format) => format,
+        Err(problem) => return torn_header(buf, index, problem),
+    };
+    index.format = format;
     let mut pos = SEGMENT_HEADER_BYTES;
     let mut last_term = prev_term;
     while pos < buf.len() {
         let expected = index.next_index();
-        let failure = match record::decode(buf, pos) {
+        let failure = match record::decode(buf, pos, format) {
             Err(problem) => Some(Damage {
                 offset: pos as u64,
                 problem,
-                beyond_tail: intact_record_after(buf, pos, expected),
+                beyond_tail: intact_record_after(buf, pos, expected, format),
             }),
-            Ok((entry, _)) if entry.index != expected => Some(Damage {
+            Ok(record::Decoded { entry, .. }) if entry.index != expected => Some(Damage {
                 offset: pos as u64,
                 problem: Problem::IndexMismatch {
                     expected,
@@ -189,22 +197,39 @@ pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>)
                 },
                 beyond_tail: true,
             }),
-            Ok((entry, _)) if last_term.is_some_and(|t| entry.term < t) => Some(Damage {
-                offset: pos as u64,
-                problem: Problem::TermDecreased {
-                    previous: last_term.unwrap_or_default(),
-                    found: entry.term,
-                },
-                beyond_tail: true,
-            }),
-            Ok((entry, _)) if entry.index == u64::MAX => Some(Damage {
+            Ok(record::Decoded { entry, .. }) if last_term.is_some_and(|t| entry.term < t) => {
+                Some(Damage {
+                    offset: pos as u64,
+                    problem: Problem::TermDecreased {
+                        previous: last_term.unwrap_or_default(),
+                        found: entry.term,
+                    },
+                    beyond_tail: true,
+                })
+            }
+            Ok(record::Decoded { entry, .. }) if entry.index == u64::MAX => Some(Damage {
                 offset: pos as u64,
                 problem: Problem::IndexOverflow,
                 beyond_tail: true,
             }),
-            Ok((entry, len)) => {
+            Ok(record::Decoded {
+                entry, watermark, ..
+            }) if watermark >= entry.index => Some(Damage {
+                offset: pos as u64,
+                problem: Problem::WatermarkAhead {
+                    index: entry.index,
+                    watermark,
+                },
+                beyond_tail: true,
+            }),
+            Ok(record::Decoded {
+                entry,
+                watermark,
+                len,
+            }) => {
                 index.offsets.push(pos as u64);
                 index.terms.push(entry.term);
+                index.watermark = index.watermark.max(watermark);
                 last_term = Some(entry.term);
                 pos += len;
                 None
@@ -225,26 +250,47 @@ pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>)
     }
 }
 
+/// The scan of a segment whose header failed its check.
+fn torn_header(buf: &Bytes, mut index: SegmentIndex, problem: Problem) -> Scan {
+    index.len = 0;
+    // A header whose CRC holds but whose content is wrong was written that way: not torn.
+    let intact = !matches!(
+        problem,
+        Problem::Truncated { .. } | Problem::ChecksumMismatch { .. }
+    );
+    // The version is unknown: look for intact records of either layout.
+    let beyond_tail = intact
+        || intact_record_after(buf, 0, index.first_index, Format::V2)
+        || intact_record_after(buf, 0, index.first_index, Format::V1);
+    let damage = Some(Damage {
+        offset: 0,
+        problem,
+        beyond_tail,
+    });
+    Scan { index, damage }
+}
+
 /// Whether an intact record whose index is `expected` or later starts anywhere after `from`.
 ///
 /// This is what tells a torn tail (nothing valid follows) from damage in the middle of the log
 /// (a flipped length field, say, after which the following records are still intact). Only
 /// offsets whose index field is plausible are CRC-checked, so the search is cheap.
-fn intact_record_after(buf: &Bytes, from: usize, expected: u64) -> bool {
-    if buf.len() < RECORD_HEADER_BYTES {
+fn intact_record_after(buf: &Bytes, from: usize, expected: u64, format: Format) -> bool {
+    let header_bytes = format.header_bytes();
+    if buf.len() < header_bytes {
         return false;
     }
     // No record can be shorter than its header, so indexes further ahead than this are garbage.
-    let reach = (buf.len() / RECORD_HEADER_BYTES) as u64 + 1;
-    let last_start = buf.len() - RECORD_HEADER_BYTES;
+    let reach = (buf.len() / header_bytes) as u64 + 1;
+    let last_start = buf.len() - header_bytes;
     (from + 1..=last_start).any(|pos| {
         let index = record::read_u64(buf, pos + 8);
         let data_len = record::read_u32(buf, pos + 4) as usize;
         index >= expected
             && index - expected <= reach
             && data_len <= RECORD_DATA_BYTES_MAX
-            && pos + RECORD_HEADER_BYTES + data_len <= buf.len()
-            && record::decode(buf, pos).is_ok()
+            && pos + header_bytes + data_len <= buf.len()
+            && record::decode(buf, pos, format).is_ok()
     })
 }
 
@@ -256,7 +302,7 @@ mod tests {
     fn segment(first: u64, entries: &[Entry]) -> Vec<u8> {
         let mut buf = encode_header(first).to_vec();
         for e in entries {
-            record::encode(e, &mut buf);
+            record::encode(e, e.index - 1, &mut buf);
         }
         buf
     }
@@ -289,6 +335,25 @@ mod tests {
         let scan = run(segment(5, &entries(5, 3)), 5);
         assert_eq!(scan.damage, None);
         assert_eq!(scan.index.next_index(), 8);
+        assert_eq!(scan.index.watermark, 6);
+    }
+
+    #[test]
+    fn a_watermark_not_below_its_record_is_beyond_tail() {
+        let mut buf = encode_header(1).to_vec();
+        record::encode(&Entry::new(1, 1, &b"a"[..]), 0, &mut buf);
+        let at = buf.len();
+        record::encode(&Entry::new(2, 1, &b"b"[..]), 1, &mut buf);
+        // Rewrite the second record's watermark to 2 (its own index) with a valid CRC.
+        buf[at + 24..at + 32].copy_from_slice(&2u64.to_le_bytes());
+        let crc = crc32c::crc32c(&buf[at + 4..]);
+        buf[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+        let damage = run(buf, 1).damage.expect("damage");
+        assert!(damage.beyond_tail);
+        assert!(matches!(
+            damage.problem,
+            Problem::WatermarkAhead { index: 2, .. }
+        ));
     }
 
     #[test]

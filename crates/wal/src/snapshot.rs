@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::disk::{self, Disk};
 use crate::error::{Error, Problem};
+use crate::options::Options;
 use crate::record;
 use crate::sealed;
 
@@ -103,7 +104,22 @@ pub(crate) fn save_snapshot_with(
 }
 
 /// Loads the newest snapshot in `dir`, or `None` if there is none (or no directory).
+///
+/// Durable: the snapshot file is fdatasynced and `dir` fsynced before it is returned, since a
+/// crashed process's save may sit only in the page cache; a failed fsync is an error.
 pub fn load_latest_snapshot(dir: &Path) -> Result<Option<(SnapshotMeta, Bytes)>, Error> {
+    load_latest_with_disk(&Disk::default(), dir)
+}
+
+/// [`load_latest_snapshot`] with the fault hook of `options`.
+pub fn load_latest_snapshot_with(
+    dir: &Path,
+    options: &Options,
+) -> Result<Option<(SnapshotMeta, Bytes)>, Error> {
+    load_latest_with_disk(&Disk::new(options.fault_hook.clone()), dir)
+}
+
+fn load_latest_with_disk(disk: &Disk, dir: &Path) -> Result<Option<(SnapshotMeta, Bytes)>, Error> {
     if !dir.exists() {
         return Ok(None);
     }
@@ -114,9 +130,11 @@ pub fn load_latest_snapshot(dir: &Path) -> Result<Option<(SnapshotMeta, Bytes)>,
     let Some((index, path)) = newest else {
         return Ok(None);
     };
-    let Some(bytes) = disk::read_optional(&path)? else {
+    let Some(bytes) = disk.read_durable(&path)? else {
         return Ok(None);
     };
+    // Its name came from a rename, durable only once the directory is.
+    disk.sync_dir(dir)?;
     let payload = sealed::open(&path, &bytes, &SNAPSHOT_MAGIC)?;
     let corrupt = |offset: usize, problem| Error::Corrupt {
         path: path.clone(),
