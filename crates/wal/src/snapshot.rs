@@ -4,7 +4,7 @@
 //! (u64 LE) | term (u64 LE) | config length (u64 LE) | config | data (the rest). The CRC covers
 //! everything.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
@@ -135,9 +135,49 @@ fn load_latest_with_disk(disk: &Disk, dir: &Path) -> Result<Option<(SnapshotMeta
     };
     // Its name came from a rename, durable only once the directory is.
     disk.sync_dir(dir)?;
-    let payload = sealed::open(&path, &bytes, &SNAPSHOT_MAGIC)?;
+    parse(&path, &bytes, Some(index)).map(Some)
+}
+
+/// The path of the snapshot file at `index` in `dir`.
+pub fn snapshot_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(file_name(index))
+}
+
+/// Loads and verifies one snapshot file wherever it lies (a staged copy received from a
+/// leader, say): checksum, layout, and the index and term it records.
+pub fn load_snapshot_file(path: &Path) -> Result<(SnapshotMeta, Bytes), Error> {
+    let bytes = Disk::default()
+        .read_durable(path)?
+        .ok_or_else(|| Error::io("read", path.to_path_buf(), std::io::ErrorKind::NotFound.into()))?;
+    parse(path, &bytes, None)
+}
+
+/// Makes the verified snapshot file `staged` the snapshot at `index` in `dir`: renamed into
+/// place and the directory fsynced (so it is durable when this returns), then older snapshots
+/// removed. `staged` must already be durable itself (fsynced by whoever wrote it).
+pub fn install_staged_snapshot(dir: &Path, staged: &Path, index: u64) -> Result<(), Error> {
+    let disk = Disk::default();
+    let target = snapshot_path(dir, index);
+    std::fs::rename(staged, &target).map_err(|e| Error::io("rename", staged.to_path_buf(), e))?;
+    disk.sync_dir(dir)?;
+    let mut removed = false;
+    for (other, path) in disk::list_names(dir)? {
+        if parse_file_name(&other).is_some_and(|i| i < index) {
+            disk.remove(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        disk.sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Checks a snapshot file's bytes: seal, layout, and (if given) the index its name promises.
+fn parse(path: &Path, bytes: &Bytes, expected: Option<u64>) -> Result<(SnapshotMeta, Bytes), Error> {
+    let payload = sealed::open(path, bytes, &SNAPSHOT_MAGIC)?;
     let corrupt = |offset: usize, problem| Error::Corrupt {
-        path: path.clone(),
+        path: path.to_path_buf(),
         offset: offset as u64,
         problem,
     };
@@ -151,13 +191,15 @@ fn load_latest_with_disk(disk: &Disk, dir: &Path) -> Result<Option<(SnapshotMeta
             },
         ));
     }
-    let stored_index = record::read_u64(&payload, 0);
-    if stored_index != index {
+    let index = record::read_u64(&payload, 0);
+    if let Some(expected) = expected
+        && index != expected
+    {
         return Err(corrupt(
             12,
             Problem::IndexMismatch {
-                expected: index,
-                found: stored_index,
+                expected,
+                found: index,
             },
         ));
     }
@@ -178,5 +220,5 @@ fn load_latest_with_disk(disk: &Disk, dir: &Path) -> Result<Option<(SnapshotMeta
         term: record::read_u64(&payload, 8),
         config: payload.slice(SNAPSHOT_FIXED_BYTES..config_end),
     };
-    Ok(Some((meta, payload.slice(config_end..))))
+    Ok((meta, payload.slice(config_end..)))
 }

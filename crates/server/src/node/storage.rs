@@ -101,16 +101,22 @@ impl Storage {
             segment_bytes: SEGMENT_BYTES,
             ..wal::Options::default()
         };
-        let (mut log, report) = wal::Log::open(&dir.join("log"), options)?;
-        if let Some(torn) = &report.torn_tail {
-            tracing::warn!(?torn, "dropped a torn tail from the log");
-        }
-        let hard_state = wal::hard_state::load(log.dir())?.map(|hs| HardState {
+        let log_dir = dir.join("log");
+        let hard_state = wal::hard_state::load(&log_dir)?.map(|hs| HardState {
             term: Term(hs.term),
             vote: (hs.vote != 0).then_some(NodeId(hs.vote)),
             commit: LogIndex(hs.commit),
         });
+        // The saved commit index is durable on this disk (the core never saves one beyond what
+        // it knows durable): recovery must never cut the log below it, unless a snapshot covers
+        // it.
         let covered = snapshot.as_ref().map_or(0, |s| s.info.index.0);
+        let commit = hard_state.map_or(0, |hs| hs.commit.0);
+        let floor = if commit > covered { commit } else { 0 };
+        let (mut log, report) = wal::Log::open_with_floor(&log_dir, options, floor)?;
+        if let Some(torn) = &report.torn_tail {
+            tracing::warn!(?torn, "dropped a torn tail from the log");
+        }
         // The entry at the snapshot's own index is read too: reconcile checks its term.
         let lo = log.first_index().max(covered);
         let mut entries = Vec::new();
