@@ -1,5 +1,6 @@
 //! Guards durability: a server killed with SIGKILL in the middle of a stream of writes loses no
-//! acknowledged write on restart, and nothing that was never written appears.
+//! acknowledged write on restart, and nothing that was never written appears; the same when
+//! the kills land while snapshots are being written and the log compacted behind them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
@@ -32,9 +33,12 @@ fn content_of(file: &str) -> Bytes {
     Bytes::from(format!("content of {file}"))
 }
 
-/// Runs 8 writers until `ACKS_BEFORE_KILL` writes are acknowledged, then SIGKILLs the server.
-/// Writers number their files from `first_seq` on.
-async fn write_until_killed(server: &mut Server, round: usize) -> Vec<ClientLog> {
+/// Runs 8 writers until `kill_after` writes are acknowledged, then SIGKILLs the server.
+async fn write_until_killed(
+    server: &mut Server,
+    round: usize,
+    kill_after: usize,
+) -> Vec<ClientLog> {
     let acks = Arc::new(AtomicUsize::new(0));
     let enough = Arc::new(Notify::new());
     let mut tasks = Vec::new();
@@ -59,7 +63,7 @@ async fn write_until_killed(server: &mut Server, round: usize) -> Vec<ClientLog>
                 match conn.call(&cmd).await {
                     Ok(Reply::Written { version }) => {
                         log.acked.insert(file, version);
-                        if acks.fetch_add(1, Ordering::SeqCst) + 1 == ACKS_BEFORE_KILL {
+                        if acks.fetch_add(1, Ordering::SeqCst) + 1 == kill_after {
                             enough.notify_one();
                         }
                     }
@@ -134,7 +138,7 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
     let mut server = Server::start(dir.path());
     let mut rounds = Vec::new();
     for round in 0..ROUNDS {
-        rounds.push(write_until_killed(&mut server, round).await);
+        rounds.push(write_until_killed(&mut server, round, ACKS_BEFORE_KILL).await);
         server.restart();
         check_rounds(&server, &rounds).await;
     }
@@ -153,4 +157,31 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
         Reply::Written { version } => assert!(version > highest),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// Snapshots every 37 entries (keeping 5 behind) make a snapshot write or a log compaction be
+/// under way at almost any instant; kills after a varying number of acknowledgements land at
+/// many points of it.
+#[tokio::test]
+async fn kill9_while_snapshots_are_written_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        "--snapshot-entries",
+        "37",
+        "--snapshot-trailing-entries",
+        "5",
+    ];
+    let mut server = Server::start_with(dir.path(), &settings);
+    let mut rounds = Vec::new();
+    for (round, kill_after) in [150, 311, 89, 427, 203, 58].into_iter().enumerate() {
+        rounds.push(write_until_killed(&mut server, round, kill_after).await);
+        server.restart();
+        check_rounds(&server, &rounds).await;
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
+        .count();
+    assert_eq!(snapshots, 1, "the newest snapshot is kept, and only it");
 }

@@ -146,9 +146,13 @@ pub fn snapshot_path(dir: &Path, index: u64) -> PathBuf {
 /// Loads and verifies one snapshot file wherever it lies (a staged copy received from a
 /// leader, say): checksum, layout, and the index and term it records.
 pub fn load_snapshot_file(path: &Path) -> Result<(SnapshotMeta, Bytes), Error> {
-    let bytes = Disk::default()
-        .read_durable(path)?
-        .ok_or_else(|| Error::io("read", path.to_path_buf(), std::io::ErrorKind::NotFound.into()))?;
+    let bytes = Disk::default().read_durable(path)?.ok_or_else(|| {
+        Error::io(
+            "read",
+            path.to_path_buf(),
+            std::io::ErrorKind::NotFound.into(),
+        )
+    })?;
     parse(path, &bytes, None)
 }
 
@@ -174,7 +178,11 @@ pub fn install_staged_snapshot(dir: &Path, staged: &Path, index: u64) -> Result<
 }
 
 /// Checks a snapshot file's bytes: seal, layout, and (if given) the index its name promises.
-fn parse(path: &Path, bytes: &Bytes, expected: Option<u64>) -> Result<(SnapshotMeta, Bytes), Error> {
+fn parse(
+    path: &Path,
+    bytes: &Bytes,
+    expected: Option<u64>,
+) -> Result<(SnapshotMeta, Bytes), Error> {
     let payload = sealed::open(path, bytes, &SNAPSHOT_MAGIC)?;
     let corrupt = |offset: usize, problem| Error::Corrupt {
         path: path.to_path_buf(),

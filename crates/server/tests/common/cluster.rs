@@ -40,6 +40,11 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` members and waits until each serves clients (not for a leader).
     pub async fn start(n: usize) -> TestCluster {
+        TestCluster::start_with(n, "").await
+    }
+
+    /// Like [`TestCluster::start`], with `settings` (TOML top-level keys) added to the file.
+    pub async fn start_with(n: usize, settings: &str) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut clients = BTreeMap::new();
         let mut peers = BTreeMap::new();
@@ -64,6 +69,7 @@ impl TestCluster {
             // Member i's own entry names its real peer address (it binds it); every other
             // member's entry names the proxy of the link i -> j.
             let mut text = String::from("election_timeout_ms = 500\nheartbeat_interval_ms = 50\n");
+            text.push_str(settings);
             for j in 1..=n {
                 let peer = if i == j {
                     peers[&j].clone()

@@ -1,0 +1,227 @@
+//! Guards snapshots and compaction on real processes: a member down for a whole run catches up
+//! by snapshot to an identical store, a member killed again and again in the middle of an
+//! install still recovers and catches up, a restarted member starts from its snapshot and keeps
+//! only the log after it, and a corrupted snapshot file is detected and never used.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::cluster::TestCluster;
+use common::{Server, name};
+use fs::{Command, Reply};
+use server::client::{Client, Connection};
+use tokio::time::Instant;
+
+/// Small thresholds, so a test of a few thousand writes makes many snapshots.
+const SETTINGS: &str = "snapshot_entries = 200\nsnapshot_trailing_entries = 20\n";
+
+/// A content of `bytes` bytes that names its file.
+fn content(file: &str, bytes: usize) -> Bytes {
+    let mut c = format!("{file}:").into_bytes();
+    c.resize(bytes, b'x');
+    Bytes::from(c)
+}
+
+/// Writes `count` files `{prefix}-{i}` of `bytes` bytes through `addr`, pipelined, and returns
+/// their versions.
+async fn bulk_write(addr: &str, prefix: &str, count: usize, bytes: usize) -> BTreeMap<String, u64> {
+    let mut conn = Connection::connect(addr).await.unwrap();
+    let mut acked = BTreeMap::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        for &i in chunk {
+            let file = format!("{prefix}-{i}");
+            conn.queue(&Command::Write {
+                name: name(&file),
+                content: content(&file, bytes),
+                exptime_s: 0,
+            });
+        }
+        for &i in chunk {
+            match conn.recv().await.unwrap() {
+                Reply::Written { version } => {
+                    acked.insert(format!("{prefix}-{i}"), version);
+                }
+                other => panic!("bulk write got {other:?}"),
+            }
+        }
+    }
+    acked
+}
+
+/// Reads every acknowledged file back and checks version and content.
+async fn check_all(addrs: Vec<String>, acked: &BTreeMap<String, u64>, bytes: usize) {
+    let mut client = Client::new(addrs);
+    for (file, version) in acked {
+        let reply = client
+            .call(&Command::Read { name: name(file) })
+            .await
+            .unwrap();
+        assert_eq!(
+            reply,
+            Reply::Contents {
+                version: *version,
+                exptime_s: 0,
+                content: content(file, bytes),
+            },
+            "acknowledged write of {file}"
+        );
+    }
+}
+
+/// Waits until every member in `members` has applied the same index with the same digest.
+async fn wait_converged(cluster: &TestCluster, members: &[usize]) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut statuses = Vec::new();
+        for &i in members {
+            statuses.push(cluster.status(i).await);
+        }
+        let first = &statuses[0];
+        let same = statuses.iter().all(|s| {
+            s["applied_index"] == first["applied_index"]
+                && s["store_digest"] == first["store_digest"]
+                && s["commit_index"] == s["applied_index"]
+        });
+        if same {
+            return statuses;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members did not converge: {statuses:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn u(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_down_for_the_whole_run_catches_up_by_snapshot_to_an_identical_store() {
+    let mut cluster = TestCluster::start_with(3, SETTINGS).await;
+    let leader = cluster.leader().await;
+    let down = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    cluster.kill9(down);
+    let acked = bulk_write(&cluster.client_addr(leader), "s", 2_000, 200).await;
+    let before = cluster.status(leader).await;
+    assert!(u(&before, "snapshot_index") >= 1_000, "{before}");
+    assert!(
+        u(&before, "first_index") > 800,
+        "the log was compacted: {before}"
+    );
+    cluster.restart(down);
+    let statuses = wait_converged(&cluster, &cluster.ids()).await;
+    let caught_up = &statuses[cluster.ids().iter().position(|&i| i == down).unwrap()];
+    assert!(
+        u(caught_up, "snapshots_installed") >= 1,
+        "caught up by snapshot: {caught_up}"
+    );
+    let leader_now = cluster.leader().await;
+    assert!(u(&cluster.status(leader_now).await, "snapshots_sent") >= 1);
+    check_all(cluster.client_addrs(), &acked, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_killed_in_the_middle_of_installs_recovers_and_catches_up() {
+    // 3,000 files of 1 KiB: a snapshot of about 3 MiB, a dozen chunks.
+    let mut cluster = TestCluster::start_with(3, SETTINGS).await;
+    let leader = cluster.leader().await;
+    let down = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    cluster.kill9(down);
+    let acked = bulk_write(&cluster.client_addr(leader), "k", 3_000, 1_024).await;
+    // Kill it at several points after it starts: before, during and after its install.
+    for delay_ms in [0, 30, 80, 150, 300, 600] {
+        cluster.restart(down);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        cluster.kill9(down);
+    }
+    cluster.restart(down);
+    let statuses = wait_converged(&cluster, &cluster.ids()).await;
+    let caught_up = &statuses[cluster.ids().iter().position(|&i| i == down).unwrap()];
+    assert!(u(caught_up, "snapshot_index") >= 2_800, "{caught_up}");
+    check_all(cluster.client_addrs(), &acked, 1_024).await;
+}
+
+#[tokio::test]
+async fn a_restarted_server_starts_from_its_snapshot_and_keeps_only_the_log_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = common::free_port();
+    let args = [
+        "--snapshot-entries",
+        "100",
+        "--snapshot-trailing-entries",
+        "10",
+        "--http",
+        &http,
+    ];
+    let mut server = Server::start_with(dir.path(), &args);
+    let acked = bulk_write(&server.addr, "r", 1_050, 100).await;
+    // A snapshot is written off the node task: wait for the one that covers the writes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let status = common::http_status(&http).await;
+        if u(&status, "snapshot_index") >= 1_000 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no snapshot past 1000: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(u(&before, "snapshots_made") >= 2, "{before}");
+    server.kill9();
+    server.restart();
+    // Entries after the snapshot are applied once this term's first entry commits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let status = common::http_status(&http).await;
+        if u(&status, "applied_index") == u(&status, "last_index") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The store came from the snapshot; only the entries after it were replayed.
+    assert_eq!(u(&after, "snapshot_index"), u(&before, "snapshot_index"));
+    assert_eq!(u(&after, "first_index"), u(&after, "snapshot_index") + 1);
+    assert_eq!(u(&after, "files"), 1_050);
+    check_all(vec![server.addr.clone()], &acked, 100).await;
+}
+
+#[tokio::test]
+async fn a_corrupted_snapshot_file_is_detected_and_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--snapshot-entries", "50"];
+    let mut server = Server::start_with(dir.path(), &args);
+    bulk_write(&server.addr, "c", 120, 64).await;
+    server.terminate();
+    let snap = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "snap"))
+        .expect("a snapshot was written");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&snap, bytes).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raftfs"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "a corrupt snapshot must not start"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let file_name = snap.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        stderr.contains(&file_name),
+        "the error names the file {file_name}: {stderr}"
+    );
+}
