@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""The mutation check: proves the simulator's checks bite.
+
+Each mutant breaks one rule on purpose (a trap of the design's list, or a bug the simulator
+once missed) by replacing one exact snippet of production code. For each, the script copies
+the tree, applies the mutant, builds the simulator, and runs a campaign of at most 2,000
+seeds; a mutant is *caught* if some seed fails. It prints a table: mutant, the check that
+caught it, and after how many seeds (first failing seed + 1), and exits non-zero if any
+mutant survives or no longer applies (its snippet is gone: update the mutant with the code).
+
+    python3 scripts/mutants.py            # every mutant
+    python3 scripts/mutants.py NAME ...   # some of them
+    python3 scripts/mutants.py --list
+
+The build uses the `sim` cargo profile (release speed, debug assertions on) when the
+workspace defines it, else `release`. Builds share one target directory
+(`target/mutants`), so only the mutated crates rebuild per mutant.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+
+@dataclass
+class Mutant:
+    name: str
+    rule: str
+    path: str
+    find: str
+    replace: str
+    profile: str = "mixed"
+    seeds: int = 2000
+
+
+MUTANTS = [
+    Mutant(
+        "figure-8-commit-rule",
+        "commit counts only entries of the leader's own term (Raft figure 8)",
+        "crates/raft/src/node/leader.rs",
+        "if index <= self.commit || self.log.term(index) != Some(self.term) {",
+        "if index <= self.commit {",
+        profile="figure8",
+    ),
+    Mutant(
+        "commit-without-own-durable-write",
+        "a leader counts its own entry only once its disk acknowledged it",
+        "crates/raft/src/node/leader.rs",
+        "matched.push(self.durable);",
+        "matched.push(self.log.last_index());",
+        profile="crashes",
+    ),
+    Mutant(
+        "read-index-before-own-term-commit",
+        "ReadIndex waits until the leader committed an entry of its term",
+        "crates/raft/src/node/leader.rs",
+        "if self.log.term(self.commit) != Some(self.term) {\n            self.reads.defer(id);",
+        "if false {\n            self.reads.defer(id);",
+        profile="figure8",
+    ),
+    Mutant(
+        "follower-commits-past-match",
+        "a follower commits only what it knows matches the leader",
+        "crates/raft/src/node/follower.rs",
+        "self.commit_to(req.leader_commit.min(self.leader_match));",
+        "self.commit_to(req.leader_commit.min(self.log.last_index()));",
+    ),
+    Mutant(
+        "truncate-on-shorter-append",
+        "a follower truncates only at a real conflict, never for a shorter AppendEntries",
+        "crates/raft/src/node/follower.rs",
+        "let fresh = req\n            .entries\n            .iter()\n            .position(|e| !self.log.matches(e.index, e.term));",
+        "let fresh = if self.log.last_index() > last_new && !req.entries.is_empty() {\n"
+        "            Some(0)\n        } else {\n            req.entries.iter().position(|e| !self.log.matches(e.index, e.term))\n        };",
+        profile="chaos",
+    ),
+    Mutant(
+        "send-before-state-durable",
+        "term and vote are durable before any message that depends on them leaves",
+        "crates/raft/src/node.rs",
+        "    fn send_gated(&mut self, action: Action) {\n        if self.is_state_durable() {",
+        "    fn send_gated(&mut self, action: Action) {\n        if true {",
+        profile="crashes",
+    ),
+    Mutant(
+        "snapshot-rolls-back",
+        "a snapshot never rolls a node back (core and driver both refuse an older one)",
+        "crates/raft/src/node/snapshot.rs",
+        "if req.index <= self.commit {",
+        "if req.index < LogIndex(0) {",
+    ),
+    Mutant(
+        "driver-skips-read-index",
+        "the driver serves a read only after ReadIndex confirms leadership",
+        "crates/replica/src/lib.rs",
+        "let id = self.book.read(name, request.token, barrier);\n"
+        "                    found |= self.step(now, Event::ReadIndex(id), out);",
+        "let id = self.book.read(name, request.token, barrier);\n"
+        "                    self.book.read_ready(id, self.core.commit_index());",
+        profile="partitions",
+    ),
+    Mutant(
+        "driver-drops-read-barrier",
+        "a pipelined read sees the same connection's earlier writes",
+        "crates/replica/src/book.rs",
+        "let wait = index.max(read.barrier);",
+        "let wait = index;",
+    ),
+    Mutant(
+        "driver-answers-a-lost-slot",
+        "a write is answered OK only if its slot commits with the term it was appended in",
+        "crates/replica/src/book.rs",
+        "Some(reply) if waiting_index == index && waiting_term == term => reply.clone(),",
+        "Some(reply) if waiting_index == index => reply.clone(),",
+        profile="partitions",
+    ),
+]
+
+# The driver's own guard against old snapshots, removed together with the core's.
+COMPANIONS = {
+    "snapshot-rolls-back": [
+        (
+            "crates/replica/src/transfer.rs",
+            "if offer.index <= applied {",
+            "if offer.index < LogIndex(0) {",
+        )
+    ],
+}
+
+FAILED_LINE = re.compile(r"FAILED seed (\d+) \(profile [\w-]+\) at [^:]*: ([^:]+):")
+
+
+def root():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def copy_tree(src, dst):
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=src,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    for f in files:
+        if not f or not os.path.exists(os.path.join(src, f)):
+            continue
+        os.makedirs(os.path.dirname(os.path.join(dst, f)) or dst, exist_ok=True)
+        shutil.copy2(os.path.join(src, f), os.path.join(dst, f))
+
+
+def apply(tree, path, find, replace):
+    full = os.path.join(tree, path)
+    with open(full) as f:
+        text = f.read()
+    count = text.count(find)
+    if count != 1:
+        return f"snippet found {count} times in {path}"
+    with open(full, "w") as f:
+        f.write(text.replace(find, replace))
+    return None
+
+
+def cargo_profile(repo):
+    with open(os.path.join(repo, "Cargo.toml")) as f:
+        return "sim" if "[profile.sim]" in f.read() else "release"
+
+
+def run(m, repo, target):
+    with tempfile.TemporaryDirectory(prefix="raftfs-mutant-") as tree:
+        copy_tree(repo, tree)
+        for path, find, replace in [(m.path, m.find, m.replace)] + COMPANIONS.get(m.name, []):
+            problem = apply(tree, path, find, replace)
+            if problem:
+                return ("does not apply", problem, None)
+        profile = cargo_profile(repo)
+        env = dict(os.environ, CARGO_TARGET_DIR=target)
+        build = subprocess.run(
+            ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if build.returncode != 0:
+            return ("does not build", build.stderr[-2000:], None)
+        sim = os.path.join(target, profile, "sim")
+        out = subprocess.run(
+            [sim, "--seeds", str(m.seeds), "--profile", m.profile],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        text = out.stdout + out.stderr
+        fails = [(int(s), c.strip()) for s, c in FAILED_LINE.findall(text)]
+        if not fails:
+            return ("survived", f"{m.seeds} seeds of {m.profile} passed", None)
+        seed, check = min(fails)
+        return ("caught", check, seed + 1)
+
+
+def main(argv):
+    if "--list" in argv:
+        for m in MUTANTS:
+            print(f"{m.name:36} {m.rule}")
+        return 0
+    chosen = [m for m in MUTANTS if not argv or m.name in argv]
+    unknown = set(argv) - {m.name for m in MUTANTS}
+    if unknown:
+        print(f"unknown mutants: {sorted(unknown)}", file=sys.stderr)
+        return 2
+    repo = root()
+    target = os.path.join(repo, "target", "mutants")
+    print("| mutant | rule it breaks | profile | caught by | after seeds |")
+    print("|---|---|---|---|---|")
+    bad = 0
+    for m in chosen:
+        verdict, detail, after = run(m, repo, target)
+        if verdict == "caught":
+            print(f"| {m.name} | {m.rule} | {m.profile} | {detail} | {after} |", flush=True)
+        else:
+            bad += 1
+            print(f"| {m.name} | {m.rule} | {m.profile} | **{verdict}**: {detail} | - |", flush=True)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
