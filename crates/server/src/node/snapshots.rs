@@ -83,12 +83,32 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
     }))
 }
 
+/// Chunk reads queued for one follower's reader before more are dropped (the transfer
+/// resends): a window's worth.
+const READS_QUEUED_MAX: usize = 64;
+
+/// A chunk to read and send.
+struct ChunkRead {
+    offer: Offer,
+    offset: u64,
+    len: u64,
+    total: u64,
+}
+
+/// One follower's transfer: the open snapshot file and the task reading chunks from it one at
+/// a time, so they reach the follower in the order the transfer sends them.
+struct Reader {
+    index: LogIndex,
+    reads: mpsc::Sender<ChunkRead>,
+}
+
 /// The snapshot side of the node's disk.
 pub struct Snapshots {
     dir: PathBuf,
     events: mpsc::UnboundedSender<NodeEvent>,
-    /// Per follower, the snapshot file its transfer reads from.
-    sending: HashMap<NodeId, (LogIndex, Arc<File>)>,
+    /// Per follower, the snapshot file its transfer reads from and the reader that sends its
+    /// chunks, in order.
+    sending: HashMap<NodeId, Reader>,
     /// The snapshot being received, and its open staging file.
     staging: Option<(Offer, File)>,
 }
@@ -151,38 +171,32 @@ impl Snapshots {
         });
     }
 
-    /// Reads `len` bytes at `offset` of the snapshot at `offer.index` for follower `to` on a
-    /// blocking thread; `ChunkRead` (or `ChunkUnavailable`) follows.
+    /// Reads `len` bytes at `offset` of the snapshot at `offer.index` for follower `to`, off
+    /// the node task and in order with the follower's earlier chunks; `ChunkRead` (or
+    /// `ChunkUnavailable`) follows.
     pub fn read_chunk(&mut self, to: NodeId, offer: Offer, offset: u64, len: u64, total: u64) {
-        let file = match self.sending.get(&to) {
-            Some((index, file)) if *index == offer.index => Some(file.clone()),
-            _ => File::open(wal::snapshot_path(&self.dir, offer.index.0))
-                .ok()
-                .map(Arc::new),
-        };
-        let Some(file) = file else {
-            // Replaced by a newer snapshot before this transfer began.
-            let _ = self.events.send(NodeEvent::ChunkUnavailable(to));
-            return;
-        };
-        self.sending.insert(to, (offer.index, file.clone()));
-        let events = self.events.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut data = vec![0u8; len as usize];
-            let event = match file.read_exact_at(&mut data, offset) {
-                Ok(()) => NodeEvent::ChunkRead {
-                    to,
-                    chunk: replica::Chunk {
-                        offer,
-                        total_bytes: total,
-                        offset,
-                        data: Bytes::from(data),
-                    },
-                },
-                Err(_) => NodeEvent::ChunkUnavailable(to),
+        if self.sending.get(&to).is_none_or(|r| r.index != offer.index) {
+            // A new transfer: open its file now, so a newer snapshot replacing it later does
+            // not cut the transfer short.
+            let Ok(file) = File::open(wal::snapshot_path(&self.dir, offer.index.0)) else {
+                let _ = self.events.send(NodeEvent::ChunkUnavailable(to));
+                return;
             };
-            let _ = events.send(event);
-        });
+            let (reads, queue) = mpsc::channel(READS_QUEUED_MAX);
+            tokio::spawn(read_chunks(to, Arc::new(file), queue, self.events.clone()));
+            let index = offer.index;
+            self.sending.insert(to, Reader { index, reads });
+        }
+        if let Some(reader) = self.sending.get(&to) {
+            let read = ChunkRead {
+                offer,
+                offset,
+                len,
+                total,
+            };
+            // A full queue drops the chunk: the transfer resends what is not acknowledged.
+            let _ = reader.reads.try_send(read);
+        }
     }
 
     /// Writes a chunk of the snapshot being received (offset 0 starts a new staging file).
@@ -229,6 +243,44 @@ impl Snapshots {
     pub fn install(&mut self, index: LogIndex) -> Result<(), SnapshotError> {
         wal::install_staged_snapshot(&self.dir, &self.dir.join(STAGING_FILE), index.0)?;
         Ok(())
+    }
+}
+
+/// Reads and hands over one follower's chunks in order, until its transfer is replaced.
+async fn read_chunks(
+    to: NodeId,
+    file: Arc<File>,
+    mut queue: mpsc::Receiver<ChunkRead>,
+    events: mpsc::UnboundedSender<NodeEvent>,
+) {
+    while let Some(read) = queue.recv().await {
+        let file = file.clone();
+        let ChunkRead {
+            offer,
+            offset,
+            len,
+            total,
+        } = read;
+        let data = tokio::task::spawn_blocking(move || {
+            let mut data = vec![0u8; len as usize];
+            file.read_exact_at(&mut data, offset).map(|()| data)
+        })
+        .await;
+        let event = match data {
+            Ok(Ok(data)) => NodeEvent::ChunkRead {
+                to,
+                chunk: replica::Chunk {
+                    offer,
+                    total_bytes: total,
+                    offset,
+                    data: Bytes::from(data),
+                },
+            },
+            _ => NodeEvent::ChunkUnavailable(to),
+        };
+        if events.send(event).is_err() {
+            return;
+        }
     }
 }
 
