@@ -1,7 +1,13 @@
-//! Simulated clients: each has one command outstanding at a time (read, write, cas or delete
-//! over a handful of names, with contents unique in the run and exptime 0), sends it to the last
-//! leader it heard of or to a random node, follows redirects, and gives up on a command that
-//! times out or fails with `ERR_INTERNAL` (its outcome is then unknown) before moving on.
+//! Simulated clients: each issues commands (read, write, cas or delete over a handful of names,
+//! with contents unique in the run and exptime 0), sends them to the last leader it heard of or
+//! to a random node, follows redirects, and gives up on a command that times out or fails with
+//! `ERR_INTERNAL` (its outcome is then unknown) before moving on.
+//!
+//! Most clients have one command outstanding at a time. A pipelining client (as a telnet
+//! session typing ahead would) keeps up to its depth in flight on one connection, whose replies
+//! come back in the order the commands went out; besides the shared names it has a private file
+//! that only it writes (never deletes), often reading it right behind its own write, so that a
+//! read which misses the same connection's earlier write shows (see `Check::SessionOrder`).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +31,13 @@ const USE_LEADER_HINT_PPM: u32 = 800_000;
 const LARGE_CONTENT_PPM: u32 = 10_000;
 /// Size of a large content, at most, bytes.
 const LARGE_CONTENT_BYTES_MAX: u64 = 2_048;
+
+/// Chance (ppm) that a pipelining client's command is on its private file.
+const PRIVATE_FILE_PPM: u32 = 550_000;
+
+/// Chance (ppm) that a pipelining client reads its private file right behind its own write of
+/// it still in flight: the pattern the read barrier exists for.
+const READ_BEHIND_WRITE_PPM: u32 = 700_000;
 
 /// Client port in the simulated addresses; the number means nothing.
 const CLIENT_PORT: u16 = 7000;
@@ -59,6 +72,8 @@ pub struct InFlight {
     pub redirects: u32,
     /// When the client first sent it.
     pub invoked_at: SimTime,
+    /// The connection the current attempt went on (pipelining clients only).
+    pub conn: Option<usize>,
 }
 
 /// One client. The simulator drives it; every random choice comes from the simulator's
@@ -70,11 +85,18 @@ pub struct Client {
     /// The leader it last heard of.
     pub leader_hint: Option<NodeId>,
     /// The last version it saw per file (what its cas commands expect).
-    versions: BTreeMap<usize, u64>,
+    versions: BTreeMap<Name, u64>,
     /// Contents written so far (makes each content unique).
     writes: u64,
-    /// Its outstanding command.
-    pub current: Option<InFlight>,
+    /// Commands it may have in flight at once: 1, or more for a pipelining client.
+    pub depth: usize,
+    /// The file only this client writes (pipelining clients only).
+    pub private: Option<Name>,
+    /// Its outstanding commands, oldest first.
+    pub in_flight: Vec<InFlight>,
+    /// The connection it sends new commands on, and the node at its other end (pipelining
+    /// clients only; `None` until the first command, and after a timeout closed it).
+    pub conn: Option<(usize, NodeId)>,
     /// Attempts made so far, over all commands.
     pub attempts: u64,
     /// Commands it may still start in the fault phase.
@@ -97,23 +119,49 @@ pub enum ReplyKind {
 }
 
 impl Client {
-    /// Client `id` with `budget` commands to issue.
+    /// Client `id` with `budget` commands to issue, one at a time.
     pub fn new(id: usize, budget: usize) -> Client {
         Client {
             id,
             leader_hint: None,
             versions: BTreeMap::new(),
             writes: 0,
-            current: None,
+            depth: 1,
+            private: None,
+            in_flight: Vec::new(),
+            conn: None,
             attempts: 0,
             budget,
             final_done: false,
         }
     }
 
+    /// Client `id` pipelining up to `depth` commands on one connection, with `private` as
+    /// its own file.
+    pub fn pipelining(id: usize, budget: usize, depth: usize, private: Name) -> Client {
+        Client {
+            depth,
+            private: Some(private),
+            ..Client::new(id, budget)
+        }
+    }
+
+    /// Whether it keeps several commands in flight on one connection.
+    pub fn pipelines(&self) -> bool {
+        self.private.is_some()
+    }
+
+    /// Whether a command names its private file.
+    pub fn is_private(&self, command: &Command) -> bool {
+        self.private.as_ref() == Some(command.name())
+    }
+
     /// Draws the next command over the file `names` (not empty); `write_only` in the final
     /// phase.
     pub fn next_command(&mut self, rng: &mut SimRng, names: &[Name], write_only: bool) -> Command {
+        if let Some(private) = self.private.clone() {
+            return self.next_pipelined_command(rng, names, private, write_only);
+        }
         let file = rng.below(names.len());
         let name = names[file].clone();
         let kind = if write_only {
@@ -121,6 +169,40 @@ impl Client {
         } else {
             rng.weighted(&[35, 30, 20, 15]).unwrap_or(0)
         };
+        self.command_of(rng, kind, name)
+    }
+
+    /// A pipelining client's next command: often on its private file, often a read of it right
+    /// behind a write of it still in flight; never a delete of it (so a read behind its own
+    /// successful write must find the file).
+    fn next_pipelined_command(
+        &mut self,
+        rng: &mut SimRng,
+        names: &[Name],
+        private: Name,
+        write_only: bool,
+    ) -> Command {
+        if write_only {
+            return self.command_of(rng, 1, private);
+        }
+        let behind_write = self.in_flight.last().is_some_and(|last| {
+            self.is_private(&last.command) && !matches!(last.command, Command::Read { .. })
+        });
+        if behind_write && rng.chance(READ_BEHIND_WRITE_PPM) {
+            return Command::Read { name: private };
+        }
+        if rng.chance(PRIVATE_FILE_PPM) {
+            // Read, write, cas: no delete.
+            let kind = rng.weighted(&[35, 45, 20]).unwrap_or(0);
+            return self.command_of(rng, kind, private);
+        }
+        let name = names[rng.below(names.len())].clone();
+        let kind = rng.weighted(&[35, 30, 20, 15]).unwrap_or(0);
+        self.command_of(rng, kind, name)
+    }
+
+    /// A command of `kind` (read, write, cas, delete) on `name`.
+    fn command_of(&mut self, rng: &mut SimRng, kind: usize, name: Name) -> Command {
         match kind {
             0 => Command::Read { name },
             1 => Command::Write {
@@ -130,7 +212,7 @@ impl Client {
             },
             2 => {
                 // Mostly the version last seen (a real read-modify-write), sometimes a guess.
-                let version = match self.versions.get(&file) {
+                let version = match self.versions.get(&name) {
                     Some(&v) if !rng.chance(100_000) => v,
                     _ => rng.between(1, 40),
                 };
@@ -165,9 +247,9 @@ impl Client {
         }
     }
 
-    /// Classifies `reply` and learns from it (leader, versions).
-    pub fn on_reply(&mut self, reply: &Reply) -> ReplyKind {
-        let file = self.current.as_ref().and_then(|c| file_number(&c.command));
+    /// Classifies `reply` to `command` and learns from it (leader, versions).
+    pub fn on_reply(&mut self, command: &Command, reply: &Reply) -> ReplyKind {
+        let file = command.name().clone();
         match reply {
             Reply::Redirect(addr) => match parse_node_address(addr) {
                 Some(leader) => {
@@ -184,22 +266,18 @@ impl Client {
             Reply::Written { version }
             | Reply::Contents { version, .. }
             | Reply::VersionMismatch { current: version } => {
-                if let Some(f) = file {
-                    self.versions.insert(f, *version);
-                }
+                self.versions.insert(file, *version);
                 ReplyKind::Definite
             }
             Reply::Deleted | Reply::FileNotFound => {
-                if let Some(f) = file {
-                    self.versions.remove(&f);
-                }
+                self.versions.remove(&file);
                 ReplyKind::Definite
             }
         }
     }
-}
 
-/// The file number a command names (`f3` is 3).
-fn file_number(command: &Command) -> Option<usize> {
-    command.name().as_str().strip_prefix('f')?.parse().ok()
+    /// Its in-flight command whose current attempt is `attempt`, by position.
+    pub fn position_of(&self, attempt: u64) -> Option<usize> {
+        self.in_flight.iter().position(|f| f.attempt == attempt)
+    }
 }

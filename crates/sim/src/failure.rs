@@ -36,6 +36,13 @@ pub enum Check {
     /// After every fault healed, the cluster did not elect a leader, finish the clients'
     /// commands or converge in time.
     Liveness,
+    /// The run used up its event budget ([`crate::RunOptions::events_max`]) before it ended:
+    /// something (the cluster or the harness) keeps scheduling work without making progress,
+    /// such as messages or timers bouncing microseconds apart.
+    Budget,
+    /// A client's pipelined read did not see a write the same connection made before it (the
+    /// session guarantee the driver's read barrier exists for).
+    SessionOrder,
     /// The simulator found itself in a state it does not expect (a bug in the simulator).
     Harness,
 }
@@ -56,6 +63,8 @@ impl Check {
             Check::SnapshotRollback => "a snapshot never rolls a node back",
             Check::Linearizability => "linearizability",
             Check::Liveness => "liveness",
+            Check::Budget => "event budget",
+            Check::SessionOrder => "pipelined read sees the connection's writes",
             Check::Harness => "simulator harness",
         }
     }
@@ -114,7 +123,7 @@ impl fmt::Display for Failure {
         writeln!(f, "scenario: {}", self.scenario)?;
         writeln!(
             f,
-            "replay:   cargo run --release -p sim -- --profile {} --seed {} --trace",
+            "replay:   cargo run --profile sim -p sim -- --profile {} --seed {} --trace",
             self.profile, self.seed
         )?;
         writeln!(f, "last {} trace lines:", self.trace_tail.len())?;

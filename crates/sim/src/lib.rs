@@ -7,14 +7,26 @@
 //! for byte. TigerBeetle's VOPR and FoundationDB's simulation are the models.
 //!
 //! # Running
-//! - `cargo run --release -p sim -- --seeds 1000 [--start S] [--profile P]`: many seeds on
-//!   every core; prints totals (runs, client commands, faults by kind) and every failure; exits
-//!   non-zero if any run failed.
-//! - `cargo run --release -p sim -- --profile P --seed S --trace`: replays one run, one line per
-//!   event (time, node or client, what happened). A failure report prints this command line.
+//! Campaigns run under the `sim` cargo profile: release speed with debug assertions and
+//! overflow checks on, because the assertions in the core, the driver and the store are checks
+//! too. A build without debug assertions refuses to run unless given `--without-assertions`.
+//! - `cargo run --profile sim -p sim -- --seeds 1000 [--start S] [--profile P]`: many seeds on
+//!   every core; prints totals (runs, client commands, faults by kind, the most events and
+//!   simulated time of one run) and every failure; exits non-zero if any run failed.
+//! - `cargo run --profile sim -p sim -- --profile P --seed S --trace`: replays one run, one
+//!   line per event (time, node or client, what happened). A failure report prints this
+//!   command line.
 //! - `--sabotage forged-acks|lying-disk` breaks the cluster on purpose; `--black-box` turns the
-//!   white-box durability check off; `--wal-order` makes crashes keep what the production WAL
+//!   white-box checks off (the durability of the committed prefix on disks, and truncations of
+//!   committed entries: see [`invariants`]), leaving client-visible outcomes and Raft's
+//!   published safety properties; `--wal-order` makes crashes keep what the production WAL
 //!   writer's batch order allows instead of a prefix of the writes in flight.
+//!
+//! Every run has an event budget ([`simulation::EVENTS_PER_COMMAND_MAX`] per client command
+//! plus [`simulation::EVENTS_BASE`], about five times what the busiest healthy run needs): a run
+//! that keeps scheduling events without ending fails with [`Check::Budget`] instead of running
+//! (and growing) forever. Simulated time needs no bound of its own: the fault phase ends when
+//! the clients' commands are spent, each within its timeout, and the final phase has deadlines.
 //!
 //! # Determinism
 //! Every random choice comes from one ChaCha generator seeded by the run's seed (the scenario
@@ -30,8 +42,12 @@
 //!   keeps a random prefix of what was in flight; disks stall.
 //! - Processes: crash and restart from their disk (fresh core, new seed, empty store rebuilt
 //!   from commits), pause, drift (clock rate within 500 ppm), fire timers late or spuriously.
-//! - Clients: one command outstanding each; read, write, cas, delete over a few names with
-//!   unique contents; redirects followed; timeouts and `ERR_INTERNAL` are unknown outcomes.
+//! - Clients: read, write, cas, delete over a few names with unique contents; redirects
+//!   followed; timeouts and `ERR_INTERNAL` are unknown outcomes. Most have one command
+//!   outstanding; in half the runs one or two pipeline (two to four commands in flight on one
+//!   connection whose replies come back in command order, as the server writes them) and
+//!   read a private file right behind their own writes of it: such a read must see those writes
+//!   ([`Check::SessionOrder`]), the guarantee the driver's read barrier exists for.
 //!
 //! # Modules
 //! - [`simulation`]: one run: the event loop and the driver of each node.
@@ -39,7 +55,7 @@
 //! - [`scenario`]: a run's parameters drawn from its seed, under a [`scenario::Profile`].
 //! - [`invariants`]: the per-step safety checks.
 //! - [`process`]: a running node: the production replica driver and its simulated runtime state.
-//! - [`client`]: the simulated clients.
+//! - [`client`]: the simulated clients; [`connection`]: a pipelining client's connection.
 //! - [`network`], [`disk`], [`clock`]: the simulated world; [`snapfile`]: its snapshot files.
 //! - [`event_queue`], [`random`]: the agenda and the single seeded generator.
 //! - [`chain`]: prefix fingerprints of logs, which make the checks O(1).
@@ -51,6 +67,7 @@
 pub mod chain;
 pub mod client;
 pub mod clock;
+pub mod connection;
 pub mod disk;
 pub mod event_queue;
 pub mod failure;

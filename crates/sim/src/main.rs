@@ -14,8 +14,9 @@ const COMMANDS_DEFAULT: usize = 500;
 /// Seeds run when neither `--seeds` nor `--seed` is given.
 const SEEDS_DEFAULT: u64 = 100;
 
-const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--trace] [--profile P] \
-                     [--commands C] [--threads T] [--sabotage K]
+const USAGE: &str = "usage: cargo run --profile sim -p sim -- [--seeds N] [--start S] [--seed S] \
+                     [--trace] [--profile P] [--commands C] [--threads T] [--sabotage K] \
+                     [--black-box] [--wal-order] [--without-assertions]
   --seeds N      run seeds START..START+N (default 100) and print totals
   --start S      first seed of --seeds (default 0)
   --seed S       run one seed and report it (add --trace to print every event)
@@ -24,9 +25,13 @@ const USAGE: &str = "usage: sim [--seeds N] [--start S] [--seed S] [--trace] [--
   --commands C   client commands per run (default 500)
   --threads T    threads for --seeds (default: available cores)
   --sabotage K   break the cluster on purpose to see the checks bite: forged-acks, lying-disk
-  --black-box    skip the white-box durability check (see the other checks bite)
+  --black-box    only client-visible outcomes and Raft's published safety properties: no
+                 check of disks or of a node's truncations (see the other checks bite)
   --wal-order    crashes keep what the production WAL writer's batch order allows, instead of
-                 a prefix of the writes in flight";
+                 a prefix of the writes in flight
+  --without-assertions
+                 run although built without debug assertions (they are checks a campaign
+                 relies on: build with --profile sim, not --release)";
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -41,6 +46,7 @@ struct Args {
     sabotage: Sabotage,
     black_box: bool,
     wal_order: bool,
+    without_assertions: bool,
 }
 
 /// Why the command line was refused.
@@ -72,6 +78,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
         sabotage: Sabotage::None,
         black_box: false,
         wal_order: false,
+        without_assertions: false,
     };
     while let Some(flag) = argv.next() {
         let mut value = |flag: &str| -> Result<u64, ArgError> {
@@ -92,6 +99,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
             "--trace" => args.trace = true,
             "--black-box" => args.black_box = true,
             "--wal-order" => args.wal_order = true,
+            "--without-assertions" => args.without_assertions = true,
             "--profile" => {
                 let v = argv
                     .next()
@@ -123,6 +131,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !cfg!(debug_assertions) {
+        // The core's, the driver's and the store's assertions are checks too: a campaign
+        // without them can pass a run that breaks one.
+        if !args.without_assertions {
+            eprintln!(
+                "sim: this build has debug assertions off, so the assertions in raft, replica \
+                 and fs would not run.\nsim: build with `cargo run --profile sim -p sim -- ...` \
+                 (release speed, assertions on), or pass --without-assertions to run anyway."
+            );
+            return ExitCode::from(2);
+        }
+        eprintln!("sim: WARNING: debug assertions are off; failures they would catch pass.");
+    }
     let started = Instant::now();
     match args.seed {
         Some(seed) => replay(&args, seed),

@@ -8,14 +8,16 @@ use bytes::Bytes;
 use raft::{LogIndex, Node, NodeId};
 use replica::{Offer, Replica};
 
-/// Who waits for an answer: a client and the attempt of its current command (stale answers
-/// are ignored by the client).
+/// Who waits for an answer: a client and the attempt of its command (stale answers are ignored
+/// by the client), and the connection the reply goes back on, for a pipelining client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Waiter {
     /// The client.
     pub client: usize,
     /// The attempt.
     pub attempt: u64,
+    /// The connection (`Simulation`'s numbering), if the client pipelines.
+    pub conn: Option<usize>,
 }
 
 /// A client command as the node received it.

@@ -36,6 +36,13 @@ const FILES_MIN: u64 = 2;
 /// See [`FILES_MIN`].
 const FILES_MAX: u64 = 6;
 
+/// Chance (ppm) that a run has pipelining clients (`Scenario::pipelining_clients`).
+const PIPELINING_RUNS_PPM: u32 = 500_000;
+/// Most pipelining clients in a run (of at least [`CLIENTS_MIN`]).
+const PIPELINING_CLIENTS_MAX: u64 = 2;
+/// Deepest pipeline drawn: a few commands deep is what makes a read overtake a write.
+const PIPELINE_DEPTH_MAX: u64 = 4;
+
 /// A run's bias. Every profile draws every parameter; the profile shifts the odds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Profile {
@@ -253,6 +260,11 @@ pub struct Scenario {
     pub snapshot: replica::SnapshotPolicy,
     /// Snapshot transfer: small chunks, so a transfer takes many and faults strike mid-way.
     pub transfer: replica::TransferConfig,
+    /// How many of the clients (the last ones) pipeline: several commands in flight on one
+    /// connection, a private file of their own (see [`crate::client`]).
+    pub pipelining_clients: usize,
+    /// How many commands a pipelining client keeps in flight at most.
+    pub pipeline_depth: usize,
 }
 
 impl Scenario {
@@ -377,6 +389,8 @@ impl Scenario {
             power_loss_ms: None,
             snapshot: replica::SnapshotPolicy::default(),
             transfer: replica::TransferConfig::for_election_timeout(election),
+            pipelining_clients: 0,
+            pipeline_depth: 1,
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
@@ -392,6 +406,11 @@ impl Scenario {
             if rng.chance(250_000) {
                 scenario.power_loss_ms = Some(rng.between(election, 40 * election));
             }
+        }
+        // Half the runs have one or two pipelining clients, two to four commands deep.
+        if rng.chance(PIPELINING_RUNS_PPM) {
+            scenario.pipelining_clients = rng.between(1, PIPELINING_CLIENTS_MAX) as usize;
+            scenario.pipeline_depth = rng.between(2, PIPELINE_DEPTH_MAX) as usize;
         }
         // One run in ten keeps the production default (no snapshot in a short run); the others
         // snapshot every 5 to 60 entries, keeping 0 to 20 behind, and send snapshots in
@@ -441,8 +460,8 @@ impl fmt::Display for Scenario {
             f,
             "{} nodes, election {}ms heartbeat {}ms, entries/msg {} bytes/msg {} inflight {}, \
              prevote {} check-quorum {} broadcast-commit {}; snapshot every {} entries keeping {}, \
-             chunks {} bytes x{}; {} clients, {} files, {} commands; drop {}ppm dup {}ppm \
-             long-delay {}ppm; sabotage {:?}",
+             chunks {} bytes x{}; {} clients ({} pipelining {} deep), {} files, {} commands; \
+             drop {}ppm dup {}ppm long-delay {}ppm; sabotage {:?}",
             self.nodes,
             r.election_timeout_ms,
             r.heartbeat_interval_ms,
@@ -457,6 +476,8 @@ impl fmt::Display for Scenario {
             self.transfer.chunk_bytes,
             self.transfer.window_chunks,
             self.clients,
+            self.pipelining_clients,
+            self.pipeline_depth,
             self.files,
             self.commands,
             self.links.drop_ppm,

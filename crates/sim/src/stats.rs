@@ -138,6 +138,8 @@ pub struct RunStats {
     pub latency_us_max: u64,
     /// Events the simulator processed.
     pub events: u64,
+    /// The most events one run processed (compare with the run's event budget).
+    pub events_max: u64,
     /// Messages nodes sent to each other.
     pub messages: u64,
     /// Distinct (term, leader) pairs seen.
@@ -146,6 +148,8 @@ pub struct RunStats {
     pub committed: u64,
     /// Simulated time, microseconds.
     pub sim_us: u64,
+    /// The longest simulated time of one run, microseconds.
+    pub sim_us_max: u64,
     /// Faults injected, by kind.
     pub faults: FaultCounts,
     /// Configurations the linearizability checker explored.
@@ -172,10 +176,12 @@ impl AddAssign for RunStats {
         self.latency_us_sum += o.latency_us_sum;
         self.latency_us_max = self.latency_us_max.max(o.latency_us_max);
         self.events += o.events;
+        self.events_max = self.events_max.max(o.events_max);
         self.messages += o.messages;
         self.leaders += o.leaders;
         self.committed += o.committed;
         self.sim_us += o.sim_us;
+        self.sim_us_max = self.sim_us_max.max(o.sim_us_max);
         self.faults += o.faults;
         self.checker_states += o.checker_states;
         self.checker_inconclusive += o.checker_inconclusive;
@@ -212,11 +218,16 @@ impl fmt::Display for RunStats {
         )?;
         writeln!(f, "leaders elected:   {}", self.leaders)?;
         writeln!(f, "messages sent:     {}", self.messages)?;
-        writeln!(f, "events simulated:  {}", self.events)?;
         writeln!(
             f,
-            "simulated time:    {:.1} s",
-            self.sim_us as f64 / 1_000_000.0
+            "events simulated:  {} (at most {} in one run)",
+            self.events, self.events_max
+        )?;
+        writeln!(
+            f,
+            "simulated time:    {:.1} s (at most {:.1} s in one run)",
+            self.sim_us as f64 / 1_000_000.0,
+            self.sim_us_max as f64 / 1_000_000.0
         )?;
         writeln!(
             f,

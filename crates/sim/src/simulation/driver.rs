@@ -135,18 +135,21 @@ impl Simulation {
                         },
                     );
                 }
-                Output::Reply { token, reply } => {
-                    let (lo, hi) = self.scenario.client_delay_us;
-                    let delay = self.rng.between(lo, hi);
-                    self.queue.push(
-                        self.now.plus_us(delay),
-                        Ev::Reply {
-                            client: token.client,
-                            attempt: token.attempt,
-                            bytes: reply.to_bytes(),
-                        },
-                    );
-                }
+                Output::Reply { token, reply } => match token.conn {
+                    Some(id) => self.connection_reply(id, token.attempt, reply.to_bytes()),
+                    None => {
+                        let (lo, hi) = self.scenario.client_delay_us;
+                        let delay = self.rng.between(lo, hi);
+                        self.queue.push(
+                            self.now.plus_us(delay),
+                            Ev::Reply {
+                                client: token.client,
+                                attempt: token.attempt,
+                                bytes: reply.to_bytes(),
+                            },
+                        );
+                    }
+                },
                 Output::Timer { at } => self.arm_timer(k, at),
                 Output::RoleChanged { role, term, leader } => {
                     self.note(Actor::Node(id), Note::Role { role, term, leader });

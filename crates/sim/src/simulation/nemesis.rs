@@ -253,7 +253,7 @@ impl Simulation {
             }
         }
         for c in 0..self.clients.len() {
-            if self.clients[c].current.is_none() {
+            if self.clients[c].in_flight.is_empty() {
                 self.queue.push(self.now, Ev::ClientThink { client: c });
             }
         }

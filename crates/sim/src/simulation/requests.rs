@@ -15,8 +15,21 @@ impl Simulation {
         k: usize,
         client: usize,
         attempt: u64,
+        conn: Option<usize>,
         bytes: &[u8],
     ) -> Result<(), Violation> {
+        let incarnation = self.slots[k].incarnation;
+        let up = self.slots[k].process.is_some();
+        if let Some(id) = conn {
+            // A connection to a process that is gone is broken: the client will time out.
+            let connection = &mut self.connections[id];
+            if !up {
+                connection.close();
+            }
+            if !up || !connection.taken(attempt, incarnation) {
+                return Ok(());
+            }
+        }
         let Some(process) = self.slots[k].process.as_mut() else {
             // Connection refused: the client will time out.
             return Ok(());
@@ -32,7 +45,11 @@ impl Simulation {
             }
         };
         process.inbox.push(Request {
-            token: Waiter { client, attempt },
+            token: Waiter {
+                client,
+                attempt,
+                conn,
+            },
             command,
         });
         if !process.drain_scheduled {

@@ -12,7 +12,7 @@ impl Simulation {
         if self
             .clients
             .iter()
-            .any(|c| !c.final_done || c.current.is_some())
+            .any(|c| !c.final_done || !c.in_flight.is_empty())
         {
             return false;
         }
@@ -43,7 +43,7 @@ impl Simulation {
         let waiting: Vec<String> = self
             .clients
             .iter()
-            .filter(|c| !c.final_done || c.current.is_some())
+            .filter(|c| !c.final_done || !c.in_flight.is_empty())
             .map(|c| format!("c{}", c.id))
             .collect();
         let mut stores_differ = false;
@@ -65,6 +65,28 @@ impl Simulation {
             } else {
                 ""
             }
+        )
+    }
+
+    /// The failure of a run that used up its event budget: where it stood, and what it was
+    /// busy with.
+    pub(super) fn over_budget(&self) -> Violation {
+        Violation::new(
+            Check::Budget,
+            format!(
+                "the run used up its budget of {} events ({} per client command plus {}) at {} \
+                 with {} events queued, in the {} phase: {}",
+                self.events_max,
+                super::EVENTS_PER_COMMAND_MAX,
+                super::EVENTS_BASE,
+                self.now.to_string().trim(),
+                self.queue.len(),
+                match self.phase {
+                    super::Phase::Faults => "fault",
+                    super::Phase::Final => "final",
+                },
+                self.cluster_summary()
+            ),
         )
     }
 

@@ -82,7 +82,7 @@ fn a_failure_report_names_the_seed_the_check_the_replay_and_the_last_events() {
     assert!(text.starts_with("FAILED seed 2 (profile mixed)"), "{text}");
     assert!(text.contains(failure.violation.check.name()), "{text}");
     assert!(
-        text.contains("cargo run --release -p sim -- --profile mixed --seed 2 --trace"),
+        text.contains("cargo run --profile sim -p sim -- --profile mixed --seed 2 --trace"),
         "{text}"
     );
     assert!(failure.trace_tail.len() >= 20, "{text}");
