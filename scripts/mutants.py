@@ -111,12 +111,20 @@ MUTANTS = [
         "let wait = index;",
     ),
     Mutant(
-        "driver-answers-a-lost-slot",
-        "a write is answered OK only if its slot commits with the term it was appended in",
-        "crates/replica/src/book.rs",
-        "Some(reply) if waiting_index == index && waiting_term == term => reply.clone(),",
-        "Some(reply) if waiting_index == index => reply.clone(),",
-        profile="partitions",
+        "compaction-before-snapshot-durable",
+        "the log behind a snapshot goes only once the snapshot is durable",
+        "crates/replica/src/snapshot.rs",
+        "        self.snapshots.started(self.applied);\n",
+        "        self.snapshots.started(self.applied);\n"
+        "        out.push(Output::LogDiscard { upto: self.applied });\n",
+        profile="crashes",
+    ),
+    Mutant(
+        "install-keeps-the-old-store",
+        "installing a snapshot replaces the store with the snapshot's",
+        "crates/replica/src/snapshot.rs",
+        "        self.store = store;\n        self.applied = index;",
+        "        let _ = store;\n        self.applied = index;",
     ),
 ]
 
