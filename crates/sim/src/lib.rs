@@ -40,6 +40,12 @@
 //!   (symmetric split, one-way, leader isolated, bridge). Messages travel encoded.
 //! - Disks: writes become durable in order after a random fsync latency, in groups; a crash
 //!   keeps a random prefix of what was in flight; disks stall.
+//! - Leader strikes (profile `figure8`): a leader is cut off with at most one follower,
+//!   isolated or crashed moments after it appends client commands or its no-op, or after a
+//!   follower takes an older-term entry from it, so that figure 8's interleaving of three
+//!   terms (an entry on a minority, a newer leader appending at its index and losing office,
+//!   the old entry spread to a majority by a third leader deposed before its no-op commits)
+//!   is common rather than a one-in-thousands accident.
 //! - Processes: crash and restart from their disk (fresh core, new seed, empty store rebuilt
 //!   from commits), pause, drift (clock rate within 500 ppm), fire timers late or spuriously.
 //! - Clients: read, write, cas, delete over a few names with unique contents; redirects

@@ -21,7 +21,8 @@ const USAGE: &str = "usage: cargo run --profile sim -p sim -- [--seeds N] [--sta
   --start S      first seed of --seeds (default 0)
   --seed S       run one seed and report it (add --trace to print every event)
   --trace        with --seed: print one line per event (time, node, what happened)
-  --profile P    mixed (default), three-nodes, five-nodes, partitions, crashes, chaos, quiet
+  --profile P    mixed (default), three-nodes, five-nodes, partitions, crashes, chaos, quiet,
+                 figure8 (leaders struck right after they append: Raft figure 8)
   --commands C   client commands per run (default 500)
   --threads T    threads for --seeds (default: available cores)
   --sabotage K   break the cluster on purpose to see the checks bite: forged-acks, lying-disk

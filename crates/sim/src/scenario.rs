@@ -43,6 +43,19 @@ const PIPELINING_CLIENTS_MAX: u64 = 2;
 /// Deepest pipeline drawn: a few commands deep is what makes a read overtake a write.
 const PIPELINE_DEPTH_MAX: u64 = 4;
 
+/// Least and most chance (ppm) that a leader's append brings a strike, in [`Profile::Figure8`].
+const LEADER_STRIKE_PPM_MIN: u64 = 20_000;
+/// See [`LEADER_STRIKE_PPM_MIN`].
+const LEADER_STRIKE_PPM_MAX: u64 = 150_000;
+
+/// Least and most chance (ppm) that a leader's append of its no-op brings a strike.
+const LEADER_STRIKE_NOOP_PPM_MIN: u64 = 200_000;
+/// See [`LEADER_STRIKE_NOOP_PPM_MIN`].
+const LEADER_STRIKE_NOOP_PPM_MAX: u64 = 600_000;
+
+/// Chance (ppm) that a [`Profile::Figure8`] run sends one entry per message.
+const FIGURE8_ONE_ENTRY_PER_MSG_PPM: u32 = 600_000;
+
 /// A run's bias. Every profile draws every parameter; the profile shifts the odds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Profile {
@@ -60,11 +73,17 @@ pub enum Profile {
     Chaos,
     /// No faults at all: a reliable network and healthy machines (throughput and liveness).
     Quiet,
+    /// Aimed at Raft figure 8's three-term interleaving (and at reads on a new leader that has
+    /// not committed in its term yet): 5 nodes, and leaders struck soon after they append,
+    /// cut off with at most one follower, isolated or crashed, so that entries reach a
+    /// minority, leaders of newer terms append at the same index and lose office before
+    /// replicating, and old leaders come back and spread their old-term entries.
+    Figure8,
 }
 
 impl Profile {
     /// Every profile, for help text.
-    pub const ALL: [Profile; 7] = [
+    pub const ALL: [Profile; 8] = [
         Profile::Mixed,
         Profile::ThreeNodes,
         Profile::FiveNodes,
@@ -72,6 +91,7 @@ impl Profile {
         Profile::Crashes,
         Profile::Chaos,
         Profile::Quiet,
+        Profile::Figure8,
     ];
 
     /// The name used on the command line.
@@ -84,6 +104,7 @@ impl Profile {
             Profile::Crashes => "crashes",
             Profile::Chaos => "chaos",
             Profile::Quiet => "quiet",
+            Profile::Figure8 => "figure8",
         }
     }
 
@@ -97,6 +118,7 @@ impl Profile {
             Profile::Crashes => 0xc0c0_0000_0000_0000,
             Profile::Chaos => 0xcaca_0000_0000_0000,
             Profile::Quiet => 0x9191_0000_0000_0000,
+            Profile::Figure8 => 0xf18f_0000_0000_0000,
         }
     }
 
@@ -265,6 +287,19 @@ pub struct Scenario {
     pub pipelining_clients: usize,
     /// How many commands a pipelining client keeps in flight at most.
     pub pipeline_depth: usize,
+    /// Chance (ppm) that a leader's append of entries brings a leader strike (see
+    /// [`Profile::Figure8`]); 0 for none.
+    pub leader_strike_ppm: u32,
+    /// Chance (ppm) of a strike when the append holds the leader's first entry of its term
+    /// (its no-op): a new leader deposed before its no-op commits is what figure 8 needs twice.
+    pub leader_strike_noop_ppm: u32,
+    /// How long after an append of client commands the strike comes, microseconds: soon, so
+    /// that the entries sent are cut off before they reach more than one follower.
+    pub leader_strike_delay_us: (u64, u64),
+    /// How long after the append of a no-op the strike comes, microseconds: from at once (the
+    /// no-op stays on a minority) to a few round trips (older entries it carries have reached
+    /// a majority, the no-op not yet).
+    pub leader_strike_noop_delay_us: (u64, u64),
 }
 
 impl Scenario {
@@ -280,7 +315,7 @@ impl Scenario {
     ) -> Scenario {
         let nodes = match profile {
             Profile::ThreeNodes | Profile::Quiet => 3,
-            Profile::FiveNodes => 5,
+            Profile::FiveNodes | Profile::Figure8 => 5,
             _ => {
                 if rng.chance(500_000) {
                     3
@@ -342,6 +377,8 @@ impl Scenario {
         let fault_weights = match profile {
             Profile::Quiet => [0; 7],
             Profile::Partitions => [1, 4, 4, 4, 4, 0, 1],
+            // The leader strikes do most of the work; a few other faults stir the pot.
+            Profile::Figure8 => [1, 1, 0, 1, 0, 0, 1],
             Profile::Crashes => [8, 1, 0, 1, 0, 3, 3],
             _ => [3, 2, 2, 2, 2, 1, 1],
         };
@@ -391,6 +428,10 @@ impl Scenario {
             transfer: replica::TransferConfig::for_election_timeout(election),
             pipelining_clients: 0,
             pipeline_depth: 1,
+            leader_strike_ppm: 0,
+            leader_strike_noop_ppm: 0,
+            leader_strike_delay_us: (0, 0),
+            leader_strike_noop_delay_us: (0, 0),
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
@@ -411,6 +452,23 @@ impl Scenario {
         if rng.chance(PIPELINING_RUNS_PPM) {
             scenario.pipelining_clients = rng.between(1, PIPELINING_CLIENTS_MAX) as usize;
             scenario.pipeline_depth = rng.between(2, PIPELINE_DEPTH_MAX) as usize;
+        }
+        if profile == Profile::Figure8 {
+            // Struck often enough that three strikes in a row are common, rarely enough that
+            // most entries still commit.
+            scenario.leader_strike_ppm =
+                rng.between(LEADER_STRIKE_PPM_MIN, LEADER_STRIKE_PPM_MAX) as u32;
+            scenario.leader_strike_noop_ppm =
+                rng.between(LEADER_STRIKE_NOOP_PPM_MIN, LEADER_STRIKE_NOOP_PPM_MAX) as u32;
+            scenario.leader_strike_delay_us = (0, delay_max_us);
+            let round_trip_us = 2 * delay_max_us + scenario.disk_latency_us.1;
+            scenario.leader_strike_noop_delay_us = (0, 3 * round_trip_us);
+            // One entry per message most of the time, so that a follower catching up gets an
+            // old-term entry in one message and the new leader's no-op in the next: the moment
+            // at which counting replicas would commit the old entry alone.
+            if rng.chance(FIGURE8_ONE_ENTRY_PER_MSG_PPM) {
+                scenario.raft.max_entries_per_msg = 1;
+            }
         }
         // One run in ten keeps the production default (no snapshot in a short run); the others
         // snapshot every 5 to 60 entries, keeping 0 to 20 behind, and send snapshots in

@@ -101,6 +101,10 @@ pub struct RunOptions {
     /// Events the run may process before it fails with [`Check::Budget`]; [`RunOptions::new`]
     /// sets [`EVENTS_BASE`] plus [`EVENTS_PER_COMMAND_MAX`] per command.
     pub events_max: u64,
+    /// Whether the pipelining clients the scenario draws pipeline (on by default). Off, every
+    /// client waits for each answer, and a run is the one the generator gave before pipelining
+    /// clients existed: regression seeds found then replay as they did.
+    pub pipelining: bool,
 }
 
 impl RunOptions {
@@ -115,6 +119,7 @@ impl RunOptions {
             trace: TraceMode::Tail,
             check_durability: true,
             crash_order: CrashOrder::Prefix,
+            pipelining: true,
             events_max: EVENTS_BASE
                 .saturating_add(EVENTS_PER_COMMAND_MAX.saturating_mul(commands as u64)),
         }
@@ -209,6 +214,12 @@ enum Ev {
     ClientThink { client: usize },
     /// The nemesis strikes.
     Nemesis,
+    /// The nemesis strikes node `node` if it still leads `term` (see `Profile::Figure8`).
+    LeaderStrike {
+        node: usize,
+        term: raft::Term,
+        spare: Option<NodeId>,
+    },
     /// A node gets a timeout it did not ask for.
     SpuriousTimeout,
     /// Every running node crashes at once.
@@ -284,6 +295,8 @@ struct Simulation {
     stats: RunStats,
     phase: Phase,
     partition_epoch: u64,
+    /// Whether a leader strike is scheduled (one at a time).
+    strike_pending: bool,
     final_phase_at: Option<SimTime>,
     collect: bool,
     check_durability: bool,
@@ -300,6 +313,11 @@ impl Simulation {
             options.sabotage,
             &mut scenario_rng,
         );
+        let mut scenario = scenario;
+        if !options.pipelining {
+            scenario.pipelining_clients = 0;
+            scenario.pipeline_depth = 1;
+        }
         let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
         let ids: Vec<NodeId> = (1..=scenario.nodes as u64).map(NodeId).collect();
         let network = Network::new(ids.clone(), scenario.links);
@@ -366,6 +384,7 @@ impl Simulation {
             },
             phase: Phase::Faults,
             partition_epoch: 0,
+            strike_pending: false,
             final_phase_at: None,
         }
     }
@@ -492,6 +511,7 @@ impl Simulation {
             Ev::ClientTimeout { client, attempt } => self.client_timeout(client, attempt),
             Ev::ClientThink { client } => self.client_think(client),
             Ev::Nemesis => self.nemesis(),
+            Ev::LeaderStrike { node, term, spare } => self.leader_strike(node, term, spare),
             Ev::SpuriousTimeout => self.spurious_timeout(),
             Ev::PowerLoss => {
                 self.power_loss();

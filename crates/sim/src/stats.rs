@@ -40,11 +40,14 @@ pub enum FaultKind {
     /// Every running node crashed at once (a power failure of the whole cluster); each crash
     /// is also counted as a crash.
     PowerLoss,
+    /// A leader was struck soon after an append (cut off with at most one follower, isolated
+    /// or crashed; counted under that kind too): see `Profile::Figure8`.
+    LeaderStrike,
 }
 
 impl FaultKind {
     /// Every kind, in display order.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::Crash,
         FaultKind::Split,
         FaultKind::OneWay,
@@ -61,6 +64,7 @@ impl FaultKind {
         FaultKind::TimerLate,
         FaultKind::TimerSpurious,
         FaultKind::PowerLoss,
+        FaultKind::LeaderStrike,
     ];
 
     /// A short name for reports.
@@ -82,6 +86,7 @@ impl FaultKind {
             FaultKind::TimerLate => "timer-late",
             FaultKind::TimerSpurious => "timer-spurious",
             FaultKind::PowerLoss => "power-loss-whole-cluster",
+            FaultKind::LeaderStrike => "leader-struck-after-append",
         }
     }
 
@@ -132,6 +137,8 @@ pub struct RunStats {
     pub unknown: u64,
     /// Redirects followed by clients.
     pub redirects: u64,
+    /// Commands a pipelining client sent while an earlier one of its was still in flight.
+    pub pipelined: u64,
     /// Sum over definite answers of the simulated time from first send to answer, us.
     pub latency_us_sum: u64,
     /// The longest such time, us.
@@ -173,6 +180,7 @@ impl AddAssign for RunStats {
         self.definite += o.definite;
         self.unknown += o.unknown;
         self.redirects += o.redirects;
+        self.pipelined += o.pipelined;
         self.latency_us_sum += o.latency_us_sum;
         self.latency_us_max = self.latency_us_max.max(o.latency_us_max);
         self.events += o.events;
@@ -197,8 +205,9 @@ impl fmt::Display for RunStats {
         writeln!(f, "runs:              {}", self.runs)?;
         writeln!(
             f,
-            "client commands:   {} ({} definite, {} unknown outcome, {} redirects followed)",
-            self.commands, self.definite, self.unknown, self.redirects
+            "client commands:   {} ({} definite, {} unknown outcome, {} redirects followed, {} \
+             pipelined)",
+            self.commands, self.definite, self.unknown, self.redirects, self.pipelined
         )?;
         writeln!(
             f,

@@ -44,6 +44,9 @@ impl Simulation {
             .history
             .invoke(c as u64, self.history_clock, command.clone());
         self.stats.commands += 1;
+        if !self.clients[c].in_flight.is_empty() {
+            self.stats.pipelined += 1;
+        }
         let target = match self.clients[c].conn {
             Some((_, node)) => node,
             None => self.clients[c].pick_target(&mut self.rng, self.slots.len()),

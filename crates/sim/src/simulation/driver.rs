@@ -122,6 +122,7 @@ impl Simulation {
                 }
                 Output::LogStore { entries } => {
                     self.invariants.on_store(k, &entries)?;
+                    self.maybe_strike_leader(k, term, &entries);
                     self.submit_disk(k, DiskOp::Store(entries));
                 }
                 Output::SaveState(hs) => self.submit_disk(k, DiskOp::SaveState(hs)),

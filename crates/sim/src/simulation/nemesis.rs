@@ -1,7 +1,7 @@
 //! Fault injection: crashes with torn writes, partitions of four shapes, disk stalls and process
 //! pauses; and the end of the fault phase, which heals everything.
 
-use raft::NodeId;
+use raft::{Entry, NodeId, Payload, Role, Term};
 
 use super::{CONVERGE_BOUND_ELECTIONS, Ev, LEADER_BOUND_ELECTIONS, Phase, Simulation};
 use crate::failure::Violation;
@@ -132,6 +132,116 @@ impl Simulation {
                 Ok(())
             }
         }
+    }
+
+    /// Node `k`, in `term`, just appended `entries`: perhaps schedule a leader strike
+    /// (`Scenario::leader_strike_ppm` and the rest), soon enough to land while they replicate.
+    /// Three moments count: a leader appending client commands (cut them off before they reach
+    /// a majority), a leader appending its no-op (depose it before that commits), and a follower
+    /// appending an entry of an older term than its leader's (the leader spreading an old entry:
+    /// depose it before its own no-op follows, keeping that follower away from it).
+    pub(super) fn maybe_strike_leader(&mut self, k: usize, term: Term, entries: &[Entry]) {
+        if self.scenario.leader_strike_ppm == 0
+            || self.strike_pending
+            || self.phase != Phase::Faults
+        {
+            return;
+        }
+        let Some(role) = self.slots[k].process.as_ref().map(|p| p.core().role()) else {
+            return;
+        };
+        let s = &self.scenario;
+        let (leader, ppm, (lo, hi), spare) = if role == Role::Leader {
+            if entries
+                .iter()
+                .any(|e| e.term == term && e.payload == Payload::Noop)
+            {
+                (
+                    k,
+                    s.leader_strike_noop_ppm,
+                    s.leader_strike_noop_delay_us,
+                    None,
+                )
+            } else {
+                (k, s.leader_strike_ppm, s.leader_strike_delay_us, None)
+            }
+        } else if entries.iter().any(|e| e.term < term) {
+            let leader = self.slots.iter().position(|slot| {
+                slot.process
+                    .as_ref()
+                    .is_some_and(|p| p.core().role() == Role::Leader && p.core().term() == term)
+            });
+            let Some(leader) = leader else {
+                return;
+            };
+            (
+                leader,
+                s.leader_strike_noop_ppm,
+                s.leader_strike_noop_delay_us,
+                Some(self.slots[k].id),
+            )
+        } else {
+            return;
+        };
+        if !self.rng.chance(ppm) {
+            return;
+        }
+        let delay = self.rng.between(lo, hi);
+        self.strike_pending = true;
+        self.queue.push(
+            self.now.plus_us(delay),
+            Ev::LeaderStrike {
+                node: leader,
+                term,
+                spare,
+            },
+        );
+    }
+
+    /// Strikes node `k` if it still leads `term`: cut off with one follower other than
+    /// `spare` (most often: the entries it sent reach at most that one, and the rest elect a
+    /// new leader), isolated, or crashed. The next strike replaces the partition, so a deposed
+    /// leader comes back while its successor is cut off in turn: figure 8's three terms.
+    pub(super) fn leader_strike(
+        &mut self,
+        k: usize,
+        term: Term,
+        spare: Option<NodeId>,
+    ) -> Result<(), Violation> {
+        self.strike_pending = false;
+        let still = self.slots[k]
+            .process
+            .as_ref()
+            .is_some_and(|p| p.core().role() == Role::Leader && p.core().term() == term);
+        if !still || self.phase != Phase::Faults {
+            return Ok(());
+        }
+        self.stats.faults.add(FaultKind::LeaderStrike, 1);
+        let leader = self.slots[k].id;
+        let election = self.scenario.raft.election_timeout_ms;
+        let duration = self.rng.between(election, 4 * election);
+        match self.rng.weighted(&[6, 2, 1]).unwrap_or(0) {
+            0 => {
+                let mut others: Vec<NodeId> = self
+                    .ids()
+                    .into_iter()
+                    .filter(|&n| n != leader && Some(n) != spare)
+                    .collect();
+                self.rng.shuffle(&mut others);
+                let mut b = others.split_off(1);
+                b.extend(spare);
+                let mut a = vec![leader];
+                a.extend(others);
+                self.partition(Partition::Split { a, b }, FaultKind::Split, duration);
+            }
+            1 => self.partition(
+                Partition::Isolated(leader),
+                FaultKind::IsolateLeader,
+                duration,
+            ),
+            _ => self.crash(k),
+        }
+        Ok(())
     }
 
     pub(super) fn partition(&mut self, partition: Partition, kind: FaultKind, duration_ms: u64) {

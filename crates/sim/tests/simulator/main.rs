@@ -10,6 +10,7 @@ mod common;
 mod determinism;
 mod liveness;
 mod parts;
+mod pipelining;
 mod regressions;
 mod sabotage;
 mod seeds;

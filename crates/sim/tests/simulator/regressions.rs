@@ -6,9 +6,28 @@ use sim::{Profile, RunOptions, run};
 
 use crate::common::COMMANDS_PER_RUN;
 
-/// Runs one seed as the sweeps do and fails with its report.
+#[test]
+fn both_seeds_pipeline_when_allowed_so_the_regressions_turn_pipelining_off() {
+    for (profile, seed) in [(Profile::Mixed, 0), (Profile::Crashes, 5)] {
+        let with = run(RunOptions::new(profile, seed, COMMANDS_PER_RUN));
+        let without = run(options(profile, seed));
+        assert!(with.stats.pipelined > 0, "{profile} seed {seed}");
+        assert_eq!(without.stats.pipelined, 0, "{profile} seed {seed}");
+    }
+}
+
+/// The options of a regression seed: as the sweeps run it, but without pipelining clients,
+/// which the generator added later (both seeds draw one): off, the run is the one that found
+/// the bug, event for event.
+fn options(profile: Profile, seed: u64) -> RunOptions {
+    let mut options = RunOptions::new(profile, seed, COMMANDS_PER_RUN);
+    options.pipelining = false;
+    options
+}
+
+/// Runs one seed as found and fails with its report.
 fn passes(profile: Profile, seed: u64) {
-    let report = run(RunOptions::new(profile, seed, COMMANDS_PER_RUN));
+    let report = run(options(profile, seed));
     if let Some(failure) = report.failure {
         panic!("{failure}");
     }
@@ -34,7 +53,7 @@ fn mixed_0_stale_timeouts_and_replies_of_abandoned_commands_are_ignored() {
 /// back (about 7% of crash-heavy seeds). The writer now saves the hard state first.
 #[test]
 fn crashes_5_wal_batch_order_must_not_leave_a_node_unable_to_restart() {
-    let mut options = RunOptions::new(Profile::Crashes, 5, COMMANDS_PER_RUN);
+    let mut options = options(Profile::Crashes, 5);
     options.crash_order = CrashOrder::WalBatch;
     if let Some(failure) = run(options).failure {
         panic!("{failure}");

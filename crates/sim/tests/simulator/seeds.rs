@@ -1,4 +1,4 @@
-//! Guards against any safety or liveness bug the simulator can provoke: about 2,000 seeded runs
+//! Guards against any safety or liveness bug the simulator can provoke: about 2,200 seeded runs
 //! of 3- and 5-node clusters (about a million client commands) under every kind of fault, split
 //! over several tests so the harness runs them on both cores. Every run checks election safety,
 //! log matching, leader completeness, state-machine safety, commit monotonicity and durability
@@ -8,7 +8,7 @@
 //! that more than half of its runs installed one.
 
 use sim::disk::CrashOrder;
-use sim::{Profile, RunOptions};
+use sim::{FaultKind, Profile, RunOptions};
 
 use crate::common::{COMMANDS_PER_RUN, sweep_with};
 
@@ -56,6 +56,14 @@ fn crash_heavy_with_torn_writes_stalls_and_pauses() {
 #[test]
 fn hostile_network_loss_duplication_delay() {
     sweep(Profile::Chaos, 0..320);
+}
+
+/// Leaders struck right after they append (figure 8's three-term interleaving): a core that
+/// commits an old-term entry by counting replicas fails here within a few dozen seeds.
+#[test]
+fn leaders_struck_after_appends_figure_8() {
+    let totals = sweep(Profile::Figure8, 0..200);
+    assert!(totals.stats.faults.get(FaultKind::LeaderStrike) > 1_000);
 }
 
 /// Crashes cut through the production WAL writer's batches as it orders them (a batch's hard
