@@ -13,12 +13,12 @@ use sim::{FaultKind, Profile, RunOptions};
 use crate::common::{COMMANDS_PER_RUN, sweep_with};
 
 /// Runs `seeds` under `profile` and checks that most runs installed a snapshot.
-fn sweep(profile: Profile, seeds: std::ops::Range<u64>) {
-    compacting(crate::common::sweep(profile, seeds));
+fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> sim::Totals {
+    compacting(crate::common::sweep(profile, seeds))
 }
 
 /// Fails unless more than half the runs of `totals` installed a snapshot somewhere.
-fn compacting(totals: sim::Totals) {
+fn compacting(totals: sim::Totals) -> sim::Totals {
     let stats = totals.stats;
     assert!(
         stats.runs_with_install * 2 > stats.runs,
@@ -26,6 +26,7 @@ fn compacting(totals: sim::Totals) {
         stats.runs_with_install,
         stats.runs
     );
+    totals
 }
 
 #[test]
