@@ -185,6 +185,14 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Stops member `id` with SIGTERM (SIGKILL after a grace period).
+    pub fn stop(&mut self, id: u64) -> anyhow::Result<()> {
+        if let Some(child) = self.slot(id)?.take() {
+            stop_all(&mut [child]);
+        }
+        Ok(())
+    }
+
     /// Stops every running member.
     pub fn stop_all(&mut self) {
         let mut running: Vec<Child> = self.members.iter_mut().filter_map(Option::take).collect();
@@ -202,6 +210,11 @@ impl LocalCluster {
         (1..=self.members.len() as u64)
             .filter(|&id| self.pid(id).is_some())
             .collect()
+    }
+
+    /// Member `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        member_data_dir(&self.dir, id)
     }
 
     /// Member `id`'s status address.
