@@ -265,13 +265,9 @@ async fn soak(args: &SnapshotsArgs, load: &Load, dir: &Path) -> anyhow::Result<V
     let mut maxima: Vec<(u64, u64, u64)> = Vec::new();
     let mut written = 0;
     for &checkpoint in &checkpoints {
-        let took = write_range(&cluster.clients, written, checkpoint, load).await?;
-        println!(
-            "\nwrote {} .. {checkpoint} in {:.1} s ({:.0} writes/s)",
-            written,
-            took.as_secs_f64(),
-            (checkpoint - written) as f64 / took.as_secs_f64().max(1e-9)
-        );
+        let done = write_range(&cluster.clients, written, checkpoint, load).await?;
+        println!();
+        done.print(written, checkpoint);
         written = checkpoint;
         let leader = cluster.settled_leader().await?;
         let leader_applied = status(cluster.http(leader)?).await?["applied_index"]
@@ -570,14 +566,10 @@ async fn restart(args: &SnapshotsArgs, load: &Load, dir: &Path) -> anyhow::Resul
     let mut written = 0;
     for history in [args.short_history, args.history] {
         let (mut child, client) = single.spawn().await?;
-        let took = write_range(std::slice::from_ref(&client), written, history, load).await;
+        let done = write_range(std::slice::from_ref(&client), written, history, load).await;
         stop_all(std::slice::from_mut(&mut child));
-        let took = took?;
-        println!(
-            "wrote {written} .. {history} in {:.1} s ({:.0} writes/s); stopped with SIGTERM",
-            took.as_secs_f64(),
-            (history - written) as f64 / took.as_secs_f64().max(1e-9)
-        );
+        done?.print(written, history);
+        println!("  stopped with SIGTERM");
         written = history;
         figures.push(single.measure(history, args.restarts).await?);
     }
@@ -786,29 +778,86 @@ struct Load {
     pipeline: usize,
 }
 
+/// Writes acknowledged per stretch whose rate is reported on its own, so a rate that falls as
+/// the history grows shows.
+const STRETCH: u64 = 100_000;
+
+/// How a range of writes went.
+struct Written {
+    /// All of them.
+    took: Duration,
+    /// Writes/s over each whole stretch of [`STRETCH`] writes, in order.
+    stretch_rates: Vec<f64>,
+}
+
+impl Written {
+    /// Prints the range's rate, and each stretch's when there are several.
+    fn print(&self, from: u64, to: u64) {
+        println!(
+            "wrote {from} .. {to} in {:.1} s ({:.0} writes/s)",
+            self.took.as_secs_f64(),
+            (to - from) as f64 / self.took.as_secs_f64().max(1e-9)
+        );
+        if self.stretch_rates.len() > 1 {
+            let rates = self.stretch_rates.iter().fold(String::new(), |mut s, r| {
+                let _ = write!(s, " {r:.0}");
+                s
+            });
+            println!("  writes/s per {STRETCH} writes:{rates}");
+        }
+    }
+}
+
 /// Makes writes number `from .. to` (write `n` goes to file `n % files`) over pipelined
-/// connections to the leader, each acknowledged once; returns how long they took.
-async fn write_range(
-    addrs: &[String],
-    from: u64,
-    to: u64,
-    load: &Load,
-) -> anyhow::Result<Duration> {
+/// connections to the leader, each acknowledged once.
+async fn write_range(addrs: &[String], from: u64, to: u64, load: &Load) -> anyhow::Result<Written> {
     let next = Arc::new(AtomicU64::new(from));
+    let acked = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..load.connections {
         tasks.push(tokio::spawn(writer(
             addrs.to_vec(),
             next.clone(),
+            acked.clone(),
             to,
             load.clone(),
         )));
     }
+    let total = to.saturating_sub(from);
+    let monitor = tokio::spawn(async move {
+        let mut marks = vec![started];
+        let mut k = 1;
+        while k * STRETCH <= total {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            while k * STRETCH <= total && acked.load(Ordering::Relaxed) >= k * STRETCH {
+                marks.push(Instant::now());
+                k += 1;
+            }
+        }
+        marks
+    });
+    let mut result = Ok(());
     for task in tasks {
-        task.await.context("a writer panicked")??;
+        let outcome = task.await.context("a writer panicked").and_then(|r| r);
+        if result.is_ok() {
+            result = outcome;
+        }
     }
-    Ok(started.elapsed())
+    let took = started.elapsed();
+    if let Err(err) = result {
+        monitor.abort();
+        return Err(err);
+    }
+    let marks = monitor.await.context("the progress monitor panicked")?;
+    let stretch_rates = marks
+        .windows(2)
+        .map(|w| STRETCH as f64 / (w[1] - w[0]).as_secs_f64().max(1e-9))
+        .collect();
+    Ok(Written {
+        took,
+        stretch_rates,
+    })
 }
 
 /// One connection's writes: numbers taken from `next` until `to`, up to `load.pipeline` in
@@ -817,6 +866,7 @@ async fn write_range(
 async fn writer(
     addrs: Vec<String>,
     next: Arc<AtomicU64>,
+    acked: Arc<AtomicU64>,
     to: u64,
     load: Load,
 ) -> anyhow::Result<()> {
@@ -840,7 +890,9 @@ async fn writer(
                 return Ok(());
             };
             match client.call(&write_command(n, &load)?).await {
-                Ok(Reply::Written { .. }) => {}
+                Ok(Reply::Written { .. }) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(reply) => bail!("write {n} answered {reply:?}"),
                 Err(ClientError::Unknown(_)) => {
                     failures += 1;
@@ -867,6 +919,7 @@ async fn writer(
         match c.recv().await {
             Ok(Reply::Written { .. }) => {
                 window.pop_front();
+                acked.fetch_add(1, Ordering::Relaxed);
                 failures = 0;
             }
             Ok(Reply::Redirect(_) | Reply::Internal) | Err(_) => {
