@@ -31,6 +31,10 @@ pub enum BenchKind {
     /// Leader failover time: start a local cluster, SIGKILL its leader repeatedly under load,
     /// and time each kill until a write is acknowledged again.
     Failover(crate::failover::FailoverArgs),
+    /// Snapshots and log compaction: memory and disk of a local cluster under many writes, a
+    /// stopped follower's catch-up, and single-node restart time after a short and a long
+    /// history.
+    Snapshots(crate::snapshot_bench::SnapshotsArgs),
 }
 
 /// Arguments of `raftfs bench write`.
@@ -75,6 +79,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Failover(args) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(crate::failover::run(args))
+        }
+        BenchKind::Snapshots(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(crate::snapshot_bench::run(args))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `raftfs bench failover`: how long a cluster takes to acknowledge a write after its leader is
 //! killed with SIGKILL, over repeated kills, with client load running throughout.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use clap::Args;
 use tokio::time::Instant;
 
 use crate::client::{Client, Connection};
-use crate::local_cluster::{cluster_toml, member_ports, spawn_member, stop_all};
+use crate::local_cluster::LocalCluster;
 
 /// Arguments of `raftfs bench failover`.
 #[derive(Debug, Args)]
@@ -41,23 +41,15 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs the benchmark and prints every measurement, the median and the worst.
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("raftfs-failover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let config = dir.join("cluster.toml");
-    std::fs::write(&config, cluster_toml(args.nodes, args.base_port)?)?;
-    let exe = std::env::current_exe()?;
-    let mut clients = Vec::new();
-    let mut https = Vec::new();
-    for i in 1..=args.nodes {
-        let (client, _, http) = member_ports(args.base_port, i)?;
-        clients.push(format!("127.0.0.1:{client}"));
-        https.push(format!("127.0.0.1:{http}"));
+    let mut cluster = LocalCluster::create(&dir, args.nodes, args.base_port)?;
+    let result = async {
+        for i in 1..=args.nodes {
+            cluster.start(i, Stdio::null())?;
+        }
+        measure(&args, &mut cluster).await
     }
-    let mut members: Vec<Child> = Vec::new();
-    for i in 1..=args.nodes {
-        members.push(spawn_member(&exe, &config, &dir, i, Stdio::null())?);
-    }
-    let result = measure(&args, &exe, &config, &dir, &clients, &https, &mut members).await;
-    stop_all(&mut members);
+    .await;
+    cluster.stop_all();
     let _ = std::fs::remove_dir_all(&dir);
     let mut times = result?;
     times.sort();
@@ -74,20 +66,13 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(
-    args: &FailoverArgs,
-    exe: &std::path::Path,
-    config: &std::path::Path,
-    dir: &std::path::Path,
-    clients: &[String],
-    https: &[String],
-    members: &mut [Child],
-) -> anyhow::Result<Vec<Duration>> {
+async fn measure(args: &FailoverArgs, cluster: &mut LocalCluster) -> anyhow::Result<Vec<Duration>> {
+    let clients = cluster.clients.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..args.writers {
         let stop = stop.clone();
-        let mut client = Client::new(clients.to_vec());
+        let mut client = Client::new(clients.clone());
         writers.push(tokio::spawn(async move {
             let mut seq = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -107,50 +92,23 @@ async fn measure(
     }
     let mut times = Vec::new();
     for kill in 1..=args.kills {
-        let leader = settled_leader(https).await?;
-        let index = usize::try_from(leader - 1)?;
-        members[index].kill().context("cannot kill the leader")?;
-        let _ = members[index].wait();
+        let leader = cluster.settled_leader().await?;
+        cluster.kill(leader).context("cannot kill the leader")?;
         let killed_at = Instant::now();
-        probe_write(clients, kill).await?;
+        probe_write(&clients, kill).await?;
         let took = killed_at.elapsed();
         println!(
             "kill {kill:>2}: member {leader} killed; a write was acknowledged after {:.0} ms",
             took.as_secs_f64() * 1e3
         );
         times.push(took);
-        members[index] = spawn_member(exe, config, dir, leader, Stdio::null())?;
+        cluster.start(leader, Stdio::null())?;
     }
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
         let _ = writer.await;
     }
     Ok(times)
-}
-
-/// Waits until every member is up and names the same leader, and returns it.
-async fn settled_leader(https: &[String]) -> anyhow::Result<u64> {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let mut leaders = Vec::new();
-        for http in https {
-            leaders.push(status_leader(http).await);
-        }
-        if let Some(Some(first)) = leaders.first()
-            && leaders.iter().all(|l| *l == Some(*first))
-        {
-            return Ok(*first);
-        }
-        if Instant::now() > deadline {
-            bail!("the cluster did not settle on a leader: {leaders:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The leader a member's `/status` names, if it answers and knows one.
-async fn status_leader(http: &str) -> Option<u64> {
-    crate::status::fetch(http).await?["leader"].as_u64()
 }
 
 /// Tries a write on every member in turn, following redirects at once, until one is

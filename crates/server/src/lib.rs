@@ -18,5 +18,6 @@ pub mod local_cluster;
 pub mod node;
 pub mod server;
 pub mod shutdown;
+pub mod snapshot_bench;
 pub mod status;
 pub mod transport;

@@ -1,7 +1,7 @@
 //! `raftfs cluster`: a local cluster of member processes on 127.0.0.1, one OS process each, so a
 //! member can be killed or restarted without touching the others. Ctrl-C stops them all.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -114,11 +114,157 @@ pub(crate) fn spawn_member(
         .arg("--id")
         .arg(id.to_string())
         .arg("--data-dir")
-        .arg(dir.join(format!("node-{id}")))
+        .arg(member_data_dir(dir, id))
         .stdin(Stdio::null())
         .stderr(logs)
         .spawn()
         .with_context(|| format!("cannot start member {id}"))
+}
+
+/// How long a benchmark's cluster may take to agree on a leader.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A local cluster run by a benchmark: the cluster file and every member's data directory
+/// under one directory, and the processes of the members running now. Dropping it stops them.
+#[derive(Debug)]
+pub(crate) struct LocalCluster {
+    exe: PathBuf,
+    dir: PathBuf,
+    config: PathBuf,
+    /// Client addresses, member 1 first.
+    pub clients: Vec<String>,
+    /// Status (HTTP) addresses, member 1 first.
+    pub https: Vec<String>,
+    /// Member `i`'s process at `i - 1`, while it runs.
+    members: Vec<Option<Child>>,
+}
+
+impl LocalCluster {
+    /// Writes the cluster file for `nodes` members from client port `base_port` into `dir`;
+    /// starts no member.
+    pub fn create(dir: &Path, nodes: u64, base_port: u16) -> anyhow::Result<LocalCluster> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let config = dir.join("cluster.toml");
+        std::fs::write(&config, cluster_toml(nodes, base_port)?)
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        let exe = std::env::current_exe().context("cannot find the raftfs executable")?;
+        let mut clients = Vec::new();
+        let mut https = Vec::new();
+        let mut members = Vec::new();
+        for i in 1..=nodes {
+            let (client, _, http) = member_ports(base_port, i)?;
+            clients.push(format!("127.0.0.1:{client}"));
+            https.push(format!("127.0.0.1:{http}"));
+            members.push(None);
+        }
+        Ok(LocalCluster {
+            exe,
+            dir: dir.to_owned(),
+            config,
+            clients,
+            https,
+            members,
+        })
+    }
+
+    /// Starts member `id` (1-based); its log lines go to `logs`.
+    pub fn start(&mut self, id: u64, logs: Stdio) -> anyhow::Result<()> {
+        let child = spawn_member(&self.exe, &self.config, &self.dir, id, logs)?;
+        *self.slot(id)? = Some(child);
+        Ok(())
+    }
+
+    /// Kills member `id` with SIGKILL and reaps it.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        if let Some(mut child) = self.slot(id)?.take() {
+            child
+                .kill()
+                .with_context(|| format!("cannot kill member {id}"))?;
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Stops member `id` with SIGTERM (SIGKILL after a grace period).
+    pub fn stop(&mut self, id: u64) -> anyhow::Result<()> {
+        if let Some(child) = self.slot(id)?.take() {
+            stop_all(&mut [child]);
+        }
+        Ok(())
+    }
+
+    /// Stops every running member.
+    pub fn stop_all(&mut self) {
+        let mut running: Vec<Child> = self.members.iter_mut().filter_map(Option::take).collect();
+        stop_all(&mut running);
+    }
+
+    /// The process id of member `id`, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.members.get(index)?.as_ref().map(Child::id)
+    }
+
+    /// Ids of the members running now.
+    pub fn running(&self) -> Vec<u64> {
+        (1..=self.members.len() as u64)
+            .filter(|&id| self.pid(id).is_some())
+            .collect()
+    }
+
+    /// Member `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        member_data_dir(&self.dir, id)
+    }
+
+    /// Member `id`'s status address.
+    pub fn http(&self, id: u64) -> anyhow::Result<&str> {
+        let index = usize::try_from(id.checked_sub(1).context("member ids start at 1")?)?;
+        self.https
+            .get(index)
+            .map(String::as_str)
+            .with_context(|| format!("no member {id}"))
+    }
+
+    /// Waits until every running member answers `/status` naming the same leader, and returns
+    /// that leader's id.
+    pub async fn settled_leader(&self) -> anyhow::Result<u64> {
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let mut leaders = Vec::new();
+            for id in self.running() {
+                let status = crate::status::fetch(self.http(id)?).await;
+                leaders.push(status.and_then(|s| s["leader"].as_u64()));
+            }
+            if let Some(Some(first)) = leaders.first()
+                && leaders.iter().all(|l| *l == Some(*first))
+            {
+                return Ok(*first);
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the cluster did not settle on a leader: {leaders:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn slot(&mut self, id: u64) -> anyhow::Result<&mut Option<Child>> {
+        let index = usize::try_from(id.checked_sub(1).context("member ids start at 1")?)?;
+        self.members
+            .get_mut(index)
+            .with_context(|| format!("no member {id}"))
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Member `id`'s data directory inside a local cluster's directory.
+fn member_data_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("node-{id}"))
 }
 
 /// Waits for Ctrl-C or SIGTERM (None), or for a member to exit on its own (its id and status).
