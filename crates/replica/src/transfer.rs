@@ -40,12 +40,12 @@ pub struct TransferConfig {
 
 impl TransferConfig {
     /// Defaults for an election timeout: 256 KiB chunks (a heartbeat on another connection is
-    /// never behind more than one), 4 in flight, a retry after two election timeouts.
+    /// never behind more than one), 4 in flight, a retry after an election timeout.
     pub fn for_election_timeout(election_timeout_ms: u64) -> TransferConfig {
         TransferConfig {
             chunk_bytes: 256 * 1024,
             window_chunks: 4,
-            retry_ms: 2 * election_timeout_ms,
+            retry_ms: election_timeout_ms,
             retries_max: 5,
         }
     }

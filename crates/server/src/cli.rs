@@ -30,7 +30,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a local cluster of N member processes on 127.0.0.1 until Ctrl-C.
     Cluster(ClusterArgs),
-    /// Measure write throughput, the disk's fsync rate, or leader failover time.
+    /// Measure write throughput, the disk's fsync rate, leader failover time, or snapshots
+    /// (memory and disk bounded by compaction, catch-up by snapshot, restart time).
     Bench(crate::bench::BenchArgs),
 }
 

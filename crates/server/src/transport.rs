@@ -47,7 +47,7 @@ pub const FRAME_BYTES_MAX: usize = 64 << 20;
 /// Redial backoff bounds: quick first retries so a restarted member rejoins fast, capped so a
 /// long-dead member costs almost nothing.
 const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(50);
-const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(2);
+const DIAL_BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// How long an accepted connection may take to say who it is.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -181,13 +181,23 @@ async fn send_stream(
     hello.extend_from_slice(magic);
     hello.extend_from_slice(&me.0.to_be_bytes());
     stream.write_all(&hello).await?;
-    let mut frames = FramedWrite::new(stream, codec());
+    let (mut read_half, write_half) = stream.into_split();
+    let mut frames = FramedWrite::new(write_half, codec());
+    let mut probe = [0u8; 1];
     loop {
         let first = tokio::select! {
             msg = queue.recv() => match msg {
                 Some(msg) => msg,
                 None => return Ok(Stop::QueueClosed),
             },
+            // The peer never writes on this connection: a read that returns means it closed
+            // (it restarted, say). Notice now rather than lose the next message to a dead
+            // socket, and redial.
+            closed = read_half.read(&mut probe) => {
+                return Err(closed.err().unwrap_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer closed")
+                }));
+            }
             _ = shutdown.wait() => return Ok(Stop::Shutdown),
         };
         // Feed everything already queued, then flush once: one syscall for a burst.

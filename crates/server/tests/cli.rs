@@ -32,6 +32,7 @@ fn every_subcommand_has_help() {
         &["bench", "write", "--help"],
         &["bench", "fsync", "--help"],
         &["bench", "failover", "--help"],
+        &["bench", "snapshots", "--help"],
     ] {
         let output = raftfs(args);
         assert!(output.status.success(), "{args:?}");
