@@ -35,6 +35,9 @@ class Mutant:
     replace: str
     profile: str = "mixed"
     seeds: int = 2000
+    # "sim": a campaign of `seeds` seeds; "raft": the core's own tests (`cargo test -p raft`),
+    # for a rule the rest of the system masks, so that no client-visible run can show it.
+    runner: str = "sim"
 
 
 MUTANTS = [
@@ -60,7 +63,9 @@ MUTANTS = [
         "crates/raft/src/node/leader.rs",
         "if self.log.term(self.commit) != Some(self.term) {\n            self.reads.defer(id);",
         "if false {\n            self.reads.defer(id);",
-        profile="figure8",
+        # Masked at the system level: the driver's read barrier (the log's last index when the
+        # read arrives) already covers the new leader's no-op.
+        runner="raft",
     ),
     Mutant(
         "follower-commits-past-match",
@@ -68,6 +73,10 @@ MUTANTS = [
         "crates/raft/src/node/follower.rs",
         "self.commit_to(req.leader_commit.min(self.leader_match));",
         "self.commit_to(req.leader_commit.min(self.log.last_index()));",
+        # Not reachable with the core's exact conflict hints (a follower drops stale entries
+        # in the message that shows them): 0 of 2,000 seeds in mixed, five-nodes, partitions
+        # and figure8 fail. The core's tests hold the rule.
+        runner="raft",
     ),
     Mutant(
         "truncate-on-shorter-append",
@@ -187,6 +196,18 @@ def run(m, repo, target):
                 return ("does not apply", problem, None)
         profile = cargo_profile(repo)
         env = dict(os.environ, CARGO_TARGET_DIR=target)
+        if m.runner == "raft":
+            test = subprocess.run(
+                ["cargo", "test", "--quiet", "-p", "raft"],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            failed = re.findall(r"^---- (\S+) stdout ----", test.stdout, re.M)
+            if test.returncode == 0:
+                return ("survived", "cargo test -p raft passed", None)
+            return ("caught", f"raft test {failed[0] if failed else '(build)'}", "unit")
         build = subprocess.run(
             ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
             cwd=tree,
@@ -224,16 +245,17 @@ def main(argv):
         return 2
     repo = root()
     target = os.path.join(repo, "target", "mutants")
-    print("| mutant | rule it breaks | profile | caught by | after seeds |")
+    print("| mutant | rule it breaks | campaign | caught by | after seeds |")
     print("|---|---|---|---|---|")
     bad = 0
     for m in chosen:
         verdict, detail, after = run(m, repo, target)
+        where = m.profile if m.runner == "sim" else "core tests"
         if verdict == "caught":
-            print(f"| {m.name} | {m.rule} | {m.profile} | {detail} | {after} |", flush=True)
+            print(f"| {m.name} | {m.rule} | {where} | {detail} | {after} |", flush=True)
         else:
             bad += 1
-            print(f"| {m.name} | {m.rule} | {m.profile} | **{verdict}**: {detail} | - |", flush=True)
+            print(f"| {m.name} | {m.rule} | {where} | **{verdict}**: {detail} | - |", flush=True)
     return 1 if bad else 0
 
 
