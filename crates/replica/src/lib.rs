@@ -23,7 +23,15 @@
 //! - **Leadership changes.** When this node stops leading, everything in flight is answered
 //!   `ERR_INTERNAL` (a mutation's outcome is unknown); refused commands get `ERR_REDIRECT` to the
 //!   known leader.
-//! - **One timer.** The core's alarm and the parking deadlines share one [`Output::Timer`].
+//! - **One timer.** The core's alarm, the parking deadlines and snapshot-transfer retries
+//!   share one [`Output::Timer`].
+//! - **Snapshots.** Once `Config::snapshot` says enough was applied, the store is handed out
+//!   for a snapshot ([`Output::SaveSnapshot`], an immutable copy: serialising it never holds up
+//!   the caller); once it is durable the core compacts its log and the disk's prefix goes too
+//!   ([`Output::LogDiscard`], keeping `trailing_entries`). A follower that needs entries the
+//!   leader no longer holds gets the snapshot in chunks ([`transfer`](crate::TransferConfig),
+//!   [`PeerMessage::Chunk`]), which it stages, verifies and installs atomically; a snapshot not
+//!   newer than what it applied is refused, so a snapshot never rolls a node back.
 //!
 //! # What a runtime must do
 //!
@@ -38,8 +46,17 @@
 //! 5. `Reply` goes to the client that `token` names; the runtime's token type is its choice.
 //! 6. `Timer { at }` replaces the previous timer; at or after `at`, call [`Replica::timeout`].
 //!    An early, late or spurious call is harmless.
-//! 7. After a crash, start again from step 1 with what is durable.
-//! 8. For back-pressure, stop handing in requests while [`Replica::in_flight`] is above a bound.
+//! 7. Snapshots: write `SaveSnapshot`'s store durably and atomically with a checksum, then
+//!    call [`Replica::snapshot_saved`]; carry out `LogDiscard` in order with the other storage
+//!    outputs. For `SendChunk`, read those bytes of that snapshot file (from a handle opened
+//!    when the transfer began) and send them as a `PeerMessage::Chunk`, in order, on a path
+//!    that does not hold up Raft's messages, or call [`Replica::chunk_unavailable`]. For
+//!    `StageChunk` write the bytes to the staging file; for `StageFinish` make it durable,
+//!    verify it and call [`Replica::snapshot_staged`]; for `InstallSnapshot` make it the
+//!    snapshot, fix the log as told, and call [`Replica::snapshot_installed`] once durable.
+//! 8. After a crash, start again from step 1 with what is durable: the newest snapshot and
+//!    the log, put together by [`reconcile`].
+//! 9. For back-pressure, stop handing in requests while [`Replica::in_flight`] is above a bound.
 
 mod book;
 mod output;

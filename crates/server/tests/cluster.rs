@@ -75,29 +75,9 @@ async fn check_all(
     }
 }
 
-/// Waits until every running member has applied the same index with the same store digest.
+/// Waits until every member in `members` has converged; returns the first one's status.
 async fn wait_converged(cluster: &TestCluster, members: &[usize]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut statuses = Vec::new();
-        for &i in members {
-            statuses.push(cluster.status(i).await);
-        }
-        let first = &statuses[0];
-        let same = statuses.iter().all(|s| {
-            s["applied_index"] == first["applied_index"]
-                && s["store_digest"] == first["store_digest"]
-                && s["commit_index"] == s["applied_index"]
-        });
-        if same {
-            return first.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members did not converge: {statuses:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster.wait_converged(members).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,31 +72,6 @@ async fn check_all(addrs: Vec<String>, acked: &BTreeMap<String, u64>, bytes: usi
     }
 }
 
-/// Waits until every member in `members` has applied the same index with the same digest.
-async fn wait_converged(cluster: &TestCluster, members: &[usize]) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut statuses = Vec::new();
-        for &i in members {
-            statuses.push(cluster.status(i).await);
-        }
-        let first = &statuses[0];
-        let same = statuses.iter().all(|s| {
-            s["applied_index"] == first["applied_index"]
-                && s["store_digest"] == first["store_digest"]
-                && s["commit_index"] == s["applied_index"]
-        });
-        if same {
-            return statuses;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members did not converge: {statuses:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn u(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
@@ -115,7 +90,7 @@ async fn a_member_down_for_the_whole_run_catches_up_by_snapshot_to_an_identical_
         "the log was compacted: {before}"
     );
     cluster.restart(down);
-    let statuses = wait_converged(&cluster, &cluster.ids()).await;
+    let statuses = cluster.wait_converged(&cluster.ids()).await;
     let caught_up = &statuses[cluster.ids().iter().position(|&i| i == down).unwrap()];
     assert!(
         u(caught_up, "snapshots_installed") >= 1,
@@ -141,7 +116,7 @@ async fn a_member_killed_in_the_middle_of_installs_recovers_and_catches_up() {
         cluster.kill9(down);
     }
     cluster.restart(down);
-    let statuses = wait_converged(&cluster, &cluster.ids()).await;
+    let statuses = cluster.wait_converged(&cluster.ids()).await;
     let caught_up = &statuses[cluster.ids().iter().position(|&i| i == down).unwrap()];
     assert!(u(caught_up, "snapshot_index") >= 2_800, "{caught_up}");
     check_all(cluster.client_addrs(), &acked, 1_024).await;

@@ -161,6 +161,32 @@ impl TestCluster {
         }
     }
 
+    /// Waits until every member in `members` has applied the same index with the same store
+    /// digest (and everything committed); returns their statuses, in `members` order.
+    pub async fn wait_converged(&self, members: &[usize]) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut statuses = Vec::new();
+            for &i in members {
+                statuses.push(self.status(i).await);
+            }
+            let first = &statuses[0];
+            let same = statuses.iter().all(|s| {
+                s["applied_index"] == first["applied_index"]
+                    && s["store_digest"] == first["store_digest"]
+                    && s["commit_index"] == s["applied_index"]
+            });
+            if same {
+                return statuses;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "members did not converge: {statuses:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Member `i`'s `/status`, as JSON.
     pub async fn status(&self, i: usize) -> serde_json::Value {
         super::http_status(&self.members[&i].http).await
