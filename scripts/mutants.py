@@ -112,12 +112,16 @@ MUTANTS = [
     ),
     Mutant(
         "driver-skips-read-index",
-        "the driver serves a read only after ReadIndex confirms leadership",
+        "a leader serves a read only after ReadIndex confirms it still leads (no stale reads from a deposed leader)",
         "crates/replica/src/lib.rs",
         "let id = self.book.read(name, request.token, barrier);\n"
         "                    found |= self.step(now, Event::ReadIndex(id), out);",
         "let id = self.book.read(name, request.token, barrier);\n"
-        "                    self.book.read_ready(id, self.core.commit_index());",
+        "                    if self.core.role() == raft::Role::Leader {\n"
+        "                        self.book.read_ready(id, self.core.commit_index());\n"
+        "                    } else {\n"
+        "                        found |= self.step(now, Event::ReadIndex(id), out);\n"
+        "                    }",
         profile="partitions",
     ),
     Mutant(
