@@ -96,14 +96,6 @@ MUTANTS = [
         profile="crashes",
     ),
     Mutant(
-        "stalled-leader-keeps-leading",
-        "a leader whose disk stalls steps down like one cut off (hashicorp/raft #503)",
-        "crates/raft/src/node/leader.rs",
-        "let mut active = usize::from(!stalled);",
-        "let mut active = usize::from(!stalled || true);",
-        profile="crashes",
-    ),
-    Mutant(
         "snapshot-rolls-back",
         "a snapshot never rolls a node back (core and driver both refuse an older one)",
         "crates/raft/src/node/snapshot.rs",
