@@ -114,7 +114,7 @@ impl Snapshots {
         self.bytes_since = 0;
     }
 
-    /// Records a durable snapshot; false if it is not newer than the latest.
+    /// Records a durable snapshot of our own; false if it is not newer than the latest.
     fn saved(&mut self, info: SnapshotInfo) -> bool {
         if self.saving == Some(info.index) {
             self.saving = None;
@@ -123,6 +123,7 @@ impl Snapshots {
             return false;
         }
         self.latest = Some(info);
+        self.counts.made += 1;
         true
     }
 
@@ -138,28 +139,31 @@ impl<T> Replica<T> {
     /// The runtime made the snapshot of an `Output::SaveSnapshot` durable: the core records it
     /// and compacts its log, and the disk's log prefix behind it goes too.
     pub fn snapshot_saved(&mut self, now: Now, info: SnapshotInfo, out: &mut Vec<Output<T>>) {
-        if self.snapshots.saved(info) {
-            self.snapshots.counts.made += 1;
-            let policy = self.config.snapshot;
-            let first_before = self.core.first_index();
-            let keep_from = LogIndex((info.index.0 + 1).saturating_sub(policy.trailing_entries))
+        let found = self.snapshots.saved(info) && self.compact(now, info, out);
+        self.settle(now, found, out);
+    }
+
+    /// Tells the core of the durable snapshot `info`, so it compacts its log behind it (keeping
+    /// the trailing entries), and drops the same prefix from the disk; true if the step found a
+    /// leader.
+    fn compact(&mut self, now: Now, info: SnapshotInfo, out: &mut Vec<Output<T>>) -> bool {
+        let first_before = self.core.first_index();
+        let keep_from =
+            LogIndex((info.index.0 + 1).saturating_sub(self.config.snapshot.trailing_entries))
                 .max(first_before);
-            let event = Event::SnapshotSaved {
-                index: info.index,
-                term: info.term,
-                keep_from,
-            };
-            let found = self.step(now, event, out);
-            let first_after = self.core.first_index();
-            if first_after > first_before {
-                out.push(Output::LogDiscard {
-                    upto: first_after.prev(),
-                });
-            }
-            self.settle(now, found, out);
-        } else {
-            self.settle(now, false, out);
+        let event = Event::SnapshotSaved {
+            index: info.index,
+            term: info.term,
+            keep_from,
+        };
+        let found = self.step(now, event, out);
+        let first_after = self.core.first_index();
+        if first_after > first_before {
+            out.push(Output::LogDiscard {
+                upto: first_after.prev(),
+            });
         }
+        found
     }
 
     /// The snapshot the transfer to `to` needs can no longer be read (a newer one replaced

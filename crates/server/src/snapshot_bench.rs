@@ -318,23 +318,19 @@ async fn soak(args: &SnapshotsArgs, load: &Load, dir: &Path) -> anyhow::Result<V
                 "OUTSIDE the bound"
             }
         );
-        if rss_growth > GROWTH_BOUND {
-            problems.push(format!(
-                "max RSS grew {rss_growth:.2}x from {} to {} writes ({:.1} -> {:.1} MiB)",
-                first.0,
-                last.0,
-                first.1 as f64 / MIB,
-                last.1 as f64 / MIB
-            ));
-        }
-        if dir_growth > GROWTH_BOUND {
-            problems.push(format!(
-                "max data dir grew {dir_growth:.2}x from {} to {} writes ({:.1} -> {:.1} MiB)",
-                first.0,
-                last.0,
-                first.2 as f64 / MIB,
-                last.2 as f64 / MIB
-            ));
+        for (what, growth, from, to) in [
+            ("max RSS", rss_growth, first.1, last.1),
+            ("max data dir", dir_growth, first.2, last.2),
+        ] {
+            if growth > GROWTH_BOUND {
+                problems.push(format!(
+                    "{what} grew {growth:.2}x from {} to {} writes ({:.1} -> {:.1} MiB)",
+                    first.0,
+                    last.0,
+                    from as f64 / MIB,
+                    to as f64 / MIB
+                ));
+            }
         }
     }
 

@@ -29,50 +29,14 @@ fn write_cmd(file: &str, content: Bytes) -> Command {
     }
 }
 
-/// Writes `count` files named `{prefix}-{i}` through the leader, pipelined, and returns their
-/// versions.
+/// Writes `count` files `{prefix}-{i}`, each holding its name, through `addr`.
 async fn bulk_write(addr: &str, prefix: &str, count: usize) -> BTreeMap<String, u64> {
-    let mut conn = Connection::connect(addr).await.unwrap();
-    let mut acked = BTreeMap::new();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
-        for &i in chunk {
-            let file = format!("{prefix}-{i}");
-            conn.queue(&write_cmd(&file, content_for(&file, 0)));
-        }
-        for &i in chunk {
-            match conn.recv().await.unwrap() {
-                Reply::Written { version } => {
-                    acked.insert(format!("{prefix}-{i}"), version);
-                }
-                other => panic!("bulk write got {other:?}"),
-            }
-        }
-    }
-    acked
+    common::bulk_write(addr, prefix, count, |f| content_for(f, 0)).await
 }
 
-/// Reads every file back through the cluster and checks version and content.
-async fn check_all(
-    cluster: &TestCluster,
-    acked: &BTreeMap<String, u64>,
-    seq_of: impl Fn(&str) -> u64,
-) {
-    let mut client = Client::new(cluster.client_addrs());
-    for (file, version) in acked {
-        let reply = client
-            .call(&Command::Read { name: name(file) })
-            .await
-            .unwrap();
-        assert_eq!(
-            reply,
-            Reply::Contents {
-                version: *version,
-                exptime_s: 0,
-                content: content_for(file, seq_of(file)),
-            },
-            "acknowledged write of {file}"
-        );
-    }
+/// Reads every file written by `bulk_write` back through the cluster.
+async fn check_all(cluster: &TestCluster, acked: &BTreeMap<String, u64>) {
+    common::check_all(cluster.client_addrs(), acked, |f| content_for(f, 0)).await;
 }
 
 /// Waits until every member in `members` has converged; returns the first one's status.
@@ -206,7 +170,7 @@ async fn leader_kill9_fails_over_without_losing_acknowledged_writes() {
     for writer in writers {
         acked.extend(writer.await.unwrap());
     }
-    check_all(&cluster, &acked, |_| 0).await;
+    check_all(&cluster, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +210,7 @@ async fn minority_down_writes_continue_majority_down_blocks_until_one_returns() 
     wait_for_acks(&acks, 20).await;
     stop.store(true, Ordering::SeqCst);
     let acked = writer.await.unwrap();
-    check_all(&cluster, &acked, |_| 0).await;
+    check_all(&cluster, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +224,7 @@ async fn member_down_for_ten_thousand_writes_catches_up() {
     cluster.restart(lagging);
     let status = wait_converged(&cluster, &cluster.ids()).await;
     assert!(status["files"].as_u64().unwrap() >= 10_000);
-    check_all(&cluster, &acked, |_| 0).await;
+    check_all(&cluster, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +239,7 @@ async fn stopping_every_member_and_restarting_keeps_every_acknowledged_write() {
         cluster.restart(i);
     }
     cluster.leader().await;
-    check_all(&cluster, &acked, |_| 0).await;
+    check_all(&cluster, &acked).await;
     wait_converged(&cluster, &cluster.ids()).await;
 }
 
@@ -321,5 +285,5 @@ async fn cut_off_member_never_acknowledges_and_rejoins_without_disturbing_the_le
         "no term change (prevote)"
     );
     assert!(status["files"].as_u64().unwrap() >= 60);
-    check_all(&cluster, &during, |_| 0).await;
+    check_all(&cluster, &during).await;
 }

@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::Server;
 use common::cluster::TestCluster;
-use common::{Server, name};
-use fs::{Command, Reply};
-use server::client::{Client, Connection};
 use tokio::time::Instant;
 
 /// Small thresholds, so a test of a few thousand writes makes many snapshots.
@@ -26,50 +24,14 @@ fn content(file: &str, bytes: usize) -> Bytes {
     Bytes::from(c)
 }
 
-/// Writes `count` files `{prefix}-{i}` of `bytes` bytes through `addr`, pipelined, and returns
-/// their versions.
+/// Writes `count` files `{prefix}-{i}` of `bytes` bytes through `addr`.
 async fn bulk_write(addr: &str, prefix: &str, count: usize, bytes: usize) -> BTreeMap<String, u64> {
-    let mut conn = Connection::connect(addr).await.unwrap();
-    let mut acked = BTreeMap::new();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
-        for &i in chunk {
-            let file = format!("{prefix}-{i}");
-            conn.queue(&Command::Write {
-                name: name(&file),
-                content: content(&file, bytes),
-                exptime_s: 0,
-            });
-        }
-        for &i in chunk {
-            match conn.recv().await.unwrap() {
-                Reply::Written { version } => {
-                    acked.insert(format!("{prefix}-{i}"), version);
-                }
-                other => panic!("bulk write got {other:?}"),
-            }
-        }
-    }
-    acked
+    common::bulk_write(addr, prefix, count, |f| content(f, bytes)).await
 }
 
-/// Reads every acknowledged file back and checks version and content.
+/// Reads every file written by `bulk_write` back through `addrs`.
 async fn check_all(addrs: Vec<String>, acked: &BTreeMap<String, u64>, bytes: usize) {
-    let mut client = Client::new(addrs);
-    for (file, version) in acked {
-        let reply = client
-            .call(&Command::Read { name: name(file) })
-            .await
-            .unwrap();
-        assert_eq!(
-            reply,
-            Reply::Contents {
-                version: *version,
-                exptime_s: 0,
-                content: content(file, bytes),
-            },
-            "acknowledged write of {file}"
-        );
-    }
+    common::check_all(addrs, acked, |f| content(f, bytes)).await;
 }
 
 fn u(v: &serde_json::Value, key: &str) -> u64 {

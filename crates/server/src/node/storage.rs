@@ -12,6 +12,9 @@ use std::path::Path;
 
 use raft::{Entry, HardState, LogIndex, NodeId, Recovered, Term};
 use replica::SnapshotInfo;
+use tokio::sync::mpsc;
+
+use super::NodeEvent;
 
 /// Log segment size: small enough that compaction behind snapshots frees disk space soon
 /// (whole segments are removed), large enough that rolling over is rare (one per ~30,000
@@ -28,9 +31,6 @@ pub struct Restored {
     /// The snapshot, if any.
     pub snapshot: Option<SnapshotInfo>,
 }
-use tokio::sync::mpsc;
-
-use super::NodeEvent;
 
 /// What the writer thread reports back.
 #[derive(Debug)]
@@ -142,7 +142,10 @@ impl Storage {
         if let Some(upto) = reconciled.discard_upto {
             log.discard_prefix(upto.0)?;
         }
-        log.sync()?;
+        // Opening synced everything it kept; only the fixes above still need it.
+        if reconciled.truncate_from.is_some() || reconciled.discard_upto.is_some() {
+            log.sync()?;
+        }
         let writer = wal::Writer::spawn(log)?;
         let storage = Storage {
             writer,

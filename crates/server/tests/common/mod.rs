@@ -7,9 +7,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use fs::{Name, Reply};
-use server::client::Connection;
+use server::client::{Client, Connection};
 
 /// How long a server may take to start listening. Generous: CI machines are slow and busy.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -183,6 +185,62 @@ pub fn wait_ready(child: &mut Child) -> String {
 /// A file name for tests.
 pub fn name(s: &str) -> Name {
     Name::new(Bytes::copy_from_slice(s.as_bytes())).expect("valid name")
+}
+
+/// Writes `count` files named `{prefix}-{i}` with `content(name)` through `addr` (which must
+/// lead), pipelined 100 at a time, and returns the versions they were given.
+pub async fn bulk_write(
+    addr: &str,
+    prefix: &str,
+    count: usize,
+    content: impl Fn(&str) -> Bytes,
+) -> BTreeMap<String, u64> {
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let mut acked = BTreeMap::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+        for &i in chunk {
+            let file = format!("{prefix}-{i}");
+            conn.queue(&fs::Command::Write {
+                name: name(&file),
+                content: content(&file),
+                exptime_s: 0,
+            });
+        }
+        for &i in chunk {
+            match conn.recv().await.expect("reply") {
+                Reply::Written { version } => {
+                    acked.insert(format!("{prefix}-{i}"), version);
+                }
+                other => panic!("bulk write got {other:?}"),
+            }
+        }
+    }
+    acked
+}
+
+/// Reads every acknowledged file back through `addrs` (following redirects) and checks its
+/// version and that its content is `content(name)`.
+pub async fn check_all(
+    addrs: Vec<String>,
+    acked: &BTreeMap<String, u64>,
+    content: impl Fn(&str) -> Bytes,
+) {
+    let mut client = Client::new(addrs);
+    for (file, version) in acked {
+        let reply = client
+            .call(&fs::Command::Read { name: name(file) })
+            .await
+            .expect("read");
+        assert_eq!(
+            reply,
+            Reply::Contents {
+                version: *version,
+                exptime_s: 0,
+                content: content(file),
+            },
+            "acknowledged write of {file}"
+        );
+    }
 }
 
 /// Sends raw bytes and reads `n` replies.

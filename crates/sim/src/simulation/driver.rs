@@ -361,7 +361,7 @@ impl Simulation {
         };
         process.sending.insert(to, (offer.index, file.clone()));
         let (start, end) = (offset as usize, (offset + len) as usize);
-        let Some(data) = file.get(start..end) else {
+        if start > end || end > file.len() {
             return Err(Violation::new(
                 Check::CoreContract,
                 format!(
@@ -369,12 +369,12 @@ impl Simulation {
                     file.len()
                 ),
             ));
-        };
+        }
         let chunk = replica::Chunk {
             offer,
             total_bytes,
             offset,
-            data: file.slice(start..start + data.len()),
+            data: file.slice(start..end),
         };
         self.stats.chunks_sent += 1;
         self.transmit(k, to, PeerMessage::Chunk(chunk))
