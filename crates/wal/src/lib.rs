@@ -162,6 +162,6 @@ pub use recovery::{RecoveryReport, TornTail};
 pub use segment::SEGMENT_HEADER_BYTES;
 pub use snapshot::{
     SNAPSHOT_CONFIG_BYTES_MAX, SnapshotMeta, install_staged_snapshot, load_latest_snapshot,
-    load_latest_snapshot_with, load_snapshot_file, save_snapshot, snapshot_path,
+    load_latest_snapshot_with, load_snapshot_file, prune_snapshots, save_snapshot, snapshot_path,
 };
 pub use writer::{Completion, Durable, Op, Rejected, WRITER_QUEUE_OPS_MAX, Writer};

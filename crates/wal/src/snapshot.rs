@@ -88,10 +88,19 @@ pub(crate) fn save_snapshot_with(
         &[&fixed, &meta.config, data],
     )?;
 
+    remove_older(disk, dir, meta.index, true)
+}
+
+/// Removes the snapshots in `dir` older than `index` (and, with `temps`, snapshot temp files),
+/// then fsyncs the directory if anything went. Called only once the snapshot at `index` is
+/// durable, so a crash at any point leaves at least one intact snapshot. Temp files are left
+/// alone where another save may be writing one.
+fn remove_older(disk: &Disk, dir: &Path, index: u64, temps: bool) -> Result<(), Error> {
     let mut removed = false;
     for (other, path) in disk::list_names(dir)? {
-        let older = parse_file_name(&other).is_some_and(|i| i < meta.index);
-        let stale_temp = other.ends_with(&format!("{SNAPSHOT_SUFFIX}{}", disk::TEMP_SUFFIX));
+        let older = parse_file_name(&other).is_some_and(|i| i < index);
+        let stale_temp =
+            temps && other.ends_with(&format!("{SNAPSHOT_SUFFIX}{}", disk::TEMP_SUFFIX));
         if older || stale_temp {
             disk.remove(&path)?;
             removed = true;
@@ -101,6 +110,23 @@ pub(crate) fn save_snapshot_with(
         disk.sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Keeps only the newest snapshot in `dir` (and no temp files): what a crash between a
+/// snapshot's rename and the removal of the older ones left behind. Call it after the newest
+/// has been loaded and verified.
+pub fn prune_snapshots(dir: &Path) -> Result<(), Error> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let newest = disk::list_names(dir)?
+        .into_iter()
+        .filter_map(|(name, _)| parse_file_name(&name))
+        .max();
+    match newest {
+        Some(index) => remove_older(&Disk::default(), dir, index, true),
+        None => Ok(()),
+    }
 }
 
 /// Loads the newest snapshot in `dir`, or `None` if there is none (or no directory).
@@ -164,17 +190,8 @@ pub fn install_staged_snapshot(dir: &Path, staged: &Path, index: u64) -> Result<
     let target = snapshot_path(dir, index);
     std::fs::rename(staged, &target).map_err(|e| Error::io("rename", staged.to_path_buf(), e))?;
     disk.sync_dir(dir)?;
-    let mut removed = false;
-    for (other, path) in disk::list_names(dir)? {
-        if parse_file_name(&other).is_some_and(|i| i < index) {
-            disk.remove(&path)?;
-            removed = true;
-        }
-    }
-    if removed {
-        disk.sync_dir(dir)?;
-    }
-    Ok(())
+    // A save of this node's own (older) snapshot may be writing its temp file right now.
+    remove_older(&disk, dir, index, false)
 }
 
 /// Checks a snapshot file's bytes: seal, layout, and (if given) the index its name promises.

@@ -8,7 +8,10 @@ use std::fs;
 use std::path::Path;
 
 use bytes::Bytes;
-use wal::{Error, HardState, SnapshotMeta, hard_state, load_latest_snapshot, save_snapshot};
+use wal::{
+    Error, HardState, SnapshotMeta, hard_state, install_staged_snapshot, load_latest_snapshot,
+    prune_snapshots, save_snapshot,
+};
 
 fn flip(path: &Path, offset: usize) {
     let mut bytes = fs::read(path).unwrap();
@@ -144,6 +147,41 @@ fn snapshot_ignores_a_torn_temp_file() {
     // The next save cleans it up.
     save_snapshot(dir.path(), &meta(31, 4), b"thirty-one").unwrap();
     assert_eq!(snap_files(dir.path()), vec![format!("{:020}.snap", 31)]);
+}
+
+#[test]
+fn pruning_keeps_only_the_newest_snapshot_a_crash_left_beside_an_older_one() {
+    let dir = tempfile::tempdir().unwrap();
+    save_snapshot(dir.path(), &meta(10, 2), b"ten").unwrap();
+    // A crash between the newer snapshot's rename and the older one's removal.
+    let older = dir.path().join(format!("{:020}.snap", 10));
+    let kept = fs::read(&older).unwrap();
+    save_snapshot(dir.path(), &meta(20, 3), b"twenty").unwrap();
+    fs::write(&older, kept).unwrap();
+    fs::write(dir.path().join(format!("{:020}.snap.tmp", 30)), b"torn").unwrap();
+    prune_snapshots(dir.path()).unwrap();
+    assert_eq!(snap_files(dir.path()), vec![format!("{:020}.snap", 20)]);
+    prune_snapshots(&dir.path().join("missing")).unwrap();
+}
+
+#[test]
+fn installing_a_staged_snapshot_removes_older_ones_but_not_a_save_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    save_snapshot(dir.path(), &meta(10, 2), b"ten").unwrap();
+    save_snapshot(staging.path(), &meta(40, 5), b"forty").unwrap();
+    let staged = staging.path().join("staged.part");
+    fs::rename(staging.path().join(format!("{:020}.snap", 40)), &staged).unwrap();
+    // The node's own older save, still writing its temp file.
+    let temp = dir.path().join(format!("{:020}.snap.tmp", 12));
+    fs::write(&temp, b"in progress").unwrap();
+    install_staged_snapshot(dir.path(), &staged, 40).unwrap();
+    assert_eq!(
+        snap_files(dir.path()),
+        vec![format!("{:020}.snap.tmp", 12), format!("{:020}.snap", 40)]
+    );
+    let (m, data) = load_latest_snapshot(dir.path()).unwrap().unwrap();
+    assert_eq!((m, &data[..]), (meta(40, 5), &b"forty"[..]));
 }
 
 #[test]

@@ -60,7 +60,8 @@ pub struct Loaded {
 }
 
 /// Loads the newest snapshot in `dir`, verified (checksum, layout, store image); `None` if
-/// there is none. A corrupt newest snapshot is an error: it is never skipped silently.
+/// there is none. A corrupt newest snapshot is an error: it is never skipped silently. Older
+/// snapshots a crash left behind are removed once the newest has loaded.
 pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
     let Some((meta, data)) = wal::load_latest_snapshot(dir)? else {
         return Ok(None);
@@ -70,6 +71,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
         path: path.clone(),
         source,
     })?;
+    wal::prune_snapshots(dir)?;
     let file_bytes = std::fs::metadata(&path)
         .map_err(|source| SnapshotError::Io { path, source })?
         .len();
