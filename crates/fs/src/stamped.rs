@@ -7,8 +7,9 @@
 //!
 //! ```text
 //! size  field
-//! 1     tag: 1 = read, 2 = write, 3 = cas, 4 = delete
+//! 1     tag: 1 = read, 2 = write, 3 = cas, 4 = delete, 5 = clock (no command)
 //! 8     clock_ms: u64, the leader's clock when it accepted the command
+//! then, for clock: nothing; for the others:
 //! 1     name length: u8, 1..=250
 //! n     name: printable ASCII without spaces
 //! then, for write:  8 exptime_s: u64 | 8 content length: u64 | m content
@@ -32,6 +33,8 @@ const TAG_WRITE: u8 = 2;
 const TAG_CAS: u8 = 3;
 /// Tag of a logged `delete`.
 const TAG_DELETE: u8 = 4;
+/// Tag of a clock entry: the leader's clock alone, so that expiry advances while no command does.
+const TAG_CLOCK: u8 = 5;
 
 /// Bytes of the fields every entry has besides its name: tag and clock.
 const FIXED_BYTES: usize = 1 + 8;
@@ -41,8 +44,8 @@ const FIXED_BYTES: usize = 1 + 8;
 pub struct StampedCommand {
     /// The leader's clock, in milliseconds, when the command entered the log.
     pub clock_ms: u64,
-    /// The command.
-    pub command: Command,
+    /// The command; `None` for a clock entry, which only moves the replicated clock.
+    pub command: Option<Command>,
 }
 
 /// Why [`StampedCommand::decode`] refused its input.
@@ -80,19 +83,36 @@ impl From<NameFieldError> for DecodeError {
 impl StampedCommand {
     /// Stamps `command` with the clock reading `clock_ms`.
     pub fn new(clock_ms: u64, command: Command) -> StampedCommand {
-        StampedCommand { clock_ms, command }
+        StampedCommand {
+            clock_ms,
+            command: Some(command),
+        }
+    }
+
+    /// A clock entry: the clock reading `clock_ms` and no command.
+    pub fn clock(clock_ms: u64) -> StampedCommand {
+        StampedCommand {
+            clock_ms,
+            command: None,
+        }
     }
 
     /// The binary form described in the module's FORMAT section.
     pub fn encode(&self) -> Bytes {
-        let name = self.command.name();
-        let body = match &self.command {
+        let Some(command) = &self.command else {
+            let mut out = BytesMut::with_capacity(FIXED_BYTES);
+            out.put_u8(TAG_CLOCK);
+            out.put_u64_le(self.clock_ms);
+            return out.freeze();
+        };
+        let name = command.name();
+        let body = match command {
             Command::Read { .. } | Command::Delete { .. } => 0,
             Command::Write { content, .. } => 8 + binary::content_len(content),
             Command::Cas { content, .. } => 16 + binary::content_len(content),
         };
         let mut out = BytesMut::with_capacity(FIXED_BYTES + binary::name_len(name) + body);
-        let tag = match &self.command {
+        let tag = match command {
             Command::Read { .. } => TAG_READ,
             Command::Write { .. } => TAG_WRITE,
             Command::Cas { .. } => TAG_CAS,
@@ -101,7 +121,7 @@ impl StampedCommand {
         out.put_u8(tag);
         out.put_u64_le(self.clock_ms);
         binary::put_name(&mut out, name);
-        match &self.command {
+        match command {
             Command::Read { .. } | Command::Delete { .. } => {}
             Command::Write {
                 content, exptime_s, ..
@@ -127,10 +147,16 @@ impl StampedCommand {
     pub fn decode(bytes: &[u8]) -> Result<StampedCommand, DecodeError> {
         let mut input = Reader::new(bytes);
         let tag = input.u8()?;
-        if !(TAG_READ..=TAG_DELETE).contains(&tag) {
+        if !(TAG_READ..=TAG_CLOCK).contains(&tag) {
             return Err(DecodeError::UnknownTag(tag));
         }
         let clock_ms = input.u64()?;
+        if tag == TAG_CLOCK {
+            return match input.remaining() {
+                0 => Ok(StampedCommand::clock(clock_ms)),
+                n => Err(DecodeError::TrailingBytes(n)),
+            };
+        }
         let name = input.name()?;
         let command = match tag {
             TAG_READ => Command::Read { name },
@@ -158,7 +184,7 @@ impl StampedCommand {
             _ => return Err(DecodeError::UnknownTag(tag)),
         };
         match input.remaining() {
-            0 => Ok(StampedCommand { clock_ms, command }),
+            0 => Ok(StampedCommand::new(clock_ms, command)),
             n => Err(DecodeError::TrailingBytes(n)),
         }
     }

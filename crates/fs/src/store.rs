@@ -6,8 +6,12 @@
 //!
 //! # Rules
 //! - Stamps never go backwards: a new leader's clock may lag its predecessor's, so the effective
-//!   clock of a command is `max(stamp, last clock applied)`. [`Store::apply`] records it;
-//!   [`Store::read`] uses it but records nothing.
+//!   clock of a command is `max(stamp, last clock applied)`. [`Store::apply`] and
+//!   [`Store::tick`] record it. This is the replicated clock: it moves only with the log, so
+//!   every replica judges expiry at the same instant for the same index, whatever its own clock.
+//! - [`Store::read`] (a read served outside the log, by ReadIndex, lease or follower read) is
+//!   judged at the last clock applied, never at the serving member's clock: a read served at
+//!   a higher index never sees an expired file again.
 //! - Versions come from one store-wide counter: each successful write or cas takes the next value
 //!   (the first is 1), so a deleted and re-created file never reuses a version and cas has no ABA
 //!   problem. Reads, deletes and failed commands consume no version.
@@ -205,10 +209,25 @@ impl Store {
         reply
     }
 
-    /// Answers a read at clock `clock_ms` without changing anything (for reads served by
-    /// ReadIndex, outside the log). The clock used is `max(clock_ms, last clock applied)`.
-    pub fn read(&self, name: &Name, clock_ms: u64) -> Reply {
-        self.read_at(name, self.effective_clock(clock_ms))
+    /// Answers a read without changing anything (for reads served outside the log), judged at
+    /// the last clock applied: the replicated clock, not the caller's.
+    pub fn read(&self, name: &Name) -> Reply {
+        self.read_at(name, self.clock_ms)
+    }
+
+    /// Applies a clock entry: the replicated clock moves to `max(clock_ms, last clock applied)`
+    /// and every file expired by then is dropped. The leader appends one when files are due and
+    /// nothing else carries its clock into the log.
+    pub fn tick(&mut self, clock_ms: u64) {
+        let now_ms = self.effective_clock(clock_ms);
+        self.clock_ms = now_ms;
+        self.purge_expired(now_ms);
+    }
+
+    /// The earliest instant, in milliseconds of the replicated clock, at which a file held now
+    /// expires; `None` if none will.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.expiries.first().map(|(at, _)| *at)
     }
 
     /// Number of files held (all live as of [`Store::last_clock_ms`]).

@@ -34,6 +34,7 @@ fn samples() -> Vec<StampedCommand> {
             },
         ),
         StampedCommand::new(0, Command::Delete { name: name("d") }),
+        StampedCommand::clock(7),
     ]
 }
 
@@ -52,10 +53,14 @@ fn layout_matches_the_documented_format() {
     expected.extend_from_slice(&0u64.to_le_bytes());
     expected.extend_from_slice(&[1, b'd']);
     assert_eq!(samples()[3].encode(), expected);
+
+    let mut expected = vec![5u8];
+    expected.extend_from_slice(&7u64.to_le_bytes());
+    assert_eq!(samples()[4].encode(), expected);
 }
 
 #[test]
-fn all_four_commands_round_trip() {
+fn all_four_commands_and_the_clock_entry_round_trip() {
     for stamped in samples() {
         assert_eq!(StampedCommand::decode(&stamped.encode()), Ok(stamped));
     }
@@ -89,7 +94,7 @@ fn decode_refuses_trailing_bytes() {
 
 #[test]
 fn decode_refuses_unknown_tags() {
-    for tag in [0u8, 5, 0x80, 0xff] {
+    for tag in [0u8, 6, 0x80, 0xff] {
         let mut bytes = samples()[0].encode().to_vec();
         bytes[0] = tag;
         assert_eq!(
@@ -151,7 +156,8 @@ fn stamped_strategy() -> impl Strategy<Value = StampedCommand> {
         ),
         name_strategy().prop_map(|name| Command::Delete { name }),
     ];
-    (any::<u64>(), command).prop_map(|(clock_ms, command)| StampedCommand { clock_ms, command })
+    (any::<u64>(), proptest::option::of(command))
+        .prop_map(|(clock_ms, command)| StampedCommand { clock_ms, command })
 }
 
 proptest! {

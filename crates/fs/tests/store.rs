@@ -51,7 +51,7 @@ fn contents(version: u64, exptime_s: u64, content: &str) -> Reply {
 fn read_of_missing_file_is_file_not_found() {
     let mut store = Store::new();
     assert_eq!(store.apply(&read("foo"), 0), Reply::FileNotFound);
-    assert_eq!(store.read(&name("foo"), 0), Reply::FileNotFound);
+    assert_eq!(read_at(&store, "foo", 0), Reply::FileNotFound);
 }
 
 #[test]
@@ -59,7 +59,7 @@ fn read_returns_version_content_and_no_expiry() {
     let mut store = Store::new();
     store.apply(&write("foo", "abcdef", 0), 0);
     assert_eq!(store.apply(&read("foo"), 10), contents(1, 0, "abcdef"));
-    assert_eq!(store.read(&name("foo"), 10), contents(1, 0, "abcdef"));
+    assert_eq!(read_at(&store, "foo", 10), contents(1, 0, "abcdef"));
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn cas_with_current_version_replaces_content_with_new_version() {
         store.apply(&cas("foo", 1, "new", 0), 0),
         Reply::Written { version: 3 }
     );
-    assert_eq!(store.read(&name("foo"), 0), contents(3, 0, "new"));
+    assert_eq!(read_at(&store, "foo", 0), contents(3, 0, "new"));
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn binary_content_is_kept_exactly() {
     };
     store.apply(&command, 0);
     assert_eq!(
-        store.read(&name("bin"), 0),
+        read_at(&store, "bin", 0),
         Reply::Contents {
             version: 1,
             exptime_s: 0,
@@ -209,19 +209,19 @@ fn binary_content_is_kept_exactly() {
 fn remaining_seconds_are_rounded_up() {
     let mut store = Store::new();
     store.apply(&write("foo", "x", 10), 1_000); // expires at 11_000
-    assert_eq!(store.read(&name("foo"), 1_000), contents(1, 10, "x"));
-    assert_eq!(store.read(&name("foo"), 1_001), contents(1, 10, "x"));
-    assert_eq!(store.read(&name("foo"), 1_999), contents(1, 10, "x"));
-    assert_eq!(store.read(&name("foo"), 2_000), contents(1, 9, "x"));
-    assert_eq!(store.read(&name("foo"), 10_999), contents(1, 1, "x"));
+    assert_eq!(read_at(&store, "foo", 1_000), contents(1, 10, "x"));
+    assert_eq!(read_at(&store, "foo", 1_001), contents(1, 10, "x"));
+    assert_eq!(read_at(&store, "foo", 1_999), contents(1, 10, "x"));
+    assert_eq!(read_at(&store, "foo", 2_000), contents(1, 9, "x"));
+    assert_eq!(read_at(&store, "foo", 10_999), contents(1, 1, "x"));
 }
 
 #[test]
 fn file_expires_at_the_exact_millisecond() {
     let mut store = Store::new();
     store.apply(&write("foo", "x", 2), 500); // expires at 2_500
-    assert_eq!(store.read(&name("foo"), 2_499), contents(1, 1, "x"));
-    assert_eq!(store.read(&name("foo"), 2_500), Reply::FileNotFound);
+    assert_eq!(read_at(&store, "foo", 2_499), contents(1, 1, "x"));
+    assert_eq!(read_at(&store, "foo", 2_500), Reply::FileNotFound);
     let mut applied = store.clone();
     assert_eq!(applied.apply(&read("foo"), 2_499), contents(1, 1, "x"));
     assert_eq!(applied.apply(&read("foo"), 2_500), Reply::FileNotFound);
@@ -249,7 +249,7 @@ fn expired_file_behaves_as_if_it_never_existed() {
         store.apply(&write("foo", "z", 0), 1_000),
         Reply::Written { version: 2 }
     );
-    assert_eq!(store.read(&name("foo"), 1_000_000), contents(2, 0, "z"));
+    assert_eq!(read_at(&store, "foo", 1_000_000), contents(2, 0, "z"));
 }
 
 #[test]
@@ -265,7 +265,7 @@ fn cas_replaces_the_expiry() {
     let mut store = Store::new();
     store.apply(&write("foo", "x", 0), 0);
     store.apply(&cas("foo", 1, "y", 3), 1_000); // expires at 4_000
-    assert_eq!(store.read(&name("foo"), 1_000), contents(2, 3, "y"));
+    assert_eq!(read_at(&store, "foo", 1_000), contents(2, 3, "y"));
     assert_eq!(store.apply(&read("foo"), 4_000), Reply::FileNotFound);
 
     store.apply(&write("bar", "x", 1), 0);
@@ -306,7 +306,8 @@ fn lagging_stamp_never_resurrects_an_expired_file() {
     assert_eq!(store.apply(&read("foo"), 1_000), Reply::FileNotFound);
     // A new leader whose clock lags stamps 400: the effective clock stays at 1_000.
     assert_eq!(store.apply(&read("foo"), 400), Reply::FileNotFound);
-    assert_eq!(store.read(&name("foo"), 400), Reply::FileNotFound);
+    assert_eq!(read_at(&store, "foo", 400), Reply::FileNotFound);
+    assert_eq!(store.read(&name("foo")), Reply::FileNotFound);
     assert_eq!(store.last_clock_ms(), 1_000);
 }
 
@@ -316,19 +317,26 @@ fn lagging_stamp_judges_expiry_and_new_lifetimes_from_the_last_clock() {
     store.apply(&write("foo", "x", 0), 10_000);
     // Lagging stamp 3_000: the effective clock is 10_000, so the file expires at 12_000.
     store.apply(&write("bar", "y", 2), 3_000);
-    assert_eq!(store.read(&name("bar"), 0), contents(2, 2, "y"));
-    assert_eq!(store.read(&name("bar"), 12_000), Reply::FileNotFound);
+    assert_eq!(read_at(&store, "bar", 0), contents(2, 2, "y"));
+    assert_eq!(read_at(&store, "bar", 12_000), Reply::FileNotFound);
 }
 
 #[test]
-fn read_without_apply_records_no_clock() {
+fn read_is_judged_at_the_replicated_clock_alone() {
     let mut store = Store::new();
     store.apply(&write("foo", "x", 1), 0); // expires at 1_000
-    assert_eq!(store.read(&name("foo"), 5_000), Reply::FileNotFound);
-    assert_eq!(store.last_clock_ms(), 0);
-    assert_eq!(store.file_count(), 1, "read purges nothing");
-    // Nothing was recorded, so the log's own stamps still decide.
-    assert_eq!(store.apply(&read("foo"), 999), contents(1, 1, "x"));
+    // However far a serving member's own clock has run, only the log moves the clock.
+    assert_eq!(store.read(&name("foo")), contents(1, 1, "x"));
+    store.tick(999);
+    assert_eq!(store.read(&name("foo")), contents(1, 1, "x"));
+    assert_eq!(store.next_expiry_ms(), Some(1_000));
+    store.tick(1_000);
+    assert_eq!(store.read(&name("foo")), Reply::FileNotFound);
+    assert_eq!(store.file_count(), 0, "a clock entry purges what expired");
+    assert_eq!(store.next_expiry_ms(), None);
+    // A lagging clock entry moves nothing back.
+    store.tick(10);
+    assert_eq!(store.last_clock_ms(), 1_000);
 }
 
 #[test]
@@ -336,7 +344,7 @@ fn expiry_saturates_instead_of_overflowing() {
     let mut store = Store::new();
     store.apply(&write("foo", "x", u64::MAX), 1_000);
     assert_eq!(
-        store.read(&name("foo"), 1_000),
+        read_at(&store, "foo", 1_000),
         contents(1, (u64::MAX - 1_000).div_ceil(1_000), "x")
     );
     // At the very end of time a lifetime saturates to the current instant: expired at once.
@@ -345,7 +353,7 @@ fn expiry_saturates_instead_of_overflowing() {
         store.apply(&write("foo", "x", 1), u64::MAX),
         Reply::Written { version: 1 }
     );
-    assert_eq!(store.read(&name("foo"), u64::MAX), Reply::FileNotFound);
+    assert_eq!(read_at(&store, "foo", u64::MAX), Reply::FileNotFound);
     assert_eq!(store.file_count(), 0);
 }
 
@@ -359,6 +367,14 @@ fn purge_drops_only_expired_files_and_keeps_counts() {
     store.apply(&read("none"), 2_000);
     assert_eq!(store.file_count(), 2); // f2 (until 3_000) and f3 (never)
     assert_eq!(store.content_bytes(), 4);
-    assert_eq!(store.read(&name("f2"), 2_000), contents(3, 1, "ab"));
-    assert_eq!(store.read(&name("f3"), 2_000), contents(4, 0, "ab"));
+    assert_eq!(read_at(&store, "f2", 2_000), contents(3, 1, "ab"));
+    assert_eq!(read_at(&store, "f3", 2_000), contents(4, 0, "ab"));
+}
+
+/// What a read served outside the log would answer once the replicated clock reaches `clock_ms`
+/// (on a copy: `store` itself is left as it was).
+fn read_at(store: &Store, file: &str, clock_ms: u64) -> Reply {
+    let mut copy = store.clone();
+    copy.tick(clock_ms);
+    copy.read(&name(file))
 }

@@ -79,6 +79,11 @@ impl<T> Book<T> {
         id
     }
 
+    /// An id for a proposal nobody waits for (a clock entry).
+    pub(crate) fn unattended(&mut self) -> ProposalId {
+        ProposalId(self.next_id())
+    }
+
     /// The proposal took log slot `index` in `term`. A waiter still holding that slot from an
     /// earlier term lost it to this entry: its command was not applied, and it is answered.
     pub(crate) fn appended(
@@ -156,7 +161,6 @@ impl<T> Book<T> {
         &mut self,
         applied: LogIndex,
         store: &Store,
-        clock_ms: u64,
         answers: &mut Vec<(T, Reply)>,
     ) {
         while let Some(entry) = self.ready_reads.first_entry() {
@@ -164,7 +168,7 @@ impl<T> Book<T> {
                 break;
             }
             for read in entry.remove() {
-                answers.push((read.token, store.read(&read.name, clock_ms)));
+                answers.push((read.token, store.read(&read.name)));
             }
         }
     }

@@ -8,10 +8,17 @@
 //! run exactly this code, so what the simulator checks is what users run.
 //!
 //! What the replica does, so no runtime has to:
-//! - **Proposing.** A batch of requests is taken in order: mutations are stamped with the wall
-//!   clock (the leader's clock reading expiry is judged by) and proposed together in one
-//!   `Append`; a read first proposes the mutations before it, then asks the core for a
+//! - **Proposing.** A batch of requests is taken in order: mutations are stamped with the
+//!   leader's wall clock (never below a stamp it gave or applied before) and proposed together
+//!   in one `Append`; a read first proposes the mutations before it, then asks the core for a
 //!   ReadIndex.
+//! - **The replicated clock.** Expiry is judged only against the stamps in the log (the
+//!   store's effective clock), never a member's own clock, so every member and every leader
+//!   agrees on when a file expired. While a file is due by the leader's clock and no command
+//!   has carried the clock into the log for `Config::clock_tick_ms`, the leader appends a clock
+//!   entry. A file therefore disappears for readers within `clock_tick_ms` plus one commit
+//!   after its expiry instant by the leader's clock; across a change of leader, up to the skew
+//!   between the two members' clocks later (never earlier: the clock never goes backwards).
 //! - **Parking.** A request that finds no known leader waits up to `Config::park_ms` (SPEC:
 //!   about two election timeouts) and is handled again as soon as a leader is known.
 //! - **Read barriers.** A read is served once the store has applied both the core's ReadIndex
@@ -93,7 +100,12 @@ pub struct Config {
     pub snapshot: SnapshotPolicy,
     /// How snapshots travel to followers.
     pub transfer: TransferConfig,
+    /// How often an otherwise idle leader appends a clock entry while a file is due to expire.
+    pub clock_tick_ms: u64,
 }
+
+/// Default [`Config::clock_tick_ms`]: expiry is seen within a tenth of a second of its instant.
+pub const DEFAULT_CLOCK_TICK_MS: u64 = 100;
 
 impl Config {
     /// Defaults for a cluster whose members serve clients at `client_addrs`, with the given
@@ -104,6 +116,7 @@ impl Config {
             client_addrs,
             snapshot: SnapshotPolicy::default(),
             transfer: TransferConfig::for_election_timeout(election_timeout_ms),
+            clock_tick_ms: DEFAULT_CLOCK_TICK_MS,
         }
     }
 }
@@ -131,6 +144,11 @@ pub struct Replica<T> {
     core_alarm: Option<raft::Millis>,
     /// The timer last asked of the runtime.
     timer: Option<raft::Millis>,
+    /// The highest clock stamp this node gave a proposal; stamps never go below it.
+    last_stamp_ms: u64,
+    /// When (monotonic) this node last stamped a proposal as leader: a clock entry is due
+    /// `clock_tick_ms` after it.
+    last_stamped: Option<raft::Millis>,
     /// Reused buffer for the core's actions.
     actions: Vec<Action>,
     /// Answers produced by the step in progress.
@@ -161,6 +179,8 @@ impl<T> Replica<T> {
             staged_store: None,
             core_alarm: None,
             timer: None,
+            last_stamp_ms: 0,
+            last_stamped: None,
             actions: Vec::new(),
             answers: Vec::new(),
         }
@@ -301,7 +321,7 @@ impl<T> Replica<T> {
                     found |= self.step(now, Event::ReadIndex(id), out);
                 }
                 command => {
-                    let stamped = StampedCommand::new(now.wall_ms, command);
+                    let stamped = StampedCommand::new(self.stamp(now), command);
                     let id = self.book.propose(request.token);
                     batch.push((id, stamped.encode()));
                 }
@@ -309,6 +329,45 @@ impl<T> Replica<T> {
         }
         found |= self.propose(now, &mut batch, out);
         found
+    }
+
+    /// The clock stamp for a proposal now: the wall clock, never below an earlier stamp.
+    fn stamp(&mut self, now: Now) -> u64 {
+        let stamp = now
+            .wall_ms
+            .max(self.last_stamp_ms)
+            .max(self.store.last_clock_ms());
+        self.last_stamp_ms = stamp;
+        self.last_stamped = Some(now.mono);
+        stamp
+    }
+
+    /// When a clock entry is due: on a leader holding a file that expires, once that file is
+    /// due by the leader's clock and `clock_tick_ms` after the last stamp.
+    fn clock_tick_at(&self, now: Now) -> Option<raft::Millis> {
+        if self.core.role() != raft::Role::Leader {
+            return None;
+        }
+        let expires = self.store.next_expiry_ms()?;
+        let clock = now
+            .wall_ms
+            .max(self.last_stamp_ms)
+            .max(self.store.last_clock_ms());
+        let due = now.mono.after(expires.saturating_sub(clock));
+        let spaced = self
+            .last_stamped
+            .map_or(now.mono, |at| at.after(self.config.clock_tick_ms));
+        Some(due.max(spaced))
+    }
+
+    /// Appends a clock entry if one is due; true if the step found a leader.
+    fn maybe_tick(&mut self, now: Now, out: &mut Vec<Output<T>>) -> bool {
+        if self.clock_tick_at(now).is_none_or(|at| at > now.mono) {
+            return false;
+        }
+        let stamped = StampedCommand::clock(self.stamp(now));
+        let id = self.book.unattended();
+        self.step(now, Event::Append(vec![(id, stamped.encode())]), out)
     }
 
     fn propose(
@@ -396,16 +455,26 @@ impl<T> Replica<T> {
         self.snapshots.applied(entry.payload.len() as u64);
         let reply = match &entry.payload {
             Payload::Noop => None,
-            Payload::Command(bytes) => Some(match StampedCommand::decode(bytes) {
-                Ok(stamped) => self.store.apply(&stamped.command, stamped.clock_ms),
+            Payload::Command(bytes) => match StampedCommand::decode(bytes) {
+                Ok(StampedCommand {
+                    clock_ms,
+                    command: Some(command),
+                }) => Some(self.store.apply(&command, clock_ms)),
+                Ok(StampedCommand {
+                    clock_ms,
+                    command: None,
+                }) => {
+                    self.store.tick(clock_ms);
+                    None
+                }
                 Err(err) => {
                     out.push(Output::BadEntry {
                         index: entry.index,
                         error: err.to_string(),
                     });
-                    Reply::Internal
+                    Some(Reply::Internal)
                 }
-            }),
+            },
         };
         self.book
             .committed(entry.index, entry.term, reply.as_ref(), &mut self.answers);
@@ -415,9 +484,10 @@ impl<T> Replica<T> {
     /// Ends a call: serves the reads now applied, retries parked requests if a leader is known,
     /// hands out the answers and re-arms the timer.
     fn settle(&mut self, now: Now, mut found: bool, out: &mut Vec<Output<T>>) {
+        found |= self.maybe_tick(now, out);
         loop {
             self.book
-                .serve_reads(self.applied, &self.store, now.wall_ms, &mut self.answers);
+                .serve_reads(self.applied, &self.store, &mut self.answers);
             if !(found && self.book.has_parked() && self.core.leader().is_some()) {
                 break;
             }
@@ -433,6 +503,7 @@ impl<T> Replica<T> {
             self.core_alarm,
             self.book.next_park_deadline(),
             self.senders.next_deadline(&self.config.transfer),
+            self.clock_tick_at(now),
         ]
         .into_iter()
         .flatten()

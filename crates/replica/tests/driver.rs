@@ -280,3 +280,131 @@ fn a_leader_deposed_answers_what_it_holds_with_err_internal() {
     assert_eq!(replies, vec![(1, Reply::Internal)]);
     assert_eq!(r.in_flight(), 0);
 }
+
+fn write_expiring(token: u32, file: &str, exptime_s: u64) -> Request<u32> {
+    Request {
+        token,
+        command: Command::Write {
+            name: name(file),
+            content: Bytes::from_static(b"x"),
+            exptime_s,
+        },
+    }
+}
+
+/// `now` with the wall clock `skew_ms` ahead of (or, negative, behind) the one `at` gives.
+fn skewed(ms: u64, skew_ms: i64) -> Now {
+    let now = at(ms);
+    Now {
+        wall_ms: now.wall_ms.saturating_add_signed(skew_ms),
+        ..now
+    }
+}
+
+#[test]
+fn an_idle_leader_appends_a_clock_entry_once_a_file_is_due_and_not_before() {
+    let mut r = single_leader();
+    let mut out = Vec::new();
+    r.requests(at(10), [write_expiring(1, "f", 1)], &mut out);
+    let replies = settle(&mut r, at(10), out);
+    assert!(matches!(replies[..], [(1, Reply::Written { .. })]));
+    let applied = r.applied();
+    // Nothing is appended while the file is not yet due by the leader's clock.
+    let mut out = Vec::new();
+    r.timeout(at(500), &mut out);
+    settle(&mut r, at(500), out);
+    assert_eq!(
+        r.applied(),
+        applied,
+        "no clock entry before the file is due"
+    );
+    let mut out = Vec::new();
+    r.requests(at(500), [read(2, "f")], &mut out);
+    assert!(matches!(
+        settle(&mut r, at(500), out)[..],
+        [(2, Reply::Contents { .. })]
+    ));
+    // The timer asks to be woken when the file falls due.
+    let mut out = Vec::new();
+    r.timeout(at(1_009), &mut out);
+    assert_eq!(last_timer(&out), Some(Millis(1_010)));
+    settle(&mut r, at(1_009), out);
+    let mut out = Vec::new();
+    r.timeout(at(1_010), &mut out);
+    settle(&mut r, at(1_010), out);
+    assert_eq!(
+        r.applied().0,
+        applied.0 + 1,
+        "one clock entry once the file is due"
+    );
+    assert_eq!(r.store().file_count(), 0, "the clock entry purged the file");
+    let mut out = Vec::new();
+    r.requests(at(1_010), [read(3, "f")], &mut out);
+    assert_eq!(settle(&mut r, at(1_010), out), [(3, Reply::FileNotFound)]);
+    // With nothing left to expire, the leader stays quiet.
+    let mut out = Vec::new();
+    r.timeout(at(5_000), &mut out);
+    settle(&mut r, at(5_000), out);
+    assert_eq!(r.applied().0, applied.0 + 1);
+}
+
+#[test]
+fn a_leader_appends_no_clock_entry_for_a_file_it_has_not_applied() {
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    settle(&mut r, at(0), out);
+    // Win an election with 2's vote, and let 2 acknowledge everything.
+    let mut out = Vec::new();
+    r.timeout(at(5_000), &mut out);
+    let grant_and_ack = |to: NodeId, msg: &raft::Message| match msg {
+        raft::Message::VoteRequest(req) if to == NodeId(2) => Some((
+            NodeId(2),
+            raft::Message::VoteResponse(raft::VoteResponse {
+                term: req.term,
+                granted: true,
+                prevote: req.prevote,
+            }),
+        )),
+        _ => None,
+    };
+    settle_with(&mut r, at(5_000), out, grant_and_ack);
+    assert_eq!(r.core().role(), raft::Role::Leader);
+    let before = r.core().last_index();
+    // The write never commits (nobody acknowledges), so the store holds no file to expire
+    // and the leader appends nothing more, however long it waits.
+    let mut out = Vec::new();
+    r.requests(at(5_000), [write_expiring(1, "f", 1)], &mut out);
+    settle(&mut r, at(5_000), out);
+    let mut out = Vec::new();
+    r.timeout(at(7_000), &mut out);
+    settle(&mut r, at(7_000), out);
+    assert_eq!(r.core().last_index().0, before.0 + 1, "only the write");
+}
+
+#[test]
+fn a_read_is_judged_at_the_replicated_clock_not_the_serving_members() {
+    let mut r = single_leader();
+    let mut out = Vec::new();
+    r.requests(at(10), [write_expiring(1, "f", 2)], &mut out);
+    settle(&mut r, at(10), out);
+    // The serving member's clock jumps 1 h ahead: the read is still judged by the log.
+    let mut out = Vec::new();
+    r.requests(skewed(20, 3_600_000), [read(2, "f")], &mut out);
+    let replies = settle(&mut r, skewed(20, 3_600_000), out);
+    assert!(
+        matches!(replies[..], [(2, Reply::Contents { .. })]),
+        "{replies:?}"
+    );
+    // A clock entry from that clock does expire the file, and a clock running behind later
+    // never brings it back.
+    let mut out = Vec::new();
+    r.timeout(skewed(200, 3_600_000), &mut out);
+    settle(&mut r, skewed(200, 3_600_000), out);
+    let mut out = Vec::new();
+    r.requests(skewed(300, -3_600_000), [read(3, "f")], &mut out);
+    assert_eq!(
+        settle(&mut r, skewed(300, -3_600_000), out),
+        [(3, Reply::FileNotFound)]
+    );
+}
