@@ -81,7 +81,7 @@ fn scan_line(buf: &[u8]) -> LineScan {
 }
 
 /// Parses a decimal `u64`: ASCII digits only, no sign, no spaces, no overflow.
-fn parse_u64(field: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(field: &[u8]) -> Option<u64> {
     if field.is_empty() {
         return None;
     }

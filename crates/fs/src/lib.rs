@@ -9,6 +9,7 @@
 //! Nothing here reads a clock, a socket or a file: the caller passes clock readings in and moves
 //! bytes in and out, so the same code runs in the server and in the deterministic simulator.
 
+pub mod admin;
 mod binary;
 pub mod codec;
 pub mod command;
@@ -16,8 +17,9 @@ pub mod reply;
 pub mod stamped;
 pub mod store;
 
+pub use admin::{Admin, MemberInfo};
 pub use codec::{Decoded, Decoder, Limits, ParseError, ReplyDecoder, ReplyError};
 pub use command::{Command, Name, NameError};
 pub use reply::Reply;
 pub use stamped::StampedCommand;
-pub use store::Store;
+pub use store::{SNAPSHOT_MAGIC, SnapshotError, Store};

@@ -34,6 +34,14 @@ pub enum Reply {
     Internal,
     /// `ERR_REDIRECT HOST:PORT`: this server is not the leader; the leader's client address.
     Redirect(String),
+    /// `OK N`: an administrative command succeeded; N is the log index of a committed
+    /// membership change, or the new leader's id after a transfer. (A client reads it back as
+    /// [`Reply::Written`]: the wire form is the same.)
+    Done(u64),
+    /// `MEMBERS N` and N `MEMBER` lines: the configuration in force (see [`crate::admin`]).
+    Members(Vec<crate::admin::MemberInfo>),
+    /// `ERR_MEMBER REASON`: an administrative command was refused; the reason is one line.
+    MemberError(String),
 }
 
 impl Reply {
@@ -53,6 +61,22 @@ impl Reply {
                 dst.put_slice(b"\r\n");
             }
             Reply::Written { version } => dst.put_slice(format!("OK {version}\r\n").as_bytes()),
+            Reply::Done(n) => dst.put_slice(format!("OK {n}\r\n").as_bytes()),
+            Reply::Members(members) => {
+                dst.put_slice(format!("MEMBERS {}\r\n", members.len()).as_bytes());
+                for member in members {
+                    dst.put_slice(member.line().as_bytes());
+                    dst.put_slice(b"\r\n");
+                }
+            }
+            Reply::MemberError(reason) => {
+                // One line, whatever the reason says.
+                let reason: String = reason
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                dst.put_slice(format!("ERR_MEMBER {reason}\r\n").as_bytes());
+            }
             Reply::Deleted => dst.put_slice(b"OK\r\n"),
             Reply::FileNotFound => dst.put_slice(b"ERR_FILE_NOT_FOUND\r\n"),
             Reply::VersionMismatch { current } => {

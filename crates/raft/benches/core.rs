@@ -41,7 +41,7 @@ impl World {
             .map(|&id| {
                 let node = Node::new(
                     Config::new(id),
-                    voters.clone(),
+                    raft::Membership::voters_only(voters.iter().copied()),
                     Recovered::default(),
                     LogIndex(0),
                     id.0,

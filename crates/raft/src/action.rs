@@ -3,6 +3,7 @@
 use crate::entry::Entry;
 use crate::error::{ProposeError, ReadError};
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+use crate::membership::ChangeError;
 use crate::message::{InstallSnapshotRequest, Message};
 use crate::persist::HardState;
 use crate::role::Role;
@@ -50,6 +51,13 @@ pub enum Action {
         id: ProposalId,
         /// Why.
         error: ProposeError,
+    },
+    /// Membership change `id` was refused; nothing was appended.
+    ChangeRefused {
+        /// The change.
+        id: ProposalId,
+        /// Why.
+        error: ChangeError,
     },
     /// Read `id` may be served once the state machine has applied `index`.
     ReadReady {

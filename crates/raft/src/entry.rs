@@ -7,20 +7,27 @@
 //! |------------|---------------------------|---------------------|
 //! | `0`        | nothing                   | [`Payload::Noop`]   |
 //! | `1`        | the command bytes, as is  | [`Payload::Command`]|
+//! | `2`        | [`Membership::encode`]    | [`Payload::Membership`]|
 //!
-//! Tags 2 and up are reserved (membership changes will take 2). A reader refuses any other tag
-//! and a no-op with trailing bytes, so a damaged record is reported rather than misread.
+//! Tags 3 and up are reserved. A reader refuses any other tag, a no-op with trailing bytes and
+//! an invalid configuration, so a damaged record is reported rather than misread.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogIndex, Term};
+use crate::membership::Membership;
 use crate::message::WireError;
 
 /// Stored tag of [`Payload::Noop`].
 const TAG_NOOP: u8 = 0;
 /// Stored tag of [`Payload::Command`].
 const TAG_COMMAND: u8 = 1;
+/// Stored tag of [`Payload::Membership`].
+const TAG_MEMBERSHIP: u8 = 2;
+
+/// Bytes a membership entry counts for, per member, against message and snapshot budgets.
+const MEMBER_SIZE_HINT: usize = 64;
 
 /// Bytes counted for an entry on top of its command when filling a message up to
 /// `max_bytes_per_msg`: index and term as varints (up to 10 bytes each) plus tag and length.
@@ -45,14 +52,18 @@ pub enum Payload {
     Noop,
     /// An opaque client command for the state machine.
     Command(Bytes),
+    /// A new configuration (see [`crate::membership`]); in force once committed. The state
+    /// machine skips it like a no-op; the driver may track it (addresses, status).
+    Membership(Membership),
 }
 
 impl Payload {
-    /// Bytes of the command, 0 for a no-op.
+    /// Bytes of the command, 0 for a no-op, an estimate for a configuration.
     pub fn len(&self) -> usize {
         match self {
             Payload::Noop => 0,
             Payload::Command(data) => data.len(),
+            Payload::Membership(m) => m.members().len() * MEMBER_SIZE_HINT,
         }
     }
 
@@ -73,6 +84,11 @@ impl Entry {
                 out.extend_from_slice(data);
                 out
             }
+            Payload::Membership(m) => {
+                let mut out = vec![TAG_MEMBERSHIP];
+                out.extend_from_slice(&m.encode());
+                out
+            }
         }
     }
 
@@ -85,6 +101,7 @@ impl Entry {
                 return Err(WireError::TrailingBytes { count: rest.len() });
             }
             Some((&TAG_COMMAND, rest)) => Payload::Command(Bytes::copy_from_slice(rest)),
+            Some((&TAG_MEMBERSHIP, rest)) => Payload::Membership(Membership::decode(rest)?),
             Some((&tag, _)) => return Err(WireError::UnknownPayloadTag(tag)),
         };
         Ok(Entry {

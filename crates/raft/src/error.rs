@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::ids::{LogIndex, NodeId, Term};
+use crate::membership::MembershipError;
 
 /// Why `Node::new` refused to build a node.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -11,15 +12,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
-    /// The voter list is empty.
-    #[error("the voter list is empty")]
-    NoVoters,
-    /// A voter is listed twice.
-    #[error("voter {0} is listed twice")]
-    DuplicateVoter(NodeId),
-    /// This node is not one of the voters.
-    #[error("node {0} is not one of the voters")]
-    NotAVoter(NodeId),
+    /// The bootstrap or recovered membership is invalid.
+    #[error("invalid membership: {0}")]
+    Membership(#[from] MembershipError),
     /// What the driver read back from disk does not hang together.
     #[error("inconsistent recovered state: {0}")]
     Recovery(#[from] RecoveryError),

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+use crate::membership::MembershipChange;
 use crate::message::Message;
 use crate::persist::HardState;
 
@@ -74,5 +75,22 @@ pub enum Event {
         index: LogIndex,
         /// The installed snapshot's term.
         term: Term,
+    },
+    /// A single-server membership change (see [`crate::membership`]). On a leader that may
+    /// make it, the new configuration takes a log slot (`Action::Appended`; it is in force once
+    /// that slot commits); otherwise `Action::ChangeRefused` says why.
+    ChangeMembership {
+        /// Who waits for the outcome.
+        id: ProposalId,
+        /// The change.
+        change: MembershipChange,
+    },
+    /// Leader: hand leadership to voter `to` (or, with `None`, the most up-to-date voter) once
+    /// it holds the whole log, by `TimeoutNow`. Proposals are refused meanwhile (naming the
+    /// target); the attempt ends after an election timeout. Ignored elsewhere, or if `to` is
+    /// not another voter.
+    TransferLeadership {
+        /// The voter to hand over to.
+        to: Option<NodeId>,
     },
 }

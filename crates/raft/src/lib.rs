@@ -101,6 +101,7 @@ pub mod entry;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod membership;
 pub mod message;
 pub mod persist;
 pub mod role;
@@ -123,9 +124,12 @@ pub use entry::{Entry, Payload};
 pub use error::{Error, ProposeError, ReadError, RecoveryError};
 pub use event::Event;
 pub use ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+pub use membership::{
+    Addresses, ChangeError, Member, Membership, MembershipChange, MembershipError,
+};
 pub use message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
-    InstallSnapshotRequest, Message, VoteRequest, VoteResponse, WireError,
+    InstallSnapshotRequest, Message, TimeoutNow, VoteRequest, VoteResponse, WireError,
 };
 pub use node::{Node, RECOVERED_INDEX_MAX};
 pub use persist::{HardState, Recovered};

@@ -3,9 +3,14 @@
 //! Everything at or below the base is committed and gone from memory; the base's term is kept so
 //! that the entry right after it can still be matched. The log does not know what is durable or
 //! committed: the node tracks that.
+//!
+//! It also keeps the configuration history: the membership in force at the base and every
+//! membership entry above it, so the configuration at any index it holds is known (see
+//! [`crate::membership`] for when one takes effect).
 
-use crate::entry::Entry;
+use crate::entry::{Entry, Payload};
 use crate::ids::{LogIndex, Term};
+use crate::membership::Membership;
 
 /// Contiguous entries `base + 1 ..= last_index()`.
 #[derive(Debug, Clone)]
@@ -16,15 +21,74 @@ pub(crate) struct Log {
     base_term: Term,
     /// `entries[k]` has index `base_index + 1 + k`.
     entries: Vec<Entry>,
+    /// The configuration in force at the base.
+    base_membership: Membership,
+    /// True if `base_membership` came from the log or a snapshot, not from bootstrap.
+    base_logged: bool,
+    /// Index of every membership entry above the base, in index order.
+    changes: Vec<LogIndex>,
 }
 
 impl Log {
-    /// An empty log above the given base.
-    pub(crate) fn new(base_index: LogIndex, base_term: Term) -> Log {
+    /// An empty log above the given base, whose configuration is `membership` (`logged`:
+    /// taken from a snapshot, not from bootstrap).
+    pub(crate) fn new(
+        base_index: LogIndex,
+        base_term: Term,
+        membership: Membership,
+        logged: bool,
+    ) -> Log {
         Log {
             base_index,
             base_term,
             entries: Vec::new(),
+            base_membership: membership,
+            base_logged: logged,
+            changes: Vec::new(),
+        }
+    }
+
+    /// True if a configuration is written down (in the log or under its base), false while
+    /// the only one known is the bootstrap configuration.
+    pub(crate) fn membership_logged(&self) -> bool {
+        self.base_logged || !self.changes.is_empty()
+    }
+
+    /// The configuration in force at `index` (the latest membership entry at or below it, else
+    /// the base's); `None` below the base.
+    pub(crate) fn membership_at(&self, index: LogIndex) -> Option<(LogIndex, &Membership)> {
+        if index < self.base_index {
+            return None;
+        }
+        let at = self.changes.partition_point(|&i| i <= index);
+        match at.checked_sub(1).map(|k| self.changes[k]) {
+            Some(change) => match self.entry(change).map(|e| &e.payload) {
+                Some(Payload::Membership(m)) => Some((change, m)),
+                _ => {
+                    debug_assert!(false, "membership entry {change} is not one");
+                    None
+                }
+            },
+            None => Some((self.base_index, &self.base_membership)),
+        }
+    }
+
+    /// The newest membership entry above the base, if any.
+    pub(crate) fn last_change(&self) -> Option<LogIndex> {
+        self.changes.last().copied()
+    }
+
+    /// The first membership entry after `index`, if any (a change not yet in force there).
+    pub(crate) fn change_after(&self, index: LogIndex) -> Option<LogIndex> {
+        self.changes.iter().copied().find(|&i| i > index)
+    }
+
+    /// Notes the membership entries among `entries`, just appended.
+    fn note_changes(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            if matches!(entry.payload, Payload::Membership(_)) {
+                self.changes.push(entry.index);
+            }
         }
     }
 
@@ -82,6 +146,7 @@ impl Log {
             "terms never decrease along the log"
         );
         self.entries.extend_from_slice(entries);
+        self.note_changes(entries);
     }
 
     /// Appends one entry at the end.
@@ -89,6 +154,7 @@ impl Log {
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, LogIndex(self.last_index().0 + 1));
         debug_assert!(entry.term >= self.last_term());
+        self.note_changes(std::slice::from_ref(&entry));
         self.entries.push(entry);
     }
 
@@ -101,6 +167,7 @@ impl Log {
         let keep = from.0.saturating_sub(self.base_index.0 + 1);
         self.entries
             .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        self.changes.retain(|&i| i < from);
     }
 
     /// Folds every entry up to `index` into the base (the snapshot covers them); `index` must be
@@ -110,6 +177,12 @@ impl Log {
             debug_assert!(false, "compaction to {index}, outside the log");
             return;
         };
+        if let Some((at, membership)) = self.membership_at(index) {
+            let membership = membership.clone();
+            self.base_logged |= at > self.base_index;
+            self.base_membership = membership;
+        }
+        self.changes.retain(|&i| i > index);
         let drop = usize::try_from(index.0 - self.base_index.0).unwrap_or(usize::MAX);
         self.entries.drain(..drop.min(self.entries.len()));
         self.base_index = index;
@@ -117,9 +190,16 @@ impl Log {
     }
 
     /// Replaces the whole log by an empty one above a new base (a snapshot that does not match
-    /// it was installed).
-    pub(crate) fn reset(&mut self, base_index: LogIndex, base_term: Term) {
-        *self = Log::new(base_index, base_term);
+    /// it was installed), whose configuration is `membership`.
+    pub(crate) fn reset(&mut self, base_index: LogIndex, base_term: Term, membership: Membership) {
+        *self = Log::new(base_index, base_term, membership, true);
+    }
+
+    /// Sets the configuration in force at the base (an installed snapshot's, whose end the log
+    /// already matched).
+    pub(crate) fn set_base_membership(&mut self, membership: Membership) {
+        self.base_membership = membership;
+        self.base_logged = true;
     }
 
     /// The entries in `lo ..= hi` that are held in memory.
@@ -175,7 +255,7 @@ mod tests {
     use crate::entry::Payload;
 
     fn log_with_terms(terms: &[u64]) -> Log {
-        let mut log = Log::new(LogIndex(0), Term(0));
+        let mut log = Log::new(LogIndex(0), Term(0), Membership::default(), false);
         for (k, &t) in terms.iter().enumerate() {
             log.push(Entry {
                 index: LogIndex(k as u64 + 1),
@@ -222,7 +302,7 @@ mod tests {
         log.compact(LogIndex(5));
         assert_eq!((log.base_index(), log.last_term()), (LogIndex(5), Term(3)));
         assert!(log.slice(LogIndex(1), LogIndex(9)).is_empty());
-        log.reset(LogIndex(9), Term(4));
+        log.reset(LogIndex(9), Term(4), Membership::default());
         assert_eq!((log.last_index(), log.last_term()), (LogIndex(9), Term(4)));
     }
 
@@ -258,7 +338,7 @@ mod tests {
 
     #[test]
     fn batch_respects_count_and_bytes_but_sends_one_large_entry() {
-        let mut log = Log::new(LogIndex(0), Term(0));
+        let mut log = Log::new(LogIndex(0), Term(0), Membership::default(), false);
         for i in 1..=4u64 {
             log.push(Entry {
                 index: LogIndex(i),

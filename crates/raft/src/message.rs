@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::entry::Entry;
 use crate::ids::{LogIndex, NodeId, Term};
+use crate::membership::Membership;
 
 /// A message between two nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,19 @@ pub enum Message {
     /// (`Action::SendSnapshot`), and the receiving driver feeds it once the snapshot is staged.
     /// Answered by an [`AppendEntriesResponse`].
     InstallSnapshot(InstallSnapshotRequest),
+    /// Leader to a caught-up voter: campaign now, past leader stickiness (leadership transfer,
+    /// thesis 3.10).
+    TimeoutNow(TimeoutNow),
+}
+
+/// A leader hands over leadership: the receiver campaigns at once, and its vote requests say
+/// so, so that voters still in the old leader's lease grant them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader (must equal the sender).
+    pub leader: NodeId,
 }
 
 /// Raft's AppendEntries RPC (figure 2).
@@ -95,6 +109,9 @@ pub struct VoteRequest {
     pub last_log_term: Term,
     /// True for a pre-vote: the voter neither changes its term nor records a vote.
     pub prevote: bool,
+    /// True if the leader asked for this election (`TimeoutNow`): voters grant it even while
+    /// they still hear from that leader.
+    pub transfer: bool,
 }
 
 /// The answer to a [`VoteRequest`].
@@ -144,6 +161,8 @@ pub struct InstallSnapshotRequest {
     pub index: LogIndex,
     /// Term of the entry at `index` (figure 13's `lastIncludedTerm`).
     pub snapshot_term: Term,
+    /// The configuration in force at `index`.
+    pub membership: Membership,
 }
 
 /// Why bytes could not be decoded into a message or an entry.
@@ -177,6 +196,7 @@ impl Message {
             Message::Heartbeat(m) => m.term,
             Message::HeartbeatResponse(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
         }
     }
 

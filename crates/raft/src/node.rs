@@ -25,6 +25,7 @@ use crate::error::{Error, ReadError, RecoveryError};
 use crate::event::Event;
 use crate::ids::{LogIndex, NodeId, Term};
 use crate::log::Log;
+use crate::membership::Membership;
 use crate::message::{Message, VoteRequest, VoteResponse};
 use crate::persist::{HardState, Recovered};
 use crate::progress::Progress;
@@ -43,9 +44,14 @@ pub const RECOVERED_INDEX_MAX: u64 = u64::MAX / 2;
 #[derive(Debug, Clone)]
 pub struct Node {
     config: Config,
-    /// Every voter including this node, sorted (so sends go out in a fixed order).
+    /// The configuration in force: the one at the commit index (see [`crate::membership`]).
+    membership: Membership,
+    /// Index of the entry (or snapshot base) `membership` comes from.
+    membership_index: Option<LogIndex>,
+    /// Every voter of `membership`, sorted (so sends go out in a fixed order).
     voters: Vec<NodeId>,
-    /// The voters other than this node, sorted.
+    /// Every member other than this node, voters and learners, sorted: whom a leader
+    /// replicates to.
     peers: Vec<NodeId>,
 
     // Persistent state (mirrors what SaveState and LogStore wrote or will write).
@@ -107,6 +113,8 @@ pub struct Node {
     // Leader state.
     progress: BTreeMap<NodeId, Progress>,
     reads: ReadQueue,
+    /// A leadership transfer in progress: the target, and when to give up on it.
+    transfer: Option<(NodeId, Millis)>,
 
     // Follower state.
     /// Highest index known to match the current leader's log (reset when the leader changes).
@@ -124,26 +132,34 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds a node from its configuration, the cluster's voters (the same list on every
-    /// member), what the driver read back from disk, the index the state machine already
-    /// reflects, and a seed for its election timeouts.
+    /// Builds a node from its configuration, the bootstrap membership (the same on every
+    /// founding member; empty for a node that waits to be added), what the driver read back
+    /// from disk, the index the state machine already reflects, and a seed for its election
+    /// timeouts. The bootstrap membership applies only where neither the snapshot nor the log
+    /// holds one; the first leader writes it into the log.
     ///
     /// Nothing happens until the first `step` (see the crate documentation, step 1).
     pub fn new(
         config: Config,
-        voters: Vec<NodeId>,
+        bootstrap: Membership,
         recovered: Recovered,
         applied: LogIndex,
         seed: u64,
     ) -> Result<Node, Error> {
         config.validate()?;
-        let voters = check_voters(config.id, voters)?;
+        bootstrap.validate()?;
         let Recovered {
             hard_state,
             snapshot,
             entries,
+            membership,
         } = recovered;
-        let log = recover_log(&hard_state, snapshot, &entries)?;
+        if let Some(membership) = &membership {
+            membership.validate()?;
+        }
+        let logged = membership.is_some();
+        let base_membership = membership.unwrap_or(bootstrap);
+        let log = recover_log(&hard_state, snapshot, &entries, base_membership, logged)?;
         let last = log.last_index();
         if hard_state.commit > last {
             return Err(RecoveryError::CommitBeyondLog {
@@ -165,10 +181,11 @@ impl Node {
         // What the state machine applied was committed, and so is everything in the snapshot.
         let commit = hard_state.commit.max(applied).max(log.base_index());
         let timer = ElectionTimer::new(seed, config.id, config.election_timeout_ms);
-        let peers = voters.iter().copied().filter(|&v| v != config.id).collect();
-        Ok(Node {
-            voters,
-            peers,
+        let mut node = Node {
+            membership: Membership::default(),
+            membership_index: None,
+            voters: Vec::new(),
+            peers: Vec::new(),
             term: hard_state.term,
             vote: hard_state.vote,
             log,
@@ -194,13 +211,16 @@ impl Node {
             votes: VoteTally::default(),
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),
+            transfer: None,
             leader_match: LogIndex(0),
             acked: LogIndex(0),
             out: Vec::new(),
             alarm: None,
             announced: None,
             config,
-        })
+        };
+        node.refresh_membership();
+        Ok(node)
     }
 
     /// Feeds one event to the node at time `now` and returns what the driver must do, in order.
@@ -237,6 +257,8 @@ impl Node {
                 installed,
             } => self.on_snapshot_report(to, index, installed),
             Event::SnapshotInstalled { index, term } => self.on_snapshot_installed(index, term),
+            Event::ChangeMembership { id, change } => self.change_membership(id, change),
+            Event::TransferLeadership { to } => self.transfer_leadership(to),
         }
         self.finish_step();
         debug_assert!(self.term >= term_before, "the term never decreases");
@@ -308,9 +330,32 @@ impl Node {
         &self.config
     }
 
-    /// The voters of the cluster, sorted.
+    /// The voters of the configuration in force, sorted.
     pub fn voters(&self) -> &[NodeId] {
         &self.voters
+    }
+
+    /// The configuration in force (the one at the commit index).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The configuration in force at `index`, if the node still knows it (at or above the
+    /// log's base): what a snapshot through `index` must hold.
+    pub fn membership_at(&self, index: LogIndex) -> Option<&Membership> {
+        self.log.membership_at(index).map(|(_, m)| m)
+    }
+
+    /// Identifies the configurations known: the index the one in force comes from, and the
+    /// index of the newest membership entry in the log. Equal keys, equal configurations: a
+    /// driver that mirrors them need only look again when the key changes.
+    pub fn membership_key(&self) -> (Option<LogIndex>, Option<LogIndex>) {
+        (self.membership_index, self.log.last_change())
+    }
+
+    /// The leadership transfer in progress on a leader: its target.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|(to, _)| to)
     }
 
     /// The entry at `index`, if the in-memory log holds it.
@@ -341,14 +386,17 @@ impl Node {
         self.started = true;
         self.election_deadline = self.timer.deadline(self.now);
         self.report_commits();
-        if self.voters.len() == 1 {
+        if self.voters == [self.id()] {
             self.campaign();
         }
     }
 
     /// Applies the term rules every role shares, then dispatches by role.
     fn step_message(&mut self, from: NodeId, msg: Message) {
-        if from == self.id() || !self.voters.contains(&from) || !names_sender(from, &msg) {
+        // Messages from outside the configuration in force are taken too (thesis 4.1): a
+        // member that lags behind a change must still follow a new leader and vote for a new
+        // voter. Responses from non-members find no progress or tally and are dropped there.
+        if from == self.id() || from.0 == 0 || !names_sender(from, &msg) {
             return;
         }
         let term = msg.term();
@@ -357,7 +405,7 @@ impl Node {
                 Message::VoteRequest(req) => {
                     // Leader stickiness (thesis 9.6): a node that hears from a live leader
                     // neither votes nor moves to the candidate's term.
-                    if self.in_lease() {
+                    if self.in_lease() && !req.transfer {
                         self.reject_vote(from, req.prevote);
                         return;
                     }
@@ -370,7 +418,8 @@ impl Node {
                 Message::VoteResponse(resp) if resp.prevote && resp.granted => {}
                 Message::AppendEntriesRequest(_)
                 | Message::Heartbeat(_)
-                | Message::InstallSnapshot(_) => {
+                | Message::InstallSnapshot(_)
+                | Message::TimeoutNow(_) => {
                     self.become_follower(term, Some(from));
                 }
                 _ => self.become_follower(term, None),
@@ -475,7 +524,12 @@ impl Node {
             Role::Leader => self.leader_tick(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
                 if self.now >= self.election_deadline {
-                    self.campaign();
+                    if self.membership.is_voter(self.id()) {
+                        self.campaign();
+                    } else {
+                        // A learner, a removed member or one waiting to join never stands.
+                        self.election_deadline = self.timer.deadline(self.now);
+                    }
                 }
             }
         }
@@ -586,6 +640,7 @@ impl Node {
             });
         }
         self.progress.clear();
+        self.transfer = None;
         self.votes.clear();
         self.leader_match = LogIndex(0);
         self.acked = LogIndex(0);
@@ -645,6 +700,45 @@ impl Node {
         );
         self.commit = index;
         self.report_commits();
+        self.refresh_membership();
+    }
+
+    /// Puts the configuration at the commit index in force if it changed: voters and peers,
+    /// a leader's progress for added and removed members, and a leader's hand-over when its
+    /// own removal (or demotion) committed.
+    fn refresh_membership(&mut self) {
+        let Some((index, membership)) = self.log.membership_at(self.commit) else {
+            debug_assert!(false, "the commit index is at or above the log's base");
+            return;
+        };
+        if self.membership_index == Some(index) {
+            return;
+        }
+        self.membership_index = Some(index);
+        self.membership = membership.clone();
+        let id = self.id();
+        self.voters = self.membership.voters().collect();
+        self.peers = self
+            .membership
+            .members()
+            .keys()
+            .copied()
+            .filter(|&m| m != id)
+            .collect();
+        if self.role != Role::Leader {
+            return;
+        }
+        let next = LogIndex(self.log.last_index().0 + 1);
+        let max_inflight = self.config.max_inflight_msgs;
+        self.progress.retain(|m, _| self.peers.contains(m));
+        for &peer in &self.peers {
+            self.progress
+                .entry(peer)
+                .or_insert_with(|| Progress::new(next, max_inflight));
+        }
+        if !self.membership.is_voter(id) {
+            self.hand_over_and_step_down();
+        }
     }
 
     /// Emits `Commit` for every committed entry not yet reported, in index order.
@@ -659,7 +753,7 @@ impl Node {
         self.reported = self.commit;
     }
 
-    /// The `k`-th peer (voter other than this node), in voter order; `None` past the last.
+    /// The `k`-th peer (member other than this node), in id order; `None` past the last.
     /// Indexing lets callers send while iterating without holding a borrow of `self`.
     fn peer(&self, k: usize) -> Option<NodeId> {
         self.peers.get(k).copied()
@@ -703,32 +797,19 @@ impl Node {
     }
 }
 
-/// Checks the voter list and returns it sorted.
-fn check_voters(id: NodeId, mut voters: Vec<NodeId>) -> Result<Vec<NodeId>, Error> {
-    if voters.is_empty() {
-        return Err(Error::NoVoters);
-    }
-    voters.sort_unstable();
-    if let Some(pair) = voters.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::DuplicateVoter(pair[0]));
-    }
-    if !voters.contains(&id) {
-        return Err(Error::NotAVoter(id));
-    }
-    Ok(voters)
-}
-
 /// Rebuilds the in-memory log from what was recovered, checking that it hangs together.
 fn recover_log(
     hard_state: &HardState,
     snapshot: Option<(LogIndex, Term)>,
     entries: &[Entry],
+    membership: Membership,
+    logged: bool,
 ) -> Result<Log, RecoveryError> {
     let (base_index, base_term) = snapshot.unwrap_or_default();
     if base_index.0 > RECOVERED_INDEX_MAX {
         return Err(RecoveryError::IndexTooLarge { index: base_index });
     }
-    let mut log = Log::new(base_index, base_term);
+    let mut log = Log::new(base_index, base_term, membership, logged);
     let mut last_term = base_term;
     for (k, entry) in entries.iter().enumerate() {
         let expected = LogIndex(base_index.0 + 1 + k as u64);
@@ -762,6 +843,7 @@ fn names_sender(from: NodeId, msg: &Message) -> bool {
         Message::VoteRequest(m) => m.candidate == from,
         Message::Heartbeat(m) => m.leader == from,
         Message::InstallSnapshot(m) => m.leader == from,
+        Message::TimeoutNow(m) => m.leader == from,
         Message::AppendEntriesResponse(_)
         | Message::VoteResponse(_)
         | Message::HeartbeatResponse(_) => true,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::Entry;
 use crate::ids::{LogIndex, NodeId, Term};
+use crate::membership::Membership;
 
 /// The small state a node must not lose: its term and vote (Raft figure 2), plus a commit hint.
 ///
@@ -31,4 +32,8 @@ pub struct Recovered {
     pub snapshot: Option<(LogIndex, Term)>,
     /// The durable log entries after the snapshot, contiguous and in index order.
     pub entries: Vec<Entry>,
+    /// The configuration the snapshot holds (in force at its index); `None` without a snapshot
+    /// (or from a snapshot older than configurations in snapshots), when the bootstrap
+    /// configuration given to `Node::new` applies at the log's start.
+    pub membership: Option<Membership>,
 }

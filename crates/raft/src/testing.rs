@@ -25,6 +25,7 @@ use crate::entry::{Entry, Payload};
 use crate::error::{ProposeError, ReadError};
 use crate::event::Event;
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId, Term};
+use crate::membership::Membership;
 use crate::message::{InstallSnapshotRequest, Message};
 use crate::node::Node;
 use crate::persist::{HardState, Recovered};
@@ -73,7 +74,8 @@ impl MachineState {
         mix(&entry.index.0.to_le_bytes());
         mix(&entry.term.0.to_le_bytes());
         match &entry.payload {
-            Payload::Noop => mix(&[0]),
+            // A configuration is skipped by the state machine, like a no-op.
+            Payload::Noop | Payload::Membership(_) => mix(&[0]),
             Payload::Command(data) => {
                 mix(&[1]);
                 mix(&(data.len() as u64).to_le_bytes());
@@ -110,8 +112,12 @@ struct Disk {
     entries: Vec<Entry>,
     /// The node's snapshot (durable at once when taken: the driver reports it only then).
     snapshot: Option<MachineState>,
+    /// The configuration `snapshot` holds.
+    snapshot_membership: Option<Membership>,
     /// A snapshot received from a leader, durable but not installed yet.
     staged: Option<MachineState>,
+    /// The configuration `staged` holds.
+    staged_membership: Option<Membership>,
     pending: Vec<Write>,
     held: bool,
 }
@@ -137,6 +143,7 @@ impl Disk {
                 // A snapshot taken since (while this waited) is newer: keep it.
                 if self.snapshot.is_none_or(|s| s.index < image.index) {
                     self.snapshot = Some(image);
+                    self.snapshot_membership = self.staged_membership.clone();
                 }
                 if kept {
                     self.entries.retain(|e| e.index > image.index);
@@ -168,13 +175,18 @@ pub enum Outcome {
     ReadReady(LogIndex),
     /// A read was refused.
     ReadRefused(ReadError),
+    /// A membership change was refused (the node's `ChangeRefused` action says why).
+    ChangeRefused,
 }
 
 /// N nodes, their disks and the network between them, all driven by hand.
 #[derive(Debug)]
 pub struct Cluster {
     configs: BTreeMap<NodeId, Config>,
+    /// The bootstrap voters.
     voters: Vec<NodeId>,
+    /// Every node: the bootstrap voters, then nodes that start empty, waiting to be added.
+    all: Vec<NodeId>,
     seed: u64,
     now: Millis,
     /// `None` while crashed.
@@ -219,10 +231,18 @@ impl Cluster {
 
     /// Like [`Cluster::new`], with `tweak` applied to every node's configuration.
     pub fn with_config(n: u64, seed: u64, tweak: impl Fn(&mut Config)) -> Cluster {
+        Cluster::with_joiners(n, 0, seed, tweak)
+    }
+
+    /// `n` bootstrap voters (ids 1..=n) and `joiners` more nodes (ids n+1..) that start with an
+    /// empty configuration, waiting to be added by a membership change.
+    pub fn with_joiners(n: u64, joiners: u64, seed: u64, tweak: impl Fn(&mut Config)) -> Cluster {
         let voters: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let all: Vec<NodeId> = (1..=n + joiners).map(NodeId).collect();
         let mut cluster = Cluster {
             configs: BTreeMap::new(),
             voters: voters.clone(),
+            all: all.clone(),
             seed,
             now: Millis(0),
             nodes: BTreeMap::new(),
@@ -246,7 +266,7 @@ impl Cluster {
             commits_total: 0,
             installs_total: 0,
         };
-        for &id in &voters {
+        for &id in &all {
             let mut config = Config::new(id);
             tweak(&mut config);
             cluster.configs.insert(id, config);
@@ -277,10 +297,16 @@ impl Cluster {
                 .filter(|e| e.index > machine.index)
                 .cloned()
                 .collect(),
+            membership: disk.snapshot_membership.clone(),
         };
         let config = self.configs[&id].clone();
         let seed = self.seed.wrapping_add(id.0);
-        let node = match Node::new(config, self.voters.clone(), recovered, machine.index, seed) {
+        let bootstrap = if self.voters.contains(&id) {
+            Membership::voters_only(self.voters.iter().copied())
+        } else {
+            Membership::default()
+        };
+        let node = match Node::new(config, bootstrap, recovered, machine.index, seed) {
             Ok(node) => node,
             Err(e) => panic!("node {id} failed to start: {e}"),
         };
@@ -295,9 +321,9 @@ impl Cluster {
         self.now
     }
 
-    /// The node ids.
+    /// The node ids (joiners included).
     pub fn ids(&self) -> Vec<NodeId> {
-        self.voters.clone()
+        self.all.clone()
     }
 
     /// Node `id`, unless crashed.
@@ -415,6 +441,9 @@ impl Cluster {
             Action::CommitError { id: p, error } => {
                 self.outcomes_proposals.insert(p, Outcome::Refused(error));
             }
+            Action::ChangeRefused { id: p, .. } => {
+                self.outcomes_proposals.insert(p, Outcome::ChangeRefused);
+            }
             Action::ReadReady { id: r, index } => {
                 self.outcomes_reads.insert(r, Outcome::ReadReady(index));
             }
@@ -526,6 +555,7 @@ impl Cluster {
             && let Some(disk) = self.disks.get_mut(&to)
         {
             disk.staged = Some(image);
+            disk.staged_membership = Some(request.membership.clone());
         }
         let msg = Message::InstallSnapshot(request);
         self.step(to, Event::Message { from, msg });
@@ -723,6 +753,25 @@ impl Cluster {
         ids
     }
 
+    /// Proposes a membership change on node `id`; returns its proposal id. Nothing is
+    /// delivered.
+    pub fn change(
+        &mut self,
+        id: NodeId,
+        change: crate::membership::MembershipChange,
+    ) -> ProposalId {
+        self.next_proposal += 1;
+        let proposal = ProposalId(self.next_proposal);
+        self.step(
+            id,
+            Event::ChangeMembership {
+                id: proposal,
+                change,
+            },
+        );
+        proposal
+    }
+
     /// Asks node `id` for a linearizable read; returns its id. Nothing is delivered.
     pub fn read(&mut self, id: NodeId) -> ReadId {
         self.next_read += 1;
@@ -743,6 +792,14 @@ impl Cluster {
             return None;
         }
         disk.snapshot = Some(state);
+        let membership = self
+            .nodes
+            .get(&id)
+            .and_then(Option::as_ref)
+            .and_then(|n| n.membership_at(state.index))
+            .cloned();
+        let disk = self.disks.get_mut(&id)?;
+        disk.snapshot_membership = membership;
         let keep_from = keep_from.min(LogIndex(state.index.0 + 1));
         disk.entries.retain(|e| e.index >= keep_from);
         let event = Event::SnapshotSaved {
@@ -758,7 +815,7 @@ impl Cluster {
 
     /// Cuts every link to and from `id`, and drops what is in flight on them.
     pub fn isolate(&mut self, id: NodeId) {
-        for other in self.voters.clone() {
+        for other in self.all.clone() {
             if other != id {
                 self.cut_link(id, other);
                 self.cut_link(other, id);

@@ -89,11 +89,28 @@ fn stored_payload_format_is_stable() {
         (&[1, 7], Ok(Payload::Command(Bytes::from_static(&[7])))),
         (&[], Err(WireError::EmptyPayload)),
         (&[0, 0], Err(WireError::TrailingBytes { count: 1 })),
-        (&[2, 1], Err(WireError::UnknownPayloadTag(2))),
+        (&[3, 1], Err(WireError::UnknownPayloadTag(3))),
     ];
     for (bytes, expected) in table {
         let got = Entry::decode_payload(LogIndex(1), Term(1), bytes).map(|e| e.payload);
         assert_eq!(got, expected, "{bytes:?}");
+    }
+    // A configuration: tag 2 and its encoding; a damaged one is refused.
+    let membership = raft::Membership::voters_only([raft::NodeId(1), raft::NodeId(2)]);
+    let conf = Entry {
+        index: LogIndex(3),
+        term: Term(1),
+        payload: Payload::Membership(membership.clone()),
+    };
+    let stored = conf.encode_payload();
+    assert_eq!(stored[0], 2);
+    assert_eq!(stored[1..], membership.encode());
+    assert_eq!(
+        Entry::decode_payload(LogIndex(3), Term(1), &stored),
+        Ok(conf)
+    );
+    for cut in 1..stored.len() {
+        assert!(Entry::decode_payload(LogIndex(3), Term(1), &stored[..cut]).is_err());
     }
 }
 
@@ -118,6 +135,7 @@ fn install_snapshot_is_appended_so_older_encodings_keep_their_tags() {
         leader: raft::NodeId(2),
         index: LogIndex(1_000),
         snapshot_term: Term(6),
+        membership: raft::Membership::voters_only([raft::NodeId(1), raft::NodeId(2)]),
     };
     let msg = Message::InstallSnapshot(req);
     let bytes = msg.encode();
@@ -132,9 +150,14 @@ fn install_snapshot_is_appended_so_older_encodings_keep_their_tags() {
     for cut in 0..bytes.len() {
         assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
-    // A tag past the last variant is malformed.
+    // TimeoutNow came after it (tag 7); a tag past the last variant is malformed.
+    let timeout_now = Message::TimeoutNow(raft::TimeoutNow {
+        term: Term(3),
+        leader: raft::NodeId(2),
+    });
+    assert_eq!(timeout_now.encode(), [7, 3, 2]);
     assert!(matches!(
-        Message::decode(&[7, 1, 2, 3, 4]),
+        Message::decode(&[8, 1, 2, 3, 4]),
         Err(WireError::Malformed(_))
     ));
 }

@@ -44,6 +44,8 @@ pub(crate) struct Book<T> {
     /// Requests that arrived while no leader was known, with when to give up on them (in
     /// arrival order, so deadlines never decrease along the queue).
     parked: VecDeque<(Millis, Request<T>)>,
+    /// Leadership transfers asked for, waiting for another member to lead.
+    transfers: Vec<T>,
 }
 
 impl<T> Book<T> {
@@ -55,7 +57,23 @@ impl<T> Book<T> {
             reads: BTreeMap::new(),
             ready_reads: BTreeMap::new(),
             parked: VecDeque::new(),
+            transfers: Vec::new(),
         }
+    }
+
+    /// Registers a waiter for the leadership transfer in progress.
+    pub(crate) fn transfer(&mut self, token: T) {
+        self.transfers.push(token);
+    }
+
+    /// Answers every transfer waiter with `reply`.
+    pub(crate) fn transfers_done(&mut self, reply: &Reply, answers: &mut Vec<(T, Reply)>) {
+        answers.extend(self.transfers.drain(..).map(|t| (t, reply.clone())));
+    }
+
+    /// Whether a transfer waiter is registered.
+    pub(crate) fn has_transfers(&self) -> bool {
+        !self.transfers.is_empty()
     }
 
     /// Commands in flight of every kind.
@@ -65,6 +83,7 @@ impl<T> Book<T> {
             + self.reads.len()
             + self.ready_reads.values().map(Vec::len).sum::<usize>()
             + self.parked.len()
+            + self.transfers.len()
     }
 
     fn next_id(&mut self) -> u64 {
@@ -196,6 +215,7 @@ impl<T> Book<T> {
         for (_, request) in self.parked.drain(..) {
             answers.push((request.token, Reply::Internal));
         }
+        self.transfers_done(&Reply::Internal, answers);
     }
 
     /// Holds a request until a leader is known or `deadline` passes.

@@ -72,11 +72,12 @@ mod snapshot;
 mod transfer;
 mod wire;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
-use fs::{Command, Reply, StampedCommand, Store};
-use raft::{Action, Entry, Event, HardState, LogIndex, Message, NodeId, Payload, ProposalId, Term};
+use fs::{Admin, Command, MemberInfo, Reply, StampedCommand, Store};
+use raft::{
+    Action, Addresses, ChangeError, Entry, Event, HardState, LogIndex, Membership,
+    MembershipChange, Message, NodeId, Payload, ProposalId, Term,
+};
 
 pub use book::Request;
 pub use output::{Now, Output};
@@ -94,8 +95,6 @@ use transfer::{Receiver, Senders};
 pub struct Config {
     /// How long a request that finds no known leader waits for one before `ERR_INTERNAL`.
     pub park_ms: u64,
-    /// Every member's client address, named in `ERR_REDIRECT`.
-    pub client_addrs: BTreeMap<NodeId, String>,
     /// When to snapshot, and how much log to keep behind a snapshot.
     pub snapshot: SnapshotPolicy,
     /// How snapshots travel to followers.
@@ -108,12 +107,11 @@ pub struct Config {
 pub const DEFAULT_CLOCK_TICK_MS: u64 = 100;
 
 impl Config {
-    /// Defaults for a cluster whose members serve clients at `client_addrs`, with the given
-    /// minimum election timeout.
-    pub fn new(election_timeout_ms: u64, client_addrs: BTreeMap<NodeId, String>) -> Config {
+    /// Defaults for the given minimum election timeout. (Redirects name the client address
+    /// the live configuration gives the leader.)
+    pub fn new(election_timeout_ms: u64) -> Config {
         Config {
             park_ms: 2 * election_timeout_ms,
-            client_addrs,
             snapshot: SnapshotPolicy::default(),
             transfer: TransferConfig::for_election_timeout(election_timeout_ms),
             clock_tick_ms: DEFAULT_CLOCK_TICK_MS,
@@ -149,6 +147,8 @@ pub struct Replica<T> {
     /// When (monotonic) this node last stamped a proposal as leader: a clock entry is due
     /// `clock_tick_ms` after it.
     last_stamped: Option<raft::Millis>,
+    /// The core's membership key when the address book was last announced (`Output::Members`).
+    announced_members: Option<(Option<LogIndex>, Option<LogIndex>)>,
     /// Reused buffer for the core's actions.
     actions: Vec<Action>,
     /// Answers produced by the step in progress.
@@ -181,6 +181,7 @@ impl<T> Replica<T> {
             timer: None,
             last_stamp_ms: 0,
             last_stamped: None,
+            announced_members: None,
             actions: Vec::new(),
             answers: Vec::new(),
         }
@@ -211,6 +212,12 @@ impl<T> Replica<T> {
             return;
         }
         let found = self.step(now, Event::Message { from, msg }, out);
+        self.settle(now, found, out);
+    }
+
+    /// An administrative command (membership, leadership) from a client.
+    pub fn admin(&mut self, now: Now, token: T, admin: Admin, out: &mut Vec<Output<T>>) {
+        let found = self.handle_admin(now, token, admin, out);
         self.settle(now, found, out);
     }
 
@@ -295,6 +302,85 @@ impl<T> Replica<T> {
 
     // ----- Inside -----
 
+    /// Handles an administrative command; true if a step found a leader.
+    fn handle_admin(&mut self, now: Now, token: T, admin: Admin, out: &mut Vec<Output<T>>) -> bool {
+        if self.core.role() != raft::Role::Leader {
+            let reply = self.not_leader(self.core.leader());
+            self.answers.push((token, reply));
+            return false;
+        }
+        let change = match admin {
+            Admin::Members => {
+                let reply = Reply::Members(self.member_list());
+                self.answers.push((token, reply));
+                return false;
+            }
+            Admin::TransferLeader { to } => {
+                let to = to.map(NodeId);
+                if let Some(to) = to
+                    && (to == self.core.id() || !self.core.membership().is_voter(to))
+                {
+                    let reply = Reply::MemberError(format!("{to} is not another voter"));
+                    self.answers.push((token, reply));
+                    return false;
+                }
+                self.book.transfer(token);
+                let found = self.step(now, Event::TransferLeadership { to }, out);
+                if self.core.transfer_target().is_none() && self.core.role() == raft::Role::Leader {
+                    let reply = Reply::MemberError("no other voter to hand over to".into());
+                    let mut answers = std::mem::take(&mut self.answers);
+                    self.book.transfers_done(&reply, &mut answers);
+                    self.answers = answers;
+                }
+                return found;
+            }
+            Admin::AddMember {
+                id,
+                peer,
+                client,
+                http,
+            } => MembershipChange::AddLearner {
+                id: NodeId(id),
+                addresses: Addresses { peer, client, http },
+            },
+            Admin::Promote { id } => MembershipChange::Promote { id: NodeId(id) },
+            Admin::RemoveMember { id } => MembershipChange::Remove { id: NodeId(id) },
+        };
+        let id = self.book.propose(token);
+        self.step(now, Event::ChangeMembership { id, change }, out)
+    }
+
+    /// The configuration in force, as a `MEMBERS` reply lists it.
+    fn member_list(&self) -> Vec<MemberInfo> {
+        let leader = self.core.leader();
+        self.core
+            .membership()
+            .members()
+            .iter()
+            .map(|(&id, m)| MemberInfo {
+                id: id.0,
+                voter: m.voter,
+                leader: leader == Some(id),
+                peer: m.addresses.peer.clone(),
+                client: m.addresses.client.clone(),
+                http: m.addresses.http.clone(),
+            })
+            .collect()
+    }
+
+    /// Whom the transport must reach: the members in force and those of the newest
+    /// configuration in the log (a lagging member must reach a leader it was not told of yet).
+    fn address_book(&self) -> Membership {
+        let mut members = self.core.membership().members().clone();
+        if let Some(latest) = self.core.membership_at(self.core.last_index()) {
+            for (&id, m) in latest.members() {
+                members.insert(id, m.clone());
+            }
+        }
+        // Every member was valid in one configuration; the union is bounded the same way
+        // unless both are near the limit, when the newest alone is kept.
+        Membership::new(members).unwrap_or_else(|_| self.core.membership().clone())
+    }
     /// Handles requests in order; true if a step found a leader.
     fn handle_requests(
         &mut self,
@@ -415,6 +501,15 @@ impl<T> Replica<T> {
                     self.answers.push((token, reply));
                 }
             }
+            Action::ChangeRefused { id, error } => {
+                if let Some(token) = self.book.proposal_failed(id) {
+                    let reply = match error {
+                        ChangeError::NotLeader { leader } => self.not_leader(leader),
+                        error => Reply::MemberError(error.to_string()),
+                    };
+                    self.answers.push((token, reply));
+                }
+            }
             Action::ReadReady { id, index } => self.book.read_ready(id, index),
             Action::ReadError { id, error } => {
                 let raft::ReadError::NotLeader { leader } = error;
@@ -435,6 +530,12 @@ impl<T> Replica<T> {
                     self.book.fail_in_flight(&mut self.answers);
                     // The core forgot its followers' progress: their transfers end with it.
                     self.senders.clear();
+                    // A leadership transfer ends here: done if another member leads.
+                    let reply = match leader {
+                        Some(new) => Reply::Done(new.0),
+                        None => Reply::Internal,
+                    };
+                    self.book.transfers_done(&reply, &mut self.answers);
                 }
                 out.push(Output::RoleChanged { role, term, leader });
                 return leader.is_some();
@@ -455,6 +556,8 @@ impl<T> Replica<T> {
         self.snapshots.applied(entry.payload.len() as u64);
         let reply = match &entry.payload {
             Payload::Noop => None,
+            // A configuration is the core's business; its proposer learns the index.
+            Payload::Membership(_) => Some(Reply::Done(entry.index.0)),
             Payload::Command(bytes) => match StampedCommand::decode(bytes) {
                 Ok(StampedCommand {
                     clock_ms,
@@ -485,6 +588,16 @@ impl<T> Replica<T> {
     /// hands out the answers and re-arms the timer.
     fn settle(&mut self, now: Now, mut found: bool, out: &mut Vec<Output<T>>) {
         found |= self.maybe_tick(now, out);
+        if self.book.has_transfers()
+            && self.core.role() == raft::Role::Leader
+            && self.core.transfer_target().is_none()
+        {
+            // The core gave up on the transfer: the target did not catch up in time.
+            let reply = Reply::MemberError("leadership transfer timed out".into());
+            let mut answers = std::mem::take(&mut self.answers);
+            self.book.transfers_done(&reply, &mut answers);
+            self.answers = answers;
+        }
         loop {
             self.book
                 .serve_reads(self.applied, &self.store, &mut self.answers);
@@ -499,6 +612,11 @@ impl<T> Replica<T> {
             out.push(Output::Reply { token, reply });
         }
         self.maybe_snapshot(out);
+        let key = self.core.membership_key();
+        if self.announced_members != Some(key) {
+            self.announced_members = Some(key);
+            out.push(Output::Members(self.address_book()));
+        }
         let next = [
             self.core_alarm,
             self.book.next_park_deadline(),
@@ -519,11 +637,16 @@ impl<T> Replica<T> {
     /// The answer for a command this node cannot run: a redirect to the leader when another
     /// member is known to lead, else `ERR_INTERNAL`.
     fn not_leader(&self, leader: Option<NodeId>) -> Reply {
-        match leader
-            .filter(|&l| l != self.core.id())
-            .and_then(|l| self.config.client_addrs.get(&l))
-        {
-            Some(addr) => Reply::Redirect(addr.clone()),
+        let address = |m: &Membership, l: NodeId| m.get(l).map(|m| m.addresses.client.clone());
+        let known = leader.filter(|&l| l != self.core.id()).and_then(|l| {
+            address(self.core.membership(), l).or_else(|| {
+                self.core
+                    .membership_at(self.core.last_index())
+                    .and_then(|m| address(m, l))
+            })
+        });
+        match known {
+            Some(addr) => Reply::Redirect(addr),
             None => Reply::Internal,
         }
     }

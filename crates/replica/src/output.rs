@@ -50,6 +50,8 @@ pub enum Output<T> {
         term: Term,
         /// The store as of `index`.
         store: Store,
+        /// The configuration in force at `index`, to be written beside the store.
+        membership: raft::Membership,
     },
     /// Drop the log entries up to and including `upto` from the disk (a durable snapshot covers
     /// them). In order with the other storage outputs; no report is needed.
@@ -115,6 +117,10 @@ pub enum Output<T> {
     },
     /// This committed entry was applied to the store (for observers: traces, checks, metrics).
     Applied(Entry),
+    /// Whom the transport must be able to reach changed: every member of the configuration in
+    /// force and of any newer one in the log, with its addresses. Dial these, accept them, and
+    /// drop links to anyone else.
+    Members(raft::Membership),
     /// The node's role, term or known leader changed (for logs and observers).
     RoleChanged {
         /// The new role.

@@ -83,6 +83,8 @@ pub fn reconcile(
             hard_state,
             snapshot,
             entries: kept,
+            // The caller adds the configuration the snapshot holds.
+            membership: None,
         },
         truncate_from,
         discard_upto,

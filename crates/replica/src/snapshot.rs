@@ -235,11 +235,17 @@ impl<T> Replica<T> {
         if !newer || !self.snapshots.due(&self.config.snapshot) || self.staged_store.is_some() {
             return;
         }
+        let Some(membership) = self.core.membership_at(self.applied).cloned() else {
+            // The core keeps its log's base at or below every index applied since the last
+            // snapshot; nothing to snapshot otherwise.
+            return;
+        };
         self.snapshots.started(self.applied);
         out.push(Output::SaveSnapshot {
             index: self.applied,
             term: self.applied_term,
             store: self.store.clone(),
+            membership,
         });
     }
 

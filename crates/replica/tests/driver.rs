@@ -12,25 +12,39 @@ use replica::{Config, Now, Output, PeerMessage, Replica, Request};
 
 type Out = Vec<Output<u32>>;
 
-fn config(members: u64) -> Config {
-    let addrs = (1..=members)
-        .map(|id| (NodeId(id), format!("127.0.0.1:{}", 8080 + id)))
-        .collect::<BTreeMap<_, _>>();
+fn config() -> Config {
     // 1000 ms election timeout: requests park for 2000 ms.
-    Config::new(1_000, addrs)
+    Config::new(1_000)
+}
+
+/// Voters 1..=members; member `id` serves clients at 127.0.0.1:(8080 + id).
+fn membership(members: u64) -> raft::Membership {
+    let members = (1..=members)
+        .map(|id| {
+            let member = raft::Member {
+                voter: true,
+                addresses: raft::Addresses {
+                    peer: format!("127.0.0.1:{}", 9080 + id),
+                    client: format!("127.0.0.1:{}", 8080 + id),
+                    http: None,
+                },
+            };
+            (NodeId(id), member)
+        })
+        .collect::<BTreeMap<_, _>>();
+    raft::Membership::new(members).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn replica(id: u64, members: u64) -> Replica<u32> {
-    let voters = (1..=members).map(NodeId).collect();
     let core = raft::Node::new(
         raft::Config::new(NodeId(id)),
-        voters,
+        membership(members),
         Recovered::default(),
         LogIndex(0),
         7,
     )
     .unwrap_or_else(|e| panic!("core: {e}"));
-    Replica::new(core, Store::new(), None, config(members))
+    Replica::new(core, Store::new(), None, config())
 }
 
 fn at(ms: u64) -> Now {

@@ -33,21 +33,38 @@ pub enum Command {
     /// Measure write throughput, the disk's fsync rate, leader failover time, or snapshots
     /// (memory and disk bounded by compaction, catch-up by snapshot, restart time).
     Bench(crate::bench::BenchArgs),
+    /// Change the cluster's membership or leadership, or list its members.
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Arguments of `raftfs serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Cluster file (TOML, lists every member); run as member --id of it.
-    #[arg(long, value_name = "FILE", requires = "id")]
+    /// Cluster file (TOML, lists the founding members); run as member --id of it. Only a data
+    /// directory without a configuration uses the list: after that the log's configuration
+    /// wins.
+    #[arg(long, value_name = "FILE", requires = "id", conflicts_with = "join")]
     pub config: Option<PathBuf>,
-    /// This member's id in the cluster file.
-    #[arg(long, value_name = "ID", requires = "config")]
+    /// This member's id (in the cluster file, or the id a joining member is added under).
+    #[arg(long, value_name = "ID")]
     pub id: Option<u64>,
+    /// Join a running cluster (any members' client addresses): wait, as a learner-to-be,
+    /// until `raftfs admin add-member` adds this node. Needs --id, --peer and --client;
+    /// started again the same way, it resumes from its data directory.
+    #[arg(long, value_name = "ADDR,...", value_delimiter = ',', requires_all = ["id", "peer", "client"])]
+    pub join: Vec<String>,
+    /// Peer address (Raft traffic) of a joining member or of a single-node store [default for
+    /// a single node: the client port + 1000].
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
+    pub peer: Option<String>,
+    /// Client address of a joining member.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "listen"])]
+    pub client: Option<String>,
     /// Client address of a single-node store (with --config, the file gives it).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
     pub listen: Option<String>,
-    /// Status and metrics address of a single-node store (HTTP: /status, /metrics, /health).
+    /// Status and metrics address of a single-node store or a joining member (HTTP: /status,
+    /// /metrics, /health).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
     pub http: Option<String>,
     /// Data directory [default: ./raftfs-data, or ./raftfs-data-ID with --config].
@@ -109,11 +126,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cluster(args) => crate::local_cluster::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Admin(args) => crate::admin::run(args).map_err(|err| {
+            eprintln!("raftfs admin: {err:#}");
+            std::process::exit(err.exit_code())
+        }),
     }
 }
 
 fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
     let mut config = match (args.config, args.id) {
+        (None, Some(id)) if !args.join.is_empty() => {
+            let client = args.client.context("--join needs --client")?;
+            let peer = args.peer.context("--join needs --peer")?;
+            let dir = args
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(format!("raftfs-data-{id}")));
+            let mut joining = NodeConfig::single(client, dir, config::FILE_BYTES_MAX_DEFAULT);
+            joining.id = id;
+            joining.joining = true;
+            joining.members[0] = config::Member {
+                id,
+                peer,
+                client: joining.members[0].client.clone(),
+                http: args.http,
+            };
+            joining
+        }
+        (None, Some(_)) => anyhow::bail!("--id needs --config FILE or --join ADDR,..."),
         (Some(path), Some(id)) => {
             let file = ClusterFile::load(&path)?;
             let dir = args
@@ -129,6 +168,9 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
                 config::FILE_BYTES_MAX_DEFAULT,
             );
             single.members[0].http = args.http;
+            if let Some(peer) = args.peer {
+                single.members[0].peer = peer;
+            }
             single
         }
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fs::codec::ReplyDecoder;
-use fs::{Command, Reply};
+use fs::{Admin, Command, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -195,6 +195,21 @@ impl Client {
     /// Runs one command on the leader and returns its definite reply. `ERR_INTERNAL` for a
     /// mutation is returned as [`ClientError::Unknown`], since the outcome is unknown.
     pub async fn call(&mut self, command: &Command) -> Result<Reply, ClientError> {
+        let mut bytes = BytesMut::new();
+        command.encode(&mut bytes);
+        self.call_bytes(&bytes, command.is_mutation()).await
+    }
+
+    /// Runs one administrative command on the leader (following redirects, riding out an
+    /// election). A membership change or transfer whose connection failed, or that got
+    /// `ERR_INTERNAL`, has an unknown outcome: [`ClientError::Unknown`].
+    pub async fn admin(&mut self, admin: &Admin) -> Result<Reply, ClientError> {
+        let changes = !matches!(admin, Admin::Members);
+        self.call_bytes(admin.encode().as_bytes(), changes).await
+    }
+
+    /// Sends `request` (one encoded command) to the leader and returns its definite reply.
+    async fn call_bytes(&mut self, request: &[u8], mutation: bool) -> Result<Reply, ClientError> {
         let give_up = Instant::now() + self.deadline;
         let mut backoff = RETRY_BACKOFF_MIN;
         let mut redirects = 0;
@@ -211,7 +226,8 @@ impl Client {
                     continue;
                 }
             };
-            match conn.call(command).await {
+            conn.queue_raw(request);
+            match conn.recv().await {
                 Ok(Reply::Redirect(leader)) => {
                     redirects += 1;
                     last_problem = format!("redirected to {leader}");
@@ -221,7 +237,7 @@ impl Client {
                         self.pause(&mut backoff).await;
                     }
                 }
-                Ok(Reply::Internal) if command.is_mutation() => {
+                Ok(Reply::Internal) if mutation => {
                     return Err(ClientError::Unknown(format!(
                         "{} answered ERR_INTERNAL",
                         conn.addr()
@@ -234,7 +250,7 @@ impl Client {
                 Ok(reply) => return Ok(reply),
                 Err(err) => {
                     self.conn = None;
-                    if command.is_mutation() {
+                    if mutation {
                         return Err(ClientError::Unknown(err.to_string()));
                     }
                     last_problem = err.to_string();

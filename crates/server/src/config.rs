@@ -232,8 +232,14 @@ pub fn check_snapshot(policy: &replica::SnapshotPolicy) -> Result<(), ConfigErro
 pub struct NodeConfig {
     /// This node's id.
     pub id: u64,
-    /// Every member, this node included.
+    /// The bootstrap members, this node included (for a joining node: itself alone, for its
+    /// addresses). Only a data directory that holds no configuration yet uses them: once the
+    /// first leader has written the configuration into the log, every member takes it from
+    /// its log and snapshot.
     pub members: Vec<Member>,
+    /// Started with `--join`: the node waits, with an empty configuration, to be added by a
+    /// membership change.
+    pub joining: bool,
     /// Where the log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// Largest file accepted, in bytes.
@@ -251,14 +257,16 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// A single-node store: one member whose client address is `listen`.
     pub fn single(listen: String, data_dir: PathBuf, file_bytes_max: u64) -> NodeConfig {
+        let peer = default_peer_address(&listen);
         NodeConfig {
             id: 1,
             members: vec![Member {
                 id: 1,
-                peer: String::new(),
+                peer,
                 client: listen,
                 http: None,
             }],
+            joining: false,
             data_dir,
             file_bytes_max,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
@@ -283,6 +291,7 @@ impl NodeConfig {
         Ok(NodeConfig {
             id,
             members: file.member.clone(),
+            joining: false,
             data_dir,
             file_bytes_max: file.max_file_size,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
@@ -297,12 +306,44 @@ impl NodeConfig {
         self.members.iter().find(|m| m.id == self.id)
     }
 
-    /// The client address of member `id`, for ERR_REDIRECT.
-    pub fn client_addr(&self, id: u64) -> Option<&str> {
-        self.members
+    /// The configuration a data directory without one starts from: the members listed, or
+    /// none at all for a node that waits to join.
+    pub fn bootstrap(&self) -> Result<raft::Membership, raft::MembershipError> {
+        if self.joining {
+            return Ok(raft::Membership::default());
+        }
+        let members = self
+            .members
             .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.client.as_str())
+            .map(|m| {
+                let member = raft::Member {
+                    voter: true,
+                    addresses: raft::Addresses {
+                        peer: m.peer.clone(),
+                        client: m.client.clone(),
+                        http: m.http.clone(),
+                    },
+                };
+                (raft::NodeId(m.id), member)
+            })
+            .collect();
+        raft::Membership::new(members)
+    }
+}
+
+/// The peer address of a single-node store listening for clients at `client`: the same host,
+/// port + 1000 (port 0 stays 0), so it can later be grown into a cluster.
+pub fn default_peer_address(client: &str) -> String {
+    match client.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(0) => format!("{host}:0"),
+            Ok(p) => match p.checked_add(1000) {
+                Some(peer) => format!("{host}:{peer}"),
+                None => format!("{host}:0"),
+            },
+            Err(_) => format!("{host}:0"),
+        },
+        None => "127.0.0.1:0".into(),
     }
 }
 

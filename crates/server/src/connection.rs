@@ -103,6 +103,10 @@ async fn read_commands(
                     Some(rx) => (Slot::Pending(rx), false),
                     None => (Slot::Ready(Reply::Internal), true),
                 },
+                Decoded::Admin(admin) => match node.admin(admin).await {
+                    Some(rx) => (Slot::Pending(rx), false),
+                    None => (Slot::Ready(Reply::Internal), true),
+                },
                 Decoded::Error(err) => {
                     debug!(%err, "malformed command");
                     (Slot::Ready(Reply::CmdErr), err.closes_connection())

@@ -6,6 +6,7 @@
 //! - [`client`]: a Rust client that follows redirects (used by tests, the CLI and benchmarks).
 //! - [`config`], [`cli`], [`server`], [`local_cluster`]: settings, commands and process lifecycle.
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod client;

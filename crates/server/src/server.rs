@@ -55,21 +55,21 @@ pub async fn run(
     let (trigger, shutdown) = shutdown::channel();
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
     let (bulk_tx, bulk_inbound) = mpsc::channel(transport::BULK_INBOUND_MAX);
-    if config.members.len() > 1 {
-        let peers = TcpListener::bind(&me.peer)
-            .await
-            .with_context(|| format!("cannot listen for peers on {}", me.peer))?;
-        let members = config.members.iter().map(|m| NodeId(m.id)).collect();
-        tokio::spawn(transport::accept_loop(
-            peers,
-            members,
-            transport::InboundLanes {
-                raft: inbound_tx,
-                bulk: bulk_tx,
-            },
-            shutdown.clone(),
-        ));
-    }
+    let (hello_tx, hellos) = mpsc::channel(transport::HELLO_QUEUE_MAX);
+    // Always listen for peers: members may be added to any cluster, a single node's too.
+    let peers = TcpListener::bind(&me.peer)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", me.peer))?;
+    tokio::spawn(transport::accept_loop(
+        peers,
+        NodeId(config.id),
+        transport::InboundLanes {
+            raft: inbound_tx,
+            bulk: bulk_tx,
+            hellos: hello_tx,
+        },
+        shutdown.clone(),
+    ));
     let (status_tx, status_queries) = mpsc::channel(status::STATUS_QUEUE_MAX);
     if let Some(http) = &me.http {
         let listener = TcpListener::bind(http)
@@ -82,6 +82,7 @@ pub async fn run(
         PeerInbox {
             raft: inbound,
             bulk: bulk_inbound,
+            hellos,
         },
         status_queries,
         shutdown.clone(),

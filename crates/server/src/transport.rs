@@ -4,8 +4,15 @@
 //! own outgoing messages: one for Raft's messages (and chunk acks), one for snapshot chunks, so
 //! a snapshot streaming to a follower never sits in front of its heartbeats or appends. It
 //! accepts the others' connections for incoming ones. A connection opens with a hello naming
-//! the lane and the sender, then carries length-prefixed frames, each one encoded
-//! [`replica::PeerMessage`].
+//! the lane, the sender and the sender's peer address, then carries length-prefixed frames,
+//! each one encoded [`replica::PeerMessage`].
+//!
+//! Whom to dial follows the live configuration ([`Transport::update`], from the replica's
+//! `Output::Members`), not the starting settings. A hello from a member this node does not know
+//! yet (a new leader it has not heard of, or the leader reaching a member that is joining) is
+//! accepted and its address learned ([`Transport::learn`]), so the answer can go back: the
+//! Raft core decides what a message from outside its configuration may do. (Authenticating
+//! peers is the job of mutual TLS; see the hardening notes in docs.)
 //!
 //! Nothing here may block the node task or grow without bound: each peer has a bounded outgoing
 //! queue, and a message that does not fit is dropped (Raft retries what matters: heartbeats
@@ -54,10 +61,13 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// First bytes of every peer connection for Raft's messages: a magic and a version, so a stray
 /// client (or a member of a newer, incompatible release) is turned away at once.
-const HELLO_MAGIC: &[u8; 8] = b"RAFTFS02";
+const HELLO_MAGIC: &[u8; 8] = b"RAFTFS03";
 
 /// First bytes of a peer connection that carries snapshot chunks.
-const HELLO_MAGIC_BULK: &[u8; 8] = b"RAFTFSB2";
+const HELLO_MAGIC_BULK: &[u8; 8] = b"RAFTFSB3";
+
+/// Longest peer address a hello may carry.
+const HELLO_ADDR_BYTES_MAX: usize = 255;
 
 /// A message that arrived from a peer.
 #[derive(Debug)]
@@ -75,44 +85,87 @@ struct Lanes {
     bulk: mpsc::Sender<Bytes>,
 }
 
-/// The sending side: two queues per peer, each drained by its own connection task.
+/// The sending side: two queues per peer, each drained by its own connection task. A peer's
+/// tasks end when its queues are dropped (it left the configuration, or the node stopped).
 #[derive(Debug)]
 pub struct Transport {
-    peers: HashMap<NodeId, Lanes>,
+    me: NodeId,
+    /// This node's own peer address, sent in every hello.
+    me_addr: String,
+    /// Every peer dialled, with the address its tasks dial.
+    peers: HashMap<NodeId, (String, Lanes)>,
+    /// Peers known only from their hello (not in the configuration as this node knows it).
+    learned: HashMap<NodeId, String>,
 }
 
 impl Transport {
-    /// Starts the dialling tasks for each peer (id and peer address), sending as `me`.
-    pub fn start(me: NodeId, peers: Vec<(NodeId, String)>, shutdown: Shutdown) -> Transport {
-        let mut lanes = HashMap::new();
-        for (id, addr) in peers {
-            let (raft, raft_rx) = mpsc::channel(PEER_QUEUE_MAX);
-            let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_MAX);
-            tokio::spawn(dial_loop(
-                me,
-                id,
-                addr.clone(),
-                HELLO_MAGIC,
-                raft_rx,
-                shutdown.clone(),
-            ));
-            tokio::spawn(dial_loop(
-                me,
-                id,
-                addr,
-                HELLO_MAGIC_BULK,
-                bulk_rx,
-                shutdown.clone(),
-            ));
-            lanes.insert(id, Lanes { raft, bulk });
+    /// A transport sending as `me`, whose peer address is `me_addr`; it dials nobody until
+    /// [`Transport::update`] names the members.
+    pub fn new(me: NodeId, me_addr: String) -> Transport {
+        Transport {
+            me,
+            me_addr,
+            peers: HashMap::new(),
+            learned: HashMap::new(),
         }
-        Transport { peers: lanes }
+    }
+
+    /// Dials exactly the members of `book` other than this node (and the peers learned from
+    /// hellos): new ones get connections, one whose address changed is redialled, one that
+    /// left is dropped.
+    pub fn update(&mut self, book: &raft::Membership) {
+        let mut wanted: HashMap<NodeId, String> = self.learned.clone();
+        for (&id, member) in book.members() {
+            wanted.insert(id, member.addresses.peer.clone());
+            self.learned.remove(&id);
+        }
+        wanted.remove(&self.me);
+        self.peers
+            .retain(|id, (addr, _)| wanted.get(id) == Some(addr));
+        for (id, addr) in wanted {
+            if !self.peers.contains_key(&id) {
+                info!(peer = id.0, %addr, "dialling peer");
+                let lanes = self.dial(id, &addr);
+                self.peers.insert(id, (addr, lanes));
+            }
+        }
+    }
+
+    /// A hello from `id` said it listens at `addr`: dial it if it is not dialled already, so
+    /// answers reach a member this node has not been told of yet.
+    pub fn learn(&mut self, id: NodeId, addr: String) {
+        if id == self.me || self.peers.contains_key(&id) {
+            return;
+        }
+        info!(peer = id.0, %addr, "dialling a peer that introduced itself");
+        let lanes = self.dial(id, &addr);
+        self.peers.insert(id, (addr.clone(), lanes));
+        self.learned.insert(id, addr);
+    }
+
+    /// Starts the two dialling tasks to `id` at `addr`.
+    fn dial(&self, id: NodeId, addr: &str) -> Lanes {
+        let (raft, raft_rx) = mpsc::channel(PEER_QUEUE_MAX);
+        let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_MAX);
+        let hello = |magic| Hello {
+            magic,
+            me: self.me,
+            addr: self.me_addr.clone(),
+        };
+        tokio::spawn(dial_loop(hello(HELLO_MAGIC), id, addr.to_owned(), raft_rx));
+        tokio::spawn(dial_loop(
+            hello(HELLO_MAGIC_BULK),
+            id,
+            addr.to_owned(),
+            bulk_rx,
+        ));
+        Lanes { raft, bulk }
     }
 
     /// Queues a message for `to`: chunks on the bulk lane, everything else on the Raft lane.
     /// Drops it if the peer is unknown or the lane's queue is full.
     pub fn send(&self, to: NodeId, msg: &PeerMessage) {
-        let Some(lanes) = self.peers.get(&to) else {
+        let Some((_, lanes)) = self.peers.get(&to) else {
             warn!(to = to.0, "message for an unknown peer dropped");
             return;
         };
@@ -126,29 +179,41 @@ impl Transport {
     }
 }
 
-/// Keeps a connection to one peer open, sending what is queued, redialling after failures.
-async fn dial_loop(
-    me: NodeId,
-    peer: NodeId,
-    addr: String,
+/// What a connection says first: its lane, who sends, and where the sender listens.
+#[derive(Debug, Clone)]
+struct Hello {
     magic: &'static [u8; 8],
-    mut queue: mpsc::Receiver<Bytes>,
-    mut shutdown: Shutdown,
-) {
+    me: NodeId,
+    addr: String,
+}
+
+impl Hello {
+    /// `magic (8) | id (u64 BE) | address length (u16 BE) | address`.
+    fn encode(&self) -> BytesMut {
+        let addr = &self.addr.as_bytes()[..self.addr.len().min(HELLO_ADDR_BYTES_MAX)];
+        let mut out = BytesMut::with_capacity(18 + addr.len());
+        out.extend_from_slice(self.magic);
+        out.extend_from_slice(&self.me.0.to_be_bytes());
+        out.extend_from_slice(&(addr.len() as u16).to_be_bytes());
+        out.extend_from_slice(addr);
+        out
+    }
+}
+
+/// Keeps a connection to one peer open, sending what is queued, redialling after failures,
+/// until the queue is dropped. (It outlives the node's shutdown signal on purpose: a leader
+/// that stops hands over leadership first, and needs its links for that.)
+async fn dial_loop(hello: Hello, peer: NodeId, addr: String, mut queue: mpsc::Receiver<Bytes>) {
     let mut backoff = DIAL_BACKOFF_MIN;
     loop {
-        let connected = tokio::select! {
-            connected = TcpStream::connect(&addr) => connected,
-            _ = shutdown.wait() => return,
-        };
-        let stream = match connected {
+        if queue.is_closed() {
+            return;
+        }
+        let stream = match TcpStream::connect(&addr).await {
             Ok(stream) => stream,
             Err(err) => {
                 debug!(peer = peer.0, %addr, %err, "dial failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.wait() => return,
-                }
+                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
                 // Messages queued while the peer was away are stale; Raft resends what matters.
                 while queue.try_recv().is_ok() {}
@@ -157,30 +222,21 @@ async fn dial_loop(
         };
         backoff = DIAL_BACKOFF_MIN;
         debug!(peer = peer.0, %addr, "connected to peer");
-        match send_stream(me, magic, stream, &mut queue, &mut shutdown).await {
-            Ok(Stop::Shutdown) | Ok(Stop::QueueClosed) => return,
+        match send_stream(&hello, stream, &mut queue).await {
+            Ok(()) => return,
             Err(err) => debug!(peer = peer.0, %err, "peer connection lost"),
         }
     }
 }
 
-enum Stop {
-    Shutdown,
-    QueueClosed,
-}
-
+/// Sends what is queued on `stream` until the queue is dropped (`Ok`) or the link fails.
 async fn send_stream(
-    me: NodeId,
-    magic: &[u8; 8],
+    hello: &Hello,
     mut stream: TcpStream,
     queue: &mut mpsc::Receiver<Bytes>,
-    shutdown: &mut Shutdown,
-) -> std::io::Result<Stop> {
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let mut hello = BytesMut::with_capacity(16);
-    hello.extend_from_slice(magic);
-    hello.extend_from_slice(&me.0.to_be_bytes());
-    stream.write_all(&hello).await?;
+    stream.write_all(&hello.encode()).await?;
     let (mut read_half, write_half) = stream.into_split();
     let mut frames = FramedWrite::new(write_half, codec());
     let mut probe = [0u8; 1];
@@ -188,7 +244,7 @@ async fn send_stream(
         let first = tokio::select! {
             msg = queue.recv() => match msg {
                 Some(msg) => msg,
-                None => return Ok(Stop::QueueClosed),
+                None => return Ok(()),
             },
             // The peer never writes on this connection: a read that returns means it closed
             // (it restarted, say). Notice now rather than lose the next message to a dead
@@ -198,7 +254,6 @@ async fn send_stream(
                     std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer closed")
                 }));
             }
-            _ = shutdown.wait() => return Ok(Stop::Shutdown),
         };
         // Feed everything already queued, then flush once: one syscall for a burst.
         frames.feed(first).await?;
@@ -224,13 +279,18 @@ pub struct InboundLanes {
     pub raft: mpsc::Sender<Inbound>,
     /// Snapshot chunks.
     pub bulk: mpsc::Sender<Inbound>,
+    /// Who introduced itself, and where it listens (for [`Transport::learn`]).
+    pub hellos: mpsc::Sender<(NodeId, String)>,
 }
 
-/// Accepts peer connections until shutdown, passing their messages to `inbound`. Only members in
-/// `members` are accepted.
+/// Hellos queued for the node: a handful of peers connect at once, at most.
+pub const HELLO_QUEUE_MAX: usize = 64;
+
+/// Accepts peer connections until shutdown, passing their messages to `inbound`. Connections
+/// already open keep delivering until the node stops (a stopping leader hands over first).
 pub async fn accept_loop(
     listener: TcpListener,
-    members: Vec<NodeId>,
+    me: NodeId,
     inbound: InboundLanes,
     mut shutdown: Shutdown,
 ) {
@@ -241,11 +301,9 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let members = members.clone();
                 let inbound = inbound.clone();
-                let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = receive_stream(stream, &members, inbound, shutdown).await {
+                    if let Err(err) = receive_stream(stream, me, inbound).await {
                         debug!(%addr, %err, "peer connection ended");
                     }
                 });
@@ -267,43 +325,58 @@ enum ReceiveError {
     HelloTimeout,
     #[error("not a raftfs peer (bad hello)")]
     BadHello,
-    #[error("node {0} is not a member")]
-    Stranger(u64),
+    #[error("a hello naming id {0}")]
+    BadId(u64),
     #[error("undecodable message: {0}")]
     Decode(String),
     #[error("a message on the wrong lane (chunks only on the bulk connection)")]
     WrongLane,
 }
 
+/// Reads a hello: `(lane magic, sender, sender's address)`.
+async fn read_hello(stream: &mut TcpStream) -> Result<([u8; 8], NodeId, String), ReceiveError> {
+    let mut head = [0u8; 18];
+    stream.read_exact(&mut head).await?;
+    let mut magic = [0u8; 8];
+    magic.copy_from_slice(&head[..8]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&head[8..16]);
+    let len = usize::from(u16::from_be_bytes([head[16], head[17]]));
+    if len > HELLO_ADDR_BYTES_MAX {
+        return Err(ReceiveError::BadHello);
+    }
+    let mut addr = vec![0u8; len];
+    stream.read_exact(&mut addr).await?;
+    let addr = String::from_utf8(addr).map_err(|_| ReceiveError::BadHello)?;
+    Ok((magic, NodeId(u64::from_be_bytes(id)), addr))
+}
+
 async fn receive_stream(
     mut stream: TcpStream,
-    members: &[NodeId],
+    me: NodeId,
     inbound: InboundLanes,
-    mut shutdown: Shutdown,
 ) -> Result<(), ReceiveError> {
-    let mut hello = [0u8; 16];
-    tokio::time::timeout(HELLO_TIMEOUT, stream.read_exact(&mut hello))
+    let (magic, from, addr) = tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream))
         .await
         .map_err(|_| ReceiveError::HelloTimeout)??;
-    let (inbound, bulk) = match &hello[..8] {
+    let (lane, bulk) = match &magic {
         m if m == HELLO_MAGIC => (inbound.raft, false),
         m if m == HELLO_MAGIC_BULK => (inbound.bulk, true),
         _ => return Err(ReceiveError::BadHello),
     };
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&hello[8..]);
-    let from = NodeId(u64::from_be_bytes(id));
-    if !members.contains(&from) {
-        return Err(ReceiveError::Stranger(from.0));
+    if from == me || from.0 == 0 {
+        return Err(ReceiveError::BadId(from.0));
     }
-    info!(peer = from.0, "peer connected");
+    info!(peer = from.0, %addr, "peer connected");
+    if !addr.is_empty() {
+        let _ = inbound.hellos.try_send((from, addr));
+    }
+    let inbound = lane;
     let mut frames = FramedRead::new(stream, codec());
     loop {
-        let frame = tokio::select! {
-            frame = frames.next() => frame,
-            _ = shutdown.wait() => return Ok(()),
+        let Some(frame) = frames.next().await else {
+            return Ok(());
         };
-        let Some(frame) = frame else { return Ok(()) };
         let msg =
             PeerMessage::decode(&frame?).map_err(|err| ReceiveError::Decode(err.to_string()))?;
         if bulk != matches!(msg, PeerMessage::Chunk(_)) {

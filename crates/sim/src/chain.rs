@@ -18,6 +18,9 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 pub fn payload_hash(payload: &Payload) -> u64 {
     match payload {
         Payload::Noop => FNV_OFFSET ^ 0xff,
+        Payload::Membership(m) => m.encode().iter().fold(FNV_OFFSET ^ 0xfe, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+        }),
         Payload::Command(bytes) => bytes.iter().fold(FNV_OFFSET, |h, &b| {
             (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
         }),

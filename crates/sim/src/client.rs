@@ -273,6 +273,8 @@ impl Client {
                 self.versions.remove(&file);
                 ReplyKind::Definite
             }
+            // Answers to administrative commands, which file commands never get.
+            Reply::Done(_) | Reply::Members(_) | Reply::MemberError(_) => ReplyKind::Refused,
         }
     }
 

@@ -333,6 +333,9 @@ impl fmt::Display for DisplayReply<'_> {
             Reply::CmdErr => f.write_str("ERR_CMD_ERR"),
             Reply::Internal => f.write_str("ERR_INTERNAL"),
             Reply::Redirect(addr) => write!(f, "ERR_REDIRECT {addr}"),
+            Reply::Done(n) => write!(f, "OK {n}"),
+            Reply::Members(m) => write!(f, "MEMBERS {}", m.len()),
+            Reply::MemberError(why) => write!(f, "ERR_MEMBER {why}"),
         }
     }
 }

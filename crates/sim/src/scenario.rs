@@ -486,12 +486,8 @@ impl Scenario {
     }
 
     /// The replica driver's configuration.
-    pub fn replica_config(&self, voters: &[raft::NodeId]) -> replica::Config {
-        let addrs = voters
-            .iter()
-            .map(|&v| (v, crate::client::node_address(v)))
-            .collect();
-        let mut config = replica::Config::new(self.raft.election_timeout_ms, addrs);
+    pub fn replica_config(&self) -> replica::Config {
+        let mut config = replica::Config::new(self.raft.election_timeout_ms);
         config.snapshot = self.snapshot;
         config.transfer = self.transfer;
         config

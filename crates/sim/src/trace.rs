@@ -96,6 +96,11 @@ pub enum MsgSummary {
         /// ReadIndex round.
         round: u64,
     },
+    /// TimeoutNow (leadership transfer).
+    TimeoutNow {
+        /// Leader's term.
+        term: Term,
+    },
     /// InstallSnapshot (metadata of a snapshot transfer).
     InstallSnapshot {
         /// Leader's term.
@@ -189,6 +194,7 @@ impl MsgSummary {
                 term: m.term,
                 index: m.index,
             },
+            Message::TimeoutNow(m) => MsgSummary::TimeoutNow { term: m.term },
         }
     }
 }
@@ -199,6 +205,7 @@ impl fmt::Display for MsgSummary {
             MsgSummary::InstallSnapshot { term, index } => {
                 write!(f, "install-snapshot {term} at {index}")
             }
+            MsgSummary::TimeoutNow { term } => write!(f, "timeout-now {term}"),
             MsgSummary::Chunk {
                 index,
                 offset,
@@ -450,6 +457,9 @@ impl fmt::Display for ShowReply<'_> {
             Reply::CmdErr => f.write_str("ERR_CMD_ERR"),
             Reply::Internal => f.write_str("ERR_INTERNAL"),
             Reply::Redirect(addr) => write!(f, "ERR_REDIRECT {addr}"),
+            Reply::Done(n) => write!(f, "OK {n}"),
+            Reply::Members(m) => write!(f, "MEMBERS {}", m.len()),
+            Reply::MemberError(why) => write!(f, "ERR_MEMBER {why}"),
         }
     }
 }

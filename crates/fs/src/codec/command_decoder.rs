@@ -30,6 +30,8 @@ use std::fmt;
 pub enum Decoded {
     /// A well-formed command.
     Command(Command),
+    /// A well-formed administrative command (see [`crate::admin`]).
+    Admin(crate::admin::Admin),
     /// A malformed command; answer it `ERR_CMD_ERR` (see [`ParseError::reply`]).
     Error(ParseError),
 }
@@ -110,9 +112,12 @@ pub enum ParseError {
     /// The line was longer than [`LINE_BYTES_MAX`] bytes.
     #[error("command line longer than {LINE_BYTES_MAX} bytes")]
     LineTooLong,
-    /// The first field is not `read`, `write`, `cas` or `delete`.
+    /// The first field is not `read`, `write`, `cas`, `delete` or an administrative verb.
     #[error("unknown command verb")]
     UnknownVerb,
+    /// An administrative command has the wrong fields (see [`crate::admin`]).
+    #[error("malformed administrative command")]
+    BadAdminField,
     /// The line has the wrong number of fields for its verb.
     #[error("{verb} takes {} fields, got {found}", verb.field_counts())]
     WrongFieldCount {
@@ -336,6 +341,16 @@ impl Decoder {
             return Step::Emit(Decoded::Error(ParseError::EmptyLine));
         }
         let Some(verb) = Verb::parse(fields.first[0]) else {
+            if crate::admin::is_admin_verb(fields.first[0]) {
+                let all: Vec<&[u8]> = line
+                    .split(|&b| b == b' ')
+                    .filter(|f| !f.is_empty())
+                    .collect();
+                return Step::Emit(match crate::admin::parse(&all) {
+                    Ok(admin) => Decoded::Admin(admin),
+                    Err(e) => Decoded::Error(e),
+                });
+            }
             return Step::Emit(Decoded::Error(ParseError::UnknownVerb));
         };
         let wrong_count = ParseError::WrongFieldCount {

@@ -4,6 +4,7 @@
 //! CONTENTS VERSION NUMBYTES EXPTIME\r\n<NUMBYTES bytes>\r\n
 //! OK VERSION\r\n    OK\r\n    ERR_VERSION CURRENT\r\n    ERR_FILE_NOT_FOUND\r\n
 //! ERR_CMD_ERR\r\n   ERR_INTERNAL\r\n   ERR_REDIRECT HOST:PORT\r\n
+//! MEMBERS N\r\n + N MEMBER lines    ERR_MEMBER REASON\r\n   (see crate::admin)
 //! ```
 //!
 //! Strict, because its peer is our own server and the tests and simulator use it to check that
@@ -50,6 +51,11 @@ enum State {
         exptime_s: u64,
         numbytes: usize,
     },
+    /// After a `MEMBERS N` line: the member lines read so far, and how many are left.
+    Members {
+        members: Vec<crate::admin::MemberInfo>,
+        remaining: usize,
+    },
     /// The stream was malformed; this error is returned from now on.
     Failed(ReplyError),
 }
@@ -58,6 +64,8 @@ enum State {
 enum Line {
     /// A complete reply.
     Reply(Reply),
+    /// A `MEMBERS N` header; N member lines follow.
+    Members(usize),
     /// A `CONTENTS` header; the content follows.
     Contents {
         version: u64,
@@ -104,8 +112,16 @@ impl ReplyDecoder {
                         numbytes,
                         exptime_s,
                     })) => self.start_content(version, numbytes, exptime_s)?,
+                    Ok(Some(Line::Members(0))) => return Ok(Some(Reply::Members(Vec::new()))),
+                    Ok(Some(Line::Members(n))) => {
+                        self.state = State::Members {
+                            members: Vec::new(),
+                            remaining: n,
+                        }
+                    }
                     Err(e) => return Err(self.fail(e)),
                 },
+                State::Members { .. } => return self.member_line(src),
                 &State::Content {
                     version,
                     exptime_s,
@@ -135,6 +151,35 @@ impl ReplyDecoder {
         let parsed = parse_line(line)?;
         src.advance(end + 1);
         Ok(Some(parsed))
+    }
+
+    /// One `MEMBER` line of a `MEMBERS` reply; the whole reply once the last one is in.
+    fn member_line(&mut self, src: &mut BytesMut) -> Result<Option<Reply>, ReplyError> {
+        loop {
+            let end = match scan_line(src) {
+                LineScan::NeedMore => return Ok(None),
+                LineScan::TooLong => return Err(self.fail(ReplyError::LineTooLong)),
+                LineScan::Found(end) => end,
+            };
+            let Some(line) = src[..end].strip_suffix(b"\r") else {
+                return Err(self.fail(ReplyError::BareNewline));
+            };
+            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+            let Some(member) = crate::admin::MemberInfo::parse(&fields) else {
+                return Err(self.fail(ReplyError::Unrecognised));
+            };
+            src.advance(end + 1);
+            let State::Members { members, remaining } = &mut self.state else {
+                return Err(self.fail(ReplyError::Unrecognised));
+            };
+            members.push(member);
+            *remaining -= 1;
+            if *remaining == 0 {
+                let members = std::mem::take(members);
+                self.state = State::Line;
+                return Ok(Some(Reply::Members(members)));
+            }
+        }
     }
 
     fn start_content(
@@ -192,6 +237,10 @@ fn parse_line(line: &[u8]) -> Result<Line, ReplyError> {
     if let Some(addr) = line.strip_prefix(b"ERR_REDIRECT ") {
         return parse_addr(addr).map(|addr| Line::Reply(Reply::Redirect(addr)));
     }
+    if let Some(reason) = line.strip_prefix(b"ERR_MEMBER ") {
+        let reason = String::from_utf8(reason.to_vec()).map_err(|_| ReplyError::Unrecognised)?;
+        return Ok(Line::Reply(Reply::MemberError(reason)));
+    }
     let fields = Fields::collect(line.split(|&b| b == b' '));
     let number = |field: &[u8]| parse_u64(field).ok_or(ReplyError::Unrecognised);
     let reply = match fields.as_slice() {
@@ -201,6 +250,14 @@ fn parse_line(line: &[u8]) -> Result<Line, ReplyError> {
                 numbytes: number(numbytes)?,
                 exptime_s: number(exptime)?,
             });
+        }
+        Some(&[b"MEMBERS", count]) => {
+            let count = number(count)?;
+            // A configuration holds at most 64 members; refuse absurd counts up front.
+            if count > 1024 {
+                return Err(ReplyError::Unrecognised);
+            }
+            return Ok(Line::Members(count as usize));
         }
         Some(&[b"OK"]) => Reply::Deleted,
         Some(&[b"OK", version]) => Reply::Written {

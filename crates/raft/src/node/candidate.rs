@@ -12,7 +12,7 @@ impl Node {
         if self.config.prevote {
             self.become_pre_candidate();
         } else {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
@@ -29,12 +29,12 @@ impl Node {
         self.leader = None;
         self.leader_contact = None;
         self.election_deadline = self.timer.deadline(self.now);
-        self.request_votes(next_term, true);
+        self.request_votes(next_term, true, false);
     }
 
     /// Starts an election in a new term, voting for itself (5.2). The requests are held until
-    /// the new term and vote are durable.
-    pub(super) fn become_candidate(&mut self) {
+    /// the new term and vote are durable. `transfer`: the leader asked for it (`TimeoutNow`).
+    pub(super) fn become_candidate(&mut self, transfer: bool) {
         debug_assert_ne!(self.role, Role::Leader, "a leader does not campaign");
         let Some(next_term) = self.term.next() else {
             self.stay_out_of_elections();
@@ -49,7 +49,7 @@ impl Node {
         self.leader = None;
         self.leader_contact = None;
         self.election_deadline = self.timer.deadline(self.now);
-        self.request_votes(next_term, false);
+        self.request_votes(next_term, false, transfer);
     }
 
     /// At the last possible term a node cannot campaign without reusing a term: it stays a
@@ -58,21 +58,26 @@ impl Node {
         self.become_follower(self.term, None);
     }
 
-    /// Votes for itself, asks every peer, and settles at once if that decides (one voter).
-    fn request_votes(&mut self, term: Term, prevote: bool) {
+    /// Votes for itself, asks every other voter, and settles at once if that decides (one
+    /// voter).
+    fn request_votes(&mut self, term: Term, prevote: bool, transfer: bool) {
         self.votes.record(self.id(), true);
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
         let mut k = 0;
-        while let Some(peer) = self.peer(k) {
+        while let Some(&voter) = self.voters.get(k) {
+            k += 1;
+            if voter == self.id() {
+                continue;
+            }
             let msg = Message::VoteRequest(VoteRequest {
                 term,
                 candidate: self.id(),
                 last_log_index,
                 last_log_term,
                 prevote,
+                transfer,
             });
-            self.send(peer, msg);
-            k += 1;
+            self.send(voter, msg);
         }
         self.count_votes();
     }
@@ -106,14 +111,16 @@ impl Node {
                     }
                     _ => !resp.prevote && resp.term == self.term,
                 };
-                if ours {
+                // Only voters of the configuration in force count.
+                if ours && self.voters.contains(&from) {
                     self.votes.record(from, resp.granted);
                     self.count_votes();
                 }
             }
             Message::AppendEntriesResponse(_)
             | Message::VoteRequest(_)
-            | Message::HeartbeatResponse(_) => {}
+            | Message::HeartbeatResponse(_)
+            | Message::TimeoutNow(_) => {}
         }
     }
 
@@ -121,7 +128,7 @@ impl Node {
     /// leader, a lost one a follower.
     fn count_votes(&mut self) {
         match self.votes.result(self.voters.len()) {
-            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(),
+            VoteResult::Won if self.role == Role::PreCandidate => self.become_candidate(false),
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => self.become_follower(self.term, None),
             VoteResult::Pending => {}

@@ -29,6 +29,12 @@ impl Node {
                     self.handle_install_snapshot(req);
                 }
             }
+            Message::TimeoutNow(_) => {
+                // The leader hands over: stand at once, skipping pre-vote, if we may vote.
+                if self.hear_from_leader(from) && self.membership.is_voter(self.id()) {
+                    self.become_candidate(true);
+                }
+            }
             Message::AppendEntriesResponse(_)
             | Message::VoteRequest(_)
             | Message::VoteResponse(_)

@@ -8,14 +8,16 @@ use crate::action::Action;
 use crate::entry::{Entry, Payload};
 use crate::error::{ProposeError, ReadError};
 use crate::ids::{LogIndex, NodeId, ProposalId, ReadId};
-use crate::message::{AppendEntriesRequest, AppendOutcome, Heartbeat, Message};
+use crate::membership::{ChangeError, MembershipChange};
+use crate::message::{AppendEntriesRequest, AppendOutcome, Heartbeat, Message, TimeoutNow};
 use crate::progress::{Mode, Progress};
 use crate::quorum::{majority, majority_value};
 use crate::role::Role;
 
 impl Node {
     /// Takes leadership of the current term after winning its election: fresh progress for
-    /// every follower, and a no-op entry so that earlier terms' entries can commit (thesis 6.4).
+    /// every follower, and a no-op entry so that earlier terms' entries can commit (thesis 6.4);
+    /// while no configuration is written down, the no-op is the bootstrap configuration.
     pub(super) fn become_leader(&mut self) {
         debug_assert_eq!(
             self.role,
@@ -35,16 +37,24 @@ impl Node {
         }
         self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
         self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
-        self.append_local(vec![Payload::Noop]);
+        // The first leader writes the bootstrap configuration down, as its no-op: from then on
+        // every member takes it from its log or snapshot, never from its starting settings.
+        let noop = if self.log.membership_logged() {
+            Payload::Noop
+        } else {
+            Payload::Membership(self.membership.clone())
+        };
+        self.append_local(vec![noop]);
         self.bcast_append(false);
     }
 
     /// `Event::Append`: a leader appends the batch, stores it and replicates it; any other node
     /// refuses each command, naming the leader it knows.
     pub(super) fn propose(&mut self, batch: Vec<(ProposalId, Bytes)>) {
-        if self.role != Role::Leader {
+        if self.role != Role::Leader || self.transfer.is_some() {
+            // While handing over, new commands go to the new leader.
             let error = ProposeError::NotLeader {
-                leader: self.leader,
+                leader: self.transfer.map_or(self.leader, |(to, _)| Some(to)),
             };
             for (id, _) in batch {
                 self.out.push(Action::CommitError { id, error });
@@ -68,6 +78,112 @@ impl Node {
         self.bcast_append(false);
     }
 
+    /// `Event::ChangeMembership`: appends the changed configuration if this leader may make
+    /// the change now (see [`crate::membership`] for the rules).
+    pub(super) fn change_membership(&mut self, id: ProposalId, change: MembershipChange) {
+        match self.check_change(&change) {
+            Ok(membership) => {
+                self.out.push(Action::Appended {
+                    id,
+                    index: LogIndex(self.log.last_index().0 + 1),
+                    term: self.term,
+                });
+                self.append_local(vec![Payload::Membership(membership)]);
+                self.bcast_append(false);
+            }
+            Err(error) => self.out.push(Action::ChangeRefused { id, error }),
+        }
+    }
+
+    /// The configuration `change` leads to, if this node may propose it now.
+    fn check_change(
+        &self,
+        change: &MembershipChange,
+    ) -> Result<crate::membership::Membership, ChangeError> {
+        if self.role != Role::Leader || self.transfer.is_some() {
+            return Err(ChangeError::NotLeader {
+                leader: self.transfer.map_or(self.leader, |(to, _)| Some(to)),
+            });
+        }
+        if self.log.term(self.commit) != Some(self.term) {
+            return Err(ChangeError::NotReady);
+        }
+        if let Some(index) = self.log.change_after(self.commit) {
+            return Err(ChangeError::Pending { index });
+        }
+        let next = self.membership.apply(change)?;
+        if let MembershipChange::Promote { id } = change {
+            let matched = self.progress.get(id).map_or(LogIndex(0), |p| p.matched);
+            if matched < self.commit {
+                return Err(ChangeError::LearnerBehind {
+                    id: *id,
+                    matched,
+                    commit: self.commit,
+                });
+            }
+        }
+        Ok(next)
+    }
+
+    /// `Event::TransferLeadership`: hands over to `to` (or the most up-to-date voter) once it
+    /// holds the whole log.
+    pub(super) fn transfer_leadership(&mut self, to: Option<NodeId>) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let target = match to {
+            Some(to) if to != self.id() && self.membership.is_voter(to) => Some(to),
+            Some(_) => None,
+            None => self.most_caught_up_voter(),
+        };
+        let Some(target) = target else {
+            return;
+        };
+        self.transfer = Some((target, self.now.after(self.config.election_timeout_ms)));
+        self.maybe_send_timeout_now(target);
+        self.replicate_to(target, false);
+    }
+
+    /// The voter other than this node whose log matches the most of ours.
+    fn most_caught_up_voter(&self) -> Option<NodeId> {
+        self.voters
+            .iter()
+            .filter(|&&v| v != self.id())
+            .max_by_key(|v| self.progress.get(v).map_or(LogIndex(0), |p| p.matched))
+            .copied()
+    }
+
+    /// Sends `TimeoutNow` to the transfer's target once it holds our whole log.
+    fn maybe_send_timeout_now(&mut self, target: NodeId) {
+        if self.transfer.map(|(to, _)| to) != Some(target) {
+            return;
+        }
+        let caught_up = self
+            .progress
+            .get(&target)
+            .is_some_and(|p| p.matched == self.log.last_index());
+        if caught_up {
+            self.send_timeout_now(target);
+        }
+    }
+
+    fn send_timeout_now(&mut self, to: NodeId) {
+        let msg = Message::TimeoutNow(TimeoutNow {
+            term: self.term,
+            leader: self.id(),
+        });
+        self.send(to, msg);
+    }
+
+    /// This leader's removal (or demotion) committed: it asks the most up-to-date voter to
+    /// stand at once and steps down, so the cluster does not wait an election timeout.
+    pub(super) fn hand_over_and_step_down(&mut self) {
+        if let Some(target) = self.most_caught_up_voter() {
+            self.send_timeout_now(target);
+        }
+        self.become_follower(self.term, None);
+    }
+
     /// Appends entries of the current term to the log and asks the driver to store them.
     fn append_local(&mut self, payloads: Vec<Payload>) {
         let first = self.log.last_index().0 + 1;
@@ -87,6 +203,10 @@ impl Node {
     /// The leader's timer: check-quorum first (a leader without a majority sends nothing more),
     /// then heartbeats.
     pub(super) fn leader_tick(&mut self) {
+        if self.transfer.is_some_and(|(_, until)| self.now >= until) {
+            // The target did not take over in time: lead on.
+            self.transfer = None;
+        }
         if self.now >= self.quorum_check_deadline {
             self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
             if self.config.check_quorum && !self.quorum_active() {
@@ -104,16 +224,18 @@ impl Node {
     /// counts itself only if its disk is not stalled: a leader whose own writes have made no
     /// progress for an election timeout must not keep the cluster from replacing it.
     fn quorum_active(&mut self) -> bool {
-        if self.voters.len() == 1 {
+        if self.voters == [self.id()] {
             // Nobody else could lead; stepping down would only add elections.
             return true;
         }
         let stalled = self
             .write_pending_since
             .is_some_and(|since| self.now.since(since) >= self.config.election_timeout_ms);
-        let mut active = usize::from(!stalled);
-        for progress in self.progress.values_mut() {
-            active += usize::from(progress.recent_active);
+        let mut active = usize::from(!stalled && self.membership.is_voter(self.id()));
+        for (id, progress) in self.progress.iter_mut() {
+            if self.membership.is_voter(*id) {
+                active += usize::from(progress.recent_active);
+            }
             progress.recent_active = false;
         }
         active >= majority(self.voters.len())
@@ -164,7 +286,8 @@ impl Node {
             | Message::VoteRequest(_)
             | Message::VoteResponse(_)
             | Message::Heartbeat(_)
-            | Message::InstallSnapshot(_) => {}
+            | Message::InstallSnapshot(_)
+            | Message::TimeoutNow(_) => {}
         }
     }
 
@@ -191,6 +314,7 @@ impl Node {
         } else {
             self.replicate_to(from, false);
         }
+        self.maybe_send_timeout_now(from);
     }
 
     /// Our own write is durable further: it may complete a majority.
@@ -205,8 +329,16 @@ impl Node {
     /// of the current term; earlier entries commit with it.
     fn maybe_commit(&mut self) -> bool {
         let mut matched: Vec<LogIndex> = Vec::with_capacity(self.voters.len());
-        matched.push(self.durable);
-        matched.extend(self.progress.values().map(|p| p.matched));
+        for &voter in &self.voters {
+            if voter == self.id() {
+                matched.push(self.durable);
+            } else if let Some(p) = self.progress.get(&voter) {
+                matched.push(p.matched);
+            }
+        }
+        if matched.len() < self.voters.len() {
+            return false; // A voter without progress: never the case on a leader.
+        }
         let index = majority_value(&mut matched);
         if index <= self.commit || self.log.term(index) != Some(self.term) {
             return false;
@@ -308,9 +440,18 @@ impl Node {
     /// reads wait for one.
     fn check_reads(&mut self) {
         let mut rounds: Vec<u64> = Vec::with_capacity(self.voters.len());
-        rounds.push(self.reads.sent_round());
-        rounds.extend(self.progress.values().map(|p| p.read_round));
-        let confirmed = majority_value(&mut rounds);
+        for &voter in &self.voters {
+            if voter == self.id() {
+                rounds.push(self.reads.sent_round());
+            } else if let Some(p) = self.progress.get(&voter) {
+                rounds.push(p.read_round);
+            }
+        }
+        let confirmed = if rounds.len() == self.voters.len() {
+            majority_value(&mut rounds)
+        } else {
+            0
+        };
         for (id, index) in self.reads.confirm(confirmed) {
             self.out.push(Action::ReadReady { id, index });
         }

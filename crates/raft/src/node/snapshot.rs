@@ -52,6 +52,10 @@ impl Node {
             debug_assert!(false, "a compacted log has a snapshot");
             return;
         };
+        let Some(membership) = self.log.membership_at(index).map(|(_, m)| m.clone()) else {
+            debug_assert!(false, "the snapshot is at or above the log's base");
+            return;
+        };
         let Some(progress) = self.progress.get_mut(&to) else {
             return;
         };
@@ -61,6 +65,7 @@ impl Node {
             leader: self.config.id,
             index,
             snapshot_term,
+            membership,
         };
         self.send_gated(Action::SendSnapshot { to, request });
     }
@@ -81,7 +86,10 @@ impl Node {
     pub(super) fn handle_install_snapshot(&mut self, req: InstallSnapshotRequest) {
         // A leader's snapshot holds no entry of a later term; an index beyond any real log
         // would bring index arithmetic near overflow.
-        if req.snapshot_term > req.term || req.index.0 > RECOVERED_INDEX_MAX {
+        if req.snapshot_term > req.term
+            || req.index.0 > RECOVERED_INDEX_MAX
+            || req.membership.validate().is_err()
+        {
             return;
         }
         if req.index <= self.commit {
@@ -96,16 +104,18 @@ impl Node {
         if kept {
             // Figure 13, step 6: the log agrees at the snapshot's end; keep what follows.
             self.log.compact(req.index);
+            self.log.set_base_membership(req.membership);
         } else {
             // Only committed entries are known to agree with the leader: the durable rest may
             // be about to be truncated by the install.
             self.durable = self.durable.min(self.commit);
-            self.log.reset(req.index, req.snapshot_term);
+            self.log.reset(req.index, req.snapshot_term, req.membership);
         }
         self.snapshot = Some((req.index, req.snapshot_term));
         // The state machine jumps to the snapshot: nothing at or below it is reported.
         self.commit = req.index;
         self.reported = req.index;
+        self.refresh_membership();
         self.leader_match = self.leader_match.max(req.index);
         // A write acknowledged during an earlier install stays pending: it counts only if the
         // log still holds what it wrote once this install is durable too.

@@ -17,7 +17,7 @@ fn commands(cluster: &Cluster, id: NodeId) -> Vec<Bytes> {
         .iter()
         .filter_map(|e| match &e.payload {
             Payload::Command(b) => Some(b.clone()),
-            Payload::Noop => None,
+            Payload::Noop | Payload::Membership(_) => None,
         })
         .collect()
 }

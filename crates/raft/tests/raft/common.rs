@@ -17,8 +17,8 @@ pub fn n(id: u64) -> NodeId {
     NodeId(id)
 }
 
-pub fn voters(count: u64) -> Vec<NodeId> {
-    (1..=count).map(NodeId).collect()
+pub fn voters(count: u64) -> raft::Membership {
+    raft::Membership::voters_only((1..=count).map(NodeId))
 }
 
 pub fn config(id: u64) -> Config {
@@ -54,6 +54,7 @@ pub fn node_with(count: u64, term: u64, terms: &[u64], cfg: Config) -> (Node, Ve
         },
         snapshot: None,
         entries: log_of(terms),
+        membership: None,
     };
     let mut node = Node::new(cfg, voters(count), recovered, LogIndex(0), 42).unwrap();
     let actions = node.step(Millis(0), Event::Timeout);
@@ -205,6 +206,7 @@ pub fn vote_request(candidate: u64, term: u64, last: (u64, u64), prevote: bool) 
             last_log_index: LogIndex(last.0),
             last_log_term: Term(last.1),
             prevote,
+            transfer: false,
         }),
     )
 }

@@ -185,7 +185,7 @@ fn section_5_2_one_vote_per_term_first_come_first_served() {
 fn single_node_cluster_elects_itself_at_once() {
     let mut node = raft::Node::new(
         config(1),
-        vec![n(1)],
+        raft::Membership::voters_only([n(1)]),
         raft::Recovered::default(),
         LogIndex(0),
         7,

@@ -8,6 +8,7 @@ mod cluster;
 mod commit;
 mod common;
 mod election;
+mod membership;
 mod persistence;
 mod read_index;
 mod replication;

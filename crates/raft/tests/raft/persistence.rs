@@ -178,6 +178,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(2, 0),
                 snapshot: None,
                 entries: vec![entry(2, 1)],
+                membership: None,
             },
             0,
             RecoveryError::EntryOutOfPlace {
@@ -190,6 +191,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(2, 0),
                 snapshot: None,
                 entries: log_of(&[2, 1]),
+                membership: None,
             },
             0,
             RecoveryError::TermDecreases { index: LogIndex(2) },
@@ -199,6 +201,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(1, 0),
                 snapshot: None,
                 entries: log_of(&[1, 3]),
+                membership: None,
             },
             0,
             RecoveryError::TermAheadOfHardState {
@@ -212,6 +215,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(1, 3),
                 snapshot: None,
                 entries: log_of(&[1]),
+                membership: None,
             },
             0,
             RecoveryError::CommitBeyondLog {
@@ -224,6 +228,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(1, 0),
                 snapshot: None,
                 entries: log_of(&[1]),
+                membership: None,
             },
             2,
             RecoveryError::AppliedBeyondLog {
@@ -236,6 +241,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(1, 0),
                 snapshot: Some((LogIndex(5), Term(1))),
                 entries: vec![entry(6, 1)],
+                membership: None,
             },
             3,
             RecoveryError::AppliedBeforeSnapshot {
@@ -248,6 +254,7 @@ fn recovery_refuses_inconsistent_disk_images() {
                 hard_state: hs(1, 0),
                 snapshot: Some((LogIndex(5), Term(1))),
                 entries: vec![entry(5, 1)],
+                membership: None,
             },
             5,
             RecoveryError::EntryOutOfPlace {
@@ -278,6 +285,7 @@ fn recovery_from_a_snapshot_base() {
         },
         snapshot: Some((LogIndex(10), Term(2))),
         entries: vec![entry(11, 3)],
+        membership: None,
     };
     let mut node = Node::new(config(1), voters(3), recovered, LogIndex(10), 1).unwrap();
     assert_eq!(
@@ -308,21 +316,28 @@ fn recovery_from_a_snapshot_base() {
 }
 
 #[test]
-fn bad_voter_lists_are_refused() {
-    let table: Vec<(Vec<u64>, Error)> = vec![
-        (vec![], Error::NoVoters),
-        (vec![1, 2, 2], Error::DuplicateVoter(n(2))),
-        (vec![2, 3], Error::NotAVoter(n(1))),
-    ];
-    for (list, expected) in table {
-        let got = Node::new(
-            config(1),
-            list.iter().copied().map(NodeId).collect(),
-            Recovered::default(),
-            LogIndex(0),
-            1,
-        );
-        assert_eq!(got.err(), Some(expected), "{list:?}");
+fn a_node_outside_its_bootstrap_configuration_waits_and_never_stands() {
+    // A node started to join (empty configuration) or not listed: it campaigns never.
+    for bootstrap in [
+        raft::Membership::default(),
+        raft::Membership::voters_only([n(2), n(3)]),
+    ] {
+        let mut node = Node::new(config(1), bootstrap, Recovered::default(), LogIndex(0), 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for t in [0, 5_000, 10_000, 60_000] {
+            let acts = node.step(Millis(t), Event::Timeout);
+            assert!(
+                !acts.iter().any(|a| matches!(
+                    a,
+                    raft::Action::Send {
+                        msg: raft::Message::VoteRequest(_),
+                        ..
+                    }
+                )),
+                "{acts:?}"
+            );
+        }
+        assert_eq!(node.role(), raft::Role::Follower);
     }
 }
 
@@ -387,6 +402,7 @@ fn an_implausible_snapshot_index_is_refused() {
         hard_state: HardState::default(),
         snapshot: Some((LogIndex(u64::MAX), Term(0))),
         entries: vec![],
+        membership: None,
     };
     let got = Node::new(config(1), voters(3), recovered, LogIndex(u64::MAX), 1);
     assert_eq!(
@@ -430,6 +446,7 @@ fn an_append_entirely_below_the_snapshot_is_acknowledged_at_the_base() {
         },
         snapshot: Some((LogIndex(10), Term(2))),
         entries: vec![],
+        membership: None,
     };
     let mut node = Node::new(config(1), voters(3), recovered, LogIndex(10), 1).unwrap();
     node.step(Millis(0), Event::Timeout);

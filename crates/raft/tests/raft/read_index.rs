@@ -137,7 +137,14 @@ fn section_6_4_pending_reads_fail_when_leadership_is_lost() {
 
 #[test]
 fn single_node_reads_are_ready_once_the_noop_is_durable() {
-    let mut node = Node::new(config(1), vec![n(1)], Recovered::default(), LogIndex(0), 3).unwrap();
+    let mut node = Node::new(
+        config(1),
+        raft::Membership::voters_only([n(1)]),
+        Recovered::default(),
+        LogIndex(0),
+        3,
+    )
+    .unwrap();
     let start = node.step(Millis(0), Event::Timeout);
     let acts = node.step(Millis(1), Event::ReadIndex(ReadId(1)));
     assert!(

@@ -435,7 +435,7 @@ fn commands_are_applied_everywhere_with_their_bytes() {
             .iter()
             .filter_map(|e| match &e.payload {
                 Payload::Command(b) => Some(b.clone()),
-                Payload::Noop => None,
+                Payload::Noop | Payload::Membership(_) => None,
             })
             .collect();
         assert_eq!(applied, cmds, "node {id}");

@@ -32,6 +32,7 @@ fn recovered(term: u64, snap: Option<(u64, u64)>, terms: &[u64], commit: u64) ->
             .enumerate()
             .map(|(k, &t)| entry(base + 1 + k as u64, t))
             .collect(),
+        membership: None,
     };
     let mut node = Node::new(config(1), voters(3), recovered, LogIndex(base), 7).unwrap();
     node.step(Millis(0), Event::Timeout);
@@ -54,6 +55,7 @@ fn install(leader: u64, term: u64, index: u64, snapshot_term: u64) -> Event {
             leader: NodeId(leader),
             index: LogIndex(index),
             snapshot_term: Term(snapshot_term),
+            membership: voters(3),
         }),
     )
 }
@@ -256,6 +258,7 @@ fn section_7_a_lagging_follower_gets_send_snapshot_exactly_once_per_need() {
                 leader: n(1),
                 index: LogIndex(6),
                 snapshot_term: Term(2),
+                membership: voters(3),
             }
         )]
     );
@@ -693,6 +696,7 @@ fn section_7_restart_from_a_snapshot_and_log() {
             },
             snapshot: Some((LogIndex(5), Term(2))),
             entries: vec![entry(6, 2), entry(7, 3), entry(8, 3)],
+            membership: None,
         };
         let mut node = Node::new(config(1), voters(3), rec, LogIndex(applied), 1).unwrap();
         let acts = node.step(Millis(0), Event::Timeout);

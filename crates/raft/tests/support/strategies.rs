@@ -111,17 +111,26 @@ pub fn message() -> impl Strategy<Value = Message> {
                 },
             })
         }),
-        (term(), node_id(), index(), term(), any::<bool>()).prop_map(
-            |(term, candidate, last_log_index, last_log_term, prevote)| {
-                Message::VoteRequest(VoteRequest {
-                    term,
-                    candidate,
-                    last_log_index,
-                    last_log_term,
-                    prevote,
-                })
-            }
-        ),
+        (
+            term(),
+            node_id(),
+            index(),
+            term(),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(term, candidate, last_log_index, last_log_term, prevote, transfer)| {
+                    Message::VoteRequest(VoteRequest {
+                        term,
+                        candidate,
+                        last_log_index,
+                        last_log_term,
+                        prevote,
+                        transfer,
+                    })
+                }
+            ),
         (term(), any::<bool>(), any::<bool>()).prop_map(|(term, granted, prevote)| {
             Message::VoteResponse(VoteResponse {
                 term,
@@ -141,6 +150,8 @@ pub fn message() -> impl Strategy<Value = Message> {
             Message::HeartbeatResponse(HeartbeatResponse { term, read_round })
         }),
         install_snapshot().prop_map(Message::InstallSnapshot),
+        (term(), node_id())
+            .prop_map(|(term, leader)| { Message::TimeoutNow(raft::TimeoutNow { term, leader }) }),
     ]
 }
 
@@ -151,6 +162,7 @@ pub fn install_snapshot() -> impl Strategy<Value = InstallSnapshotRequest> {
             leader,
             index,
             snapshot_term,
+            membership: raft::Membership::voters_only([raft::NodeId(1), raft::NodeId(2)]),
         }
     })
 }

@@ -13,7 +13,7 @@ mod handle;
 mod snapshots;
 mod storage;
 
-pub use handle::{NodeHandle, Request};
+pub use handle::{AdminRequest, NodeHandle, Request};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -84,7 +84,12 @@ pub struct PeerInbox {
     pub raft: mpsc::Receiver<Inbound>,
     /// Snapshot chunks.
     pub bulk: mpsc::Receiver<Inbound>,
+    /// Peers that introduced themselves: id and peer address.
+    pub hellos: mpsc::Receiver<(NodeId, String)>,
 }
+
+/// Administrative commands queued for the node: a few operators at a time.
+pub const ADMIN_QUEUE_MAX: usize = 64;
 
 /// The node task's state: the one replica driver (crate `replica`) and the I/O it asks for.
 pub struct Node {
@@ -93,6 +98,7 @@ pub struct Node {
     storage: Storage,
     snapshots: Snapshots,
     requests: mpsc::Receiver<Request>,
+    admin: mpsc::Receiver<AdminRequest>,
     events: mpsc::UnboundedReceiver<NodeEvent>,
     inbound: PeerInbox,
     transport: Transport,
@@ -123,7 +129,9 @@ impl Node {
         let (storage, restored) =
             Storage::open(&config.data_dir, events_tx.clone()).with_context(open_error)?;
         let applied = restored.snapshot.map_or(LogIndex(0), |s| s.index);
-        let voters: Vec<NodeId> = config.members.iter().map(|m| NodeId(m.id)).collect();
+        let bootstrap = config
+            .bootstrap()
+            .context("invalid member list in the configuration")?;
         let mut raft_config = raft::Config::new(NodeId(config.id));
         raft_config.election_timeout_ms = config.election_timeout_ms;
         raft_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
@@ -132,26 +140,16 @@ impl Node {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ config.id;
-        let core = raft::Node::new(raft_config, voters, restored.recovered, applied, seed)
+        let core = raft::Node::new(raft_config, bootstrap, restored.recovered, applied, seed)
             .context("cannot start the Raft core")?;
-        let mut driver_config = replica::Config::new(
-            config.election_timeout_ms,
-            config
-                .members
-                .iter()
-                .map(|m| (NodeId(m.id), m.client.clone()))
-                .collect(),
-        );
+        let mut driver_config = replica::Config::new(config.election_timeout_ms);
         driver_config.snapshot = config.snapshot;
         let replica = Replica::new(core, restored.store, restored.snapshot, driver_config);
         let (tx, requests) = mpsc::channel(REQUEST_QUEUE_MAX);
-        let peers = config
-            .members
-            .iter()
-            .filter(|m| m.id != config.id)
-            .map(|m| (NodeId(m.id), m.peer.clone()))
-            .collect();
-        let transport = Transport::start(NodeId(config.id), peers, shutdown.clone());
+        let (admin_tx, admin) = mpsc::channel(ADMIN_QUEUE_MAX);
+        let me_peer = config.me().map(|m| m.peer.clone()).unwrap_or_default();
+        // Whom to dial comes from the replica's `Output::Members` (the live configuration).
+        let transport = Transport::new(NodeId(config.id), me_peer);
         let node = Node {
             inbound,
             transport,
@@ -162,13 +160,14 @@ impl Node {
             storage,
             snapshots,
             requests,
+            admin,
             events,
             alarm: None,
             epoch: Instant::now(),
             out: Vec::new(),
             shutdown,
         };
-        Ok((node, NodeHandle::new(tx)))
+        Ok((node, NodeHandle::new(tx, admin_tx)))
     }
 
     /// Runs until shutdown or a fatal error (a failed disk write: fail-stop).
@@ -176,7 +175,16 @@ impl Node {
         let now = self.now();
         self.replica.start(now, &mut self.out);
         self.carry_out()?;
+        // A leader asked to stop hands leadership over first, so that a rolling restart has
+        // no election gap: the reply of its transfer, and how long to wait for it.
+        let mut handover: Option<(oneshot::Receiver<Reply>, Instant)> = None;
         loop {
+            if let Some((reply, _)) = &mut handover
+                && !matches!(reply.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            {
+                break;
+            }
+            let handover_deadline = handover.as_ref().map(|(_, at)| *at);
             let alarm = self.alarm;
             // Back-pressure: while the disk's queue is full, take nothing that could add to it;
             // while too much is in flight, take no new client work.
@@ -195,6 +203,12 @@ impl Node {
                     self.replica.peer(now, from, msg, &mut self.out);
                     self.carry_out()?;
                 }
+                Some((id, addr)) = self.inbound.hellos.recv() => self.transport.learn(id, addr),
+                Some(request) = self.admin.recv() => {
+                    let now = self.now();
+                    self.replica.admin(now, request.token, request.admin, &mut self.out);
+                    self.carry_out()?;
+                }
                 Some(query) = self.status_queries.recv() => {
                     let _ = query.reply.send(self.status(query.with_digest));
                 }
@@ -208,7 +222,19 @@ impl Node {
                     self.replica.timeout(now, &mut self.out);
                     self.carry_out()?;
                 }
-                _ = self.shutdown.wait() => break,
+                _ = sleep_until(handover_deadline) => {
+                    info!("leadership transfer did not finish in time; stopping anyway");
+                    break;
+                }
+                _ = self.shutdown.wait(), if handover.is_none() => {
+                    match self.start_handover() {
+                        Some(reply) => {
+                            let wait = Duration::from_millis(2 * self.config.election_timeout_ms);
+                            handover = Some((reply, Instant::now() + wait));
+                        }
+                        None => break,
+                    }
+                }
             }
         }
         info!("node stopping");
@@ -216,6 +242,30 @@ impl Node {
         self.carry_out()?;
         self.storage.shutdown();
         Ok(())
+    }
+
+    /// On a leader with another voter: asks the replica to hand leadership over, and returns
+    /// where the outcome arrives (a leader change, or a failure). `None` otherwise.
+    fn start_handover(&mut self) -> Option<oneshot::Receiver<Reply>> {
+        let core = self.replica.core();
+        let others = core.voters().iter().any(|&v| v != core.id());
+        if core.role() != raft::Role::Leader || !others {
+            return None;
+        }
+        info!("stopping: handing leadership over first");
+        let (token, reply) = oneshot::channel();
+        let now = self.now();
+        self.replica.admin(
+            now,
+            token,
+            fs::Admin::TransferLeader { to: None },
+            &mut self.out,
+        );
+        if let Err(err) = self.carry_out() {
+            error!(%err, "handing over failed");
+            return None;
+        }
+        Some(reply)
     }
 
     /// The clocks of this moment: milliseconds since this process started (monotonic), and
@@ -338,8 +388,17 @@ impl Node {
                 Output::BadEntry { index, error } => {
                     error!(index = index.0, %error, "committed entry does not decode");
                 }
-                Output::SaveSnapshot { index, term, store } => {
-                    self.snapshots.save(index, term, store);
+                Output::SaveSnapshot {
+                    index,
+                    term,
+                    store,
+                    membership,
+                } => {
+                    self.snapshots.save(index, term, store, membership);
+                }
+                Output::Members(book) => {
+                    info!(members = ?book.members().keys().map(|id| id.0).collect::<Vec<_>>(), "configuration");
+                    self.transport.update(&book);
                 }
                 Output::LogDiscard { upto } => result = result.and(self.storage.discard(upto)),
                 Output::SendChunk {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fs::Store;
-use raft::{LogIndex, NodeId, Term};
+use raft::{LogIndex, Membership, NodeId, Term};
 use replica::{Offer, SnapshotInfo};
 use tokio::sync::mpsc;
 
@@ -57,6 +57,22 @@ pub struct Loaded {
     pub info: SnapshotInfo,
     /// The store it holds.
     pub store: Store,
+    /// The configuration in force at its index (`None` in a snapshot written before
+    /// configurations were kept in snapshots).
+    pub membership: Option<Membership>,
+}
+
+/// The configuration a snapshot file's `config` field holds: none if empty (older files).
+fn decode_membership(path: &Path, config: &[u8]) -> Result<Option<Membership>, SnapshotError> {
+    if config.is_empty() {
+        return Ok(None);
+    }
+    Membership::decode(config)
+        .map(Some)
+        .map_err(|err| SnapshotError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(format!("bad configuration: {err}")),
+        })
 }
 
 /// Loads the newest snapshot in `dir`, verified (checksum, layout, store image); `None` if
@@ -71,6 +87,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
         path: path.clone(),
         source,
     })?;
+    let membership = decode_membership(&path, &meta.config)?;
     wal::prune_snapshots(dir)?;
     let file_bytes = std::fs::metadata(&path)
         .map_err(|source| SnapshotError::Io { path, source })?
@@ -82,6 +99,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Loaded>, SnapshotError> {
             file_bytes,
         },
         store,
+        membership,
     }))
 }
 
@@ -143,7 +161,7 @@ impl Snapshots {
 
     /// Serialises `store` and writes it as the snapshot at `index` on a blocking thread, so
     /// the node task goes on serving; `SnapshotSaved` (or `Failed`) follows.
-    pub fn save(&self, index: LogIndex, term: Term, store: Store) {
+    pub fn save(&self, index: LogIndex, term: Term, store: Store, membership: Membership) {
         let dir = self.dir.clone();
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
@@ -151,7 +169,7 @@ impl Snapshots {
             let meta = wal::SnapshotMeta {
                 index: index.0,
                 term: term.0,
-                config: Bytes::new(),
+                config: Bytes::from(membership.encode()),
             };
             let event = match wal::save_snapshot(&dir, &meta, &image) {
                 Ok(()) => {
@@ -300,6 +318,12 @@ fn verify_staged(file: &File, path: &Path, offer: &Offer) -> Result<Store, Snaps
                 "staged snapshot covers i{}/t{}, the leader offered i{}/t{}",
                 meta.index, meta.term, offer.index.0, offer.snapshot_term.0
             )),
+        });
+    }
+    if decode_membership(path, &meta.config)?.as_ref() != Some(&offer.membership) {
+        return Err(SnapshotError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("staged snapshot's configuration differs from the offer"),
         });
     }
     Store::restore(&data).map_err(|source| SnapshotError::Image {

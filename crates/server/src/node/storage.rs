@@ -152,12 +152,14 @@ impl Storage {
             events,
             backlog: VecDeque::new(),
         };
-        let (store, info) = match snapshot {
-            Some(s) => (s.store, Some(s.info)),
-            None => (fs::Store::new(), None),
+        let (store, info, membership) = match snapshot {
+            Some(s) => (s.store, Some(s.info), s.membership),
+            None => (fs::Store::new(), None, None),
         };
+        let mut recovered = reconciled.recovered;
+        recovered.membership = membership;
         let restored = Restored {
-            recovered: reconciled.recovered,
+            recovered,
             store,
             snapshot: info,
         };

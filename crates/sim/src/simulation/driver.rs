@@ -58,13 +58,13 @@ impl Simulation {
         let applied = snapshot.map_or(LogIndex(0), |s| s.index);
         let core = raft::Node::new(
             self.scenario.raft_config(id),
-            voters.clone(),
+            bootstrap(&voters),
             reconciled.recovered,
             applied,
             seed,
         )
         .map_err(|e| refused(e.to_string()))?;
-        let config = self.scenario.replica_config(&voters);
+        let config = self.scenario.replica_config();
         let replica = Replica::new(core, store, snapshot, config);
         let origin = self.rng.between(0, CLOCK_ORIGIN_US_MAX);
         let slot = &mut self.slots[k];
@@ -155,6 +155,8 @@ impl Simulation {
                 Output::RoleChanged { role, term, leader } => {
                     self.note(Actor::Node(id), Note::Role { role, term, leader });
                 }
+                // The simulated network routes by id: no address book to keep.
+                Output::Members(_) => {}
                 Output::BadEntry { index, error } => {
                     // The simulator wrote every command itself: none may fail to decode.
                     return Err(Violation::new(
@@ -165,7 +167,9 @@ impl Simulation {
                         ),
                     ));
                 }
-                Output::SaveSnapshot { index, term, store } => {
+                Output::SaveSnapshot {
+                    index, term, store, ..
+                } => {
                     let (info, bytes) = snapfile::encode(index, term, &store);
                     self.note(Actor::Node(id), Note::Snapshot { index });
                     self.submit_disk(k, DiskOp::SaveSnapshot(SnapshotFile { info, bytes }));
@@ -549,4 +553,25 @@ impl Simulation {
         let k = (id.0 as usize).checked_sub(1)?;
         (k < self.slots.len()).then_some(k)
     }
+}
+
+/// The founding configuration: every node a voter, reached at its simulated address (what
+/// `ERR_REDIRECT` names and the clients parse back).
+fn bootstrap(voters: &[NodeId]) -> raft::Membership {
+    let members = voters
+        .iter()
+        .map(|&v| {
+            let address = crate::client::node_address(v);
+            let member = raft::Member {
+                voter: true,
+                addresses: raft::Addresses {
+                    peer: address.clone(),
+                    client: address,
+                    http: None,
+                },
+            };
+            (v, member)
+        })
+        .collect();
+    raft::Membership::new(members).unwrap_or_else(|e| panic!("simulated members: {e}"))
 }

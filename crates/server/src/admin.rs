@@ -1,0 +1,262 @@
+//! `raftfs admin`: membership changes and leadership transfer, against any member (the
+//! command is redirected to the leader).
+//!
+//! `add-member` adds a learner, then (unless `--learner`) promotes it once it has caught up,
+//! retrying while the leader says it is behind. Exit status: 0 on success, 1 when the cluster
+//! refused the change (`ERR_MEMBER`), 2 for any other failure.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use fs::{Admin, MemberInfo, Reply};
+use tokio::time::Instant;
+
+use crate::client::Client;
+
+/// How long `add-member` waits for a new learner to catch up before promoting it.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(120);
+
+/// Pause between promotion attempts while the learner catches up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(200);
+
+/// Arguments of `raftfs admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Where to send an admin command.
+#[derive(Debug, Args)]
+pub struct Members {
+    /// Client addresses of members (any one is enough; comma-separated).
+    #[arg(
+        long,
+        value_name = "ADDR,...",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
+    pub members: Vec<String>,
+}
+
+/// The admin subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add a member: as a learner, promoted to voter once it has caught up (unless --learner).
+    AddMember {
+        #[command(flatten)]
+        /// Where to send the command.
+        target: Members,
+        /// The new member's id.
+        #[arg(long)]
+        id: u64,
+        /// Its peer address.
+        #[arg(long, value_name = "HOST:PORT")]
+        peer: String,
+        /// Its client address.
+        #[arg(long, value_name = "HOST:PORT")]
+        client: String,
+        /// Its status and metrics address.
+        #[arg(long, value_name = "HOST:PORT")]
+        http: Option<String>,
+        /// Leave it a learner (a non-voter); `promote` makes it a voter later.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make a learner that has caught up a voter.
+    Promote {
+        #[command(flatten)]
+        /// Where to send the command.
+        target: Members,
+        /// The learner's id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a member (a leader that removes itself hands over first).
+    RemoveMember {
+        #[command(flatten)]
+        /// Where to send the command.
+        target: Members,
+        /// The member's id.
+        #[arg(long)]
+        id: u64,
+    },
+    /// List the members: id, voter or learner, leader or follower, addresses.
+    Members {
+        #[command(flatten)]
+        /// Where to send the command.
+        target: Members,
+    },
+    /// Hand leadership to another voter (by default the most up-to-date one).
+    TransferLeader {
+        #[command(flatten)]
+        /// Where to send the command.
+        target: Members,
+        /// The voter to hand over to.
+        #[arg(long)]
+        to: Option<u64>,
+    },
+}
+
+/// Why an admin command failed: the cluster refused it, or something else went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `ERR_MEMBER`: the change was refused (exit status 1).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Anything else (exit status 2).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl AdminError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AdminError::Refused(_) => 1,
+            AdminError::Other(_) => 2,
+        }
+    }
+}
+
+/// Runs `raftfs admin`, printing the outcome on stdout.
+pub fn run(args: AdminArgs) -> Result<(), AdminError> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let out = execute(args.command).await?;
+        println!("{out}");
+        Ok(())
+    })
+}
+
+/// Carries out one admin command; returns what to print.
+pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
+    match command {
+        AdminCommand::AddMember {
+            target,
+            id,
+            peer,
+            client,
+            http,
+            learner,
+        } => {
+            let mut c = Client::new(target.members);
+            let add = Admin::AddMember {
+                id,
+                peer,
+                client,
+                http,
+            };
+            let index = done(c.admin(&add).await)?;
+            if learner {
+                return Ok(format!(
+                    "added member {id} as a learner (log index {index})"
+                ));
+            }
+            let index = promote_when_caught_up(&mut c, id).await?;
+            Ok(format!("added member {id} as a voter (log index {index})"))
+        }
+        AdminCommand::Promote { target, id } => {
+            let mut c = Client::new(target.members);
+            let index = done(c.admin(&Admin::Promote { id }).await)?;
+            Ok(format!("promoted member {id} to voter (log index {index})"))
+        }
+        AdminCommand::RemoveMember { target, id } => {
+            let mut c = Client::new(target.members);
+            let index = done(c.admin(&Admin::RemoveMember { id }).await)?;
+            Ok(format!("removed member {id} (log index {index})"))
+        }
+        AdminCommand::Members { target } => {
+            let mut c = Client::new(target.members);
+            match c
+                .admin(&Admin::Members)
+                .await
+                .map_err(anyhow::Error::from)?
+            {
+                Reply::Members(members) => Ok(table(&members)),
+                other => Err(unexpected(&other)),
+            }
+        }
+        AdminCommand::TransferLeader { target, to } => {
+            let mut c = Client::new(target.members);
+            let leader = done(c.admin(&Admin::TransferLeader { to }).await)?;
+            Ok(format!("member {leader} leads now"))
+        }
+    }
+}
+
+/// Promotes learner `id`, retrying while the leader says it has not caught up (or is busy
+/// with the change that added it).
+async fn promote_when_caught_up(c: &mut Client, id: u64) -> Result<u64, AdminError> {
+    let give_up = Instant::now() + CATCH_UP_WAIT;
+    loop {
+        match done(c.admin(&Admin::Promote { id }).await) {
+            Err(AdminError::Refused(why)) if retryable(&why) && Instant::now() < give_up => {
+                tokio::time::sleep(CATCH_UP_POLL).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Refusals that go away by themselves: the learner catching up, the leader new in its term,
+/// the previous change committing.
+fn retryable(why: &str) -> bool {
+    why.contains("retry") || why.contains("still pending")
+}
+
+/// The number in an `OK N` reply, or the refusal.
+fn done(reply: Result<Reply, crate::client::ClientError>) -> Result<u64, AdminError> {
+    match reply.map_err(anyhow::Error::from)? {
+        Reply::Written { version } | Reply::Done(version) => Ok(version),
+        Reply::MemberError(why) => Err(AdminError::Refused(why)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn unexpected(reply: &Reply) -> AdminError {
+    let wire = reply.to_bytes();
+    AdminError::Other(anyhow::anyhow!(
+        "unexpected reply: {}",
+        String::from_utf8_lossy(&wire).trim_end()
+    ))
+}
+
+/// The members as an aligned table.
+fn table(members: &[MemberInfo]) -> String {
+    let mut rows = vec![[
+        "ID".to_string(),
+        "ROLE".into(),
+        "VOTES".into(),
+        "PEER".into(),
+        "CLIENT".into(),
+        "HTTP".into(),
+    ]];
+    for m in members {
+        rows.push([
+            m.id.to_string(),
+            if m.leader { "leader" } else { "follower" }.into(),
+            if m.voter { "voter" } else { "learner" }.into(),
+            m.peer.clone(),
+            m.client.clone(),
+            m.http.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|k| rows.iter().map(|r| r[k].len()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
