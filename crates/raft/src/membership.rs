@@ -94,7 +94,7 @@ pub enum MembershipError {
     #[error("member id 0 is reserved")]
     ZeroId,
     /// An address is empty, too long or holds whitespace or control characters.
-    #[error("member {id} has an invalid address {address:?}")]
+    #[error("member {} has an invalid address {address:?}", id.0)]
     BadAddress {
         /// The member.
         id: NodeId,
@@ -116,22 +116,25 @@ pub enum ChangeError {
     #[error("the leader has not yet committed an entry of its term; retry")]
     NotReady,
     /// Another change is uncommitted.
-    #[error("another membership change (log index {index}) is still pending")]
+    #[error("another membership change (log index {}) is still pending", index.0)]
     Pending {
         /// The index of the pending change.
         index: LogIndex,
     },
     /// The id is already a member.
-    #[error("member {0} already exists")]
+    #[error("member {} already exists", .0.0)]
     AlreadyMember(NodeId),
     /// The id is not a member.
-    #[error("no member {0}")]
+    #[error("no member {}", .0.0)]
     UnknownMember(NodeId),
     /// Only a learner can be promoted.
-    #[error("member {0} is already a voter")]
+    #[error("member {} is already a voter", .0.0)]
     AlreadyVoter(NodeId),
     /// A learner is promoted only once it holds the log up to the commit index.
-    #[error("learner {id} has not caught up (holds up to {matched}, commit is {commit}); retry")]
+    #[error(
+        "learner {} has not caught up (holds up to index {}, commit is {}); retry",
+        id.0, matched.0, commit.0
+    )]
     LearnerBehind {
         /// The learner.
         id: NodeId,

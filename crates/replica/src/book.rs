@@ -44,8 +44,9 @@ pub(crate) struct Book<T> {
     /// Requests that arrived while no leader was known, with when to give up on them (in
     /// arrival order, so deadlines never decrease along the queue).
     parked: VecDeque<(Millis, Request<T>)>,
-    /// Leadership transfers asked for, waiting for another member to lead.
-    transfers: Vec<T>,
+    /// Leadership transfers asked for, waiting for another member to lead, with when to give
+    /// up on them.
+    transfers: Vec<(Millis, T)>,
 }
 
 impl<T> Book<T> {
@@ -61,14 +62,28 @@ impl<T> Book<T> {
         }
     }
 
-    /// Registers a waiter for the leadership transfer in progress.
-    pub(crate) fn transfer(&mut self, token: T) {
-        self.transfers.push(token);
+    /// Registers a waiter for the leadership transfer in progress, answered by `deadline`.
+    pub(crate) fn transfer(&mut self, token: T, deadline: Millis) {
+        self.transfers.push((deadline, token));
     }
 
     /// Answers every transfer waiter with `reply`.
     pub(crate) fn transfers_done(&mut self, reply: &Reply, answers: &mut Vec<(T, Reply)>) {
-        answers.extend(self.transfers.drain(..).map(|t| (t, reply.clone())));
+        answers.extend(self.transfers.drain(..).map(|(_, t)| (t, reply.clone())));
+    }
+
+    /// Answers the transfer waiters whose deadline passed with `ERR_INTERNAL` (the outcome is
+    /// unknown: an election may still be deciding).
+    pub(crate) fn expire_transfers(&mut self, now: Millis, answers: &mut Vec<(T, Reply)>) {
+        let (expired, kept): (Vec<_>, Vec<_>) =
+            self.transfers.drain(..).partition(|(at, _)| *at <= now);
+        self.transfers = kept;
+        answers.extend(expired.into_iter().map(|(_, t)| (t, Reply::Internal)));
+    }
+
+    /// The earliest transfer deadline.
+    pub(crate) fn next_transfer_deadline(&self) -> Option<Millis> {
+        self.transfers.iter().map(|(at, _)| *at).min()
     }
 
     /// Whether a transfer waiter is registered.

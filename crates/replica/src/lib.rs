@@ -317,14 +317,19 @@ impl<T> Replica<T> {
             }
             Admin::TransferLeader { to } => {
                 let to = to.map(NodeId);
+                if to == Some(self.core.id()) {
+                    self.answers.push((token, Reply::Done(self.core.id().0)));
+                    return false;
+                }
                 if let Some(to) = to
-                    && (to == self.core.id() || !self.core.membership().is_voter(to))
+                    && !self.core.membership().is_voter(to)
                 {
-                    let reply = Reply::MemberError(format!("{to} is not another voter"));
+                    let reply = Reply::MemberError(format!("member {} is not a voter", to.0));
                     self.answers.push((token, reply));
                     return false;
                 }
-                self.book.transfer(token);
+                self.book
+                    .transfer(token, now.mono.after(self.config.park_ms));
                 let found = self.step(now, Event::TransferLeadership { to }, out);
                 if self.core.transfer_target().is_none() && self.core.role() == raft::Role::Leader {
                     let reply = Reply::MemberError("no other voter to hand over to".into());
@@ -530,12 +535,12 @@ impl<T> Replica<T> {
                     self.book.fail_in_flight(&mut self.answers);
                     // The core forgot its followers' progress: their transfers end with it.
                     self.senders.clear();
-                    // A leadership transfer ends here: done if another member leads.
-                    let reply = match leader {
-                        Some(new) => Reply::Done(new.0),
-                        None => Reply::Internal,
-                    };
-                    self.book.transfers_done(&reply, &mut self.answers);
+                    // A leadership transfer is done once another member leads (with no leader
+                    // known yet, the election it started is still deciding).
+                    if let Some(new) = leader {
+                        self.book
+                            .transfers_done(&Reply::Done(new.0), &mut self.answers);
+                    }
                 }
                 out.push(Output::RoleChanged { role, term, leader });
                 return leader.is_some();
@@ -588,6 +593,9 @@ impl<T> Replica<T> {
     /// hands out the answers and re-arms the timer.
     fn settle(&mut self, now: Now, mut found: bool, out: &mut Vec<Output<T>>) {
         found |= self.maybe_tick(now, out);
+        let mut answers = std::mem::take(&mut self.answers);
+        self.book.expire_transfers(now.mono, &mut answers);
+        self.answers = answers;
         if self.book.has_transfers()
             && self.core.role() == raft::Role::Leader
             && self.core.transfer_target().is_none()
@@ -620,6 +628,7 @@ impl<T> Replica<T> {
         let next = [
             self.core_alarm,
             self.book.next_park_deadline(),
+            self.book.next_transfer_deadline(),
             self.senders.next_deadline(&self.config.transfer),
             self.clock_tick_at(now),
         ]

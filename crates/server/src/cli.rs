@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// a single node: the client port + 1000].
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
     pub peer: Option<String>,
+    /// Listen for peers here instead of at the advertised peer address (behind a proxy or NAT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer_listen: Option<String>,
     /// Client address of a joining member.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "listen"])]
     pub client: Option<String>,
@@ -174,6 +177,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
             single
         }
     };
+    config.peer_listen = args.peer_listen;
     if let Some(bytes) = args.max_file_size {
         config.file_bytes_max = bytes;
     }

@@ -240,6 +240,9 @@ pub struct NodeConfig {
     /// Started with `--join`: the node waits, with an empty configuration, to be added by a
     /// membership change.
     pub joining: bool,
+    /// Where to listen for peers, if not at the peer address the configuration advertises
+    /// (behind a proxy or NAT).
+    pub peer_listen: Option<String>,
     /// Where the log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// Largest file accepted, in bytes.
@@ -267,6 +270,7 @@ impl NodeConfig {
                 http: None,
             }],
             joining: false,
+            peer_listen: None,
             data_dir,
             file_bytes_max,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
@@ -292,6 +296,7 @@ impl NodeConfig {
             id,
             members: file.member.clone(),
             joining: false,
+            peer_listen: None,
             data_dir,
             file_bytes_max: file.max_file_size,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,

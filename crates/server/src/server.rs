@@ -57,9 +57,10 @@ pub async fn run(
     let (bulk_tx, bulk_inbound) = mpsc::channel(transport::BULK_INBOUND_MAX);
     let (hello_tx, hellos) = mpsc::channel(transport::HELLO_QUEUE_MAX);
     // Always listen for peers: members may be added to any cluster, a single node's too.
-    let peers = TcpListener::bind(&me.peer)
+    let peer_listen = config.peer_listen.as_ref().unwrap_or(&me.peer);
+    let peers = TcpListener::bind(peer_listen)
         .await
-        .with_context(|| format!("cannot listen for peers on {}", me.peer))?;
+        .with_context(|| format!("cannot listen for peers on {peer_listen}"))?;
     tokio::spawn(transport::accept_loop(
         peers,
         NodeId(config.id),

@@ -39,6 +39,10 @@ pub struct Status {
     pub term: u64,
     /// The leader's id, if known.
     pub leader: Option<u64>,
+    /// The voters of the configuration in force (the live one, from the log).
+    pub voters: Vec<u64>,
+    /// Its learners (members that receive the log but do not vote).
+    pub learners: Vec<u64>,
     /// Commit index.
     pub commit_index: u64,
     /// Index applied to the store.

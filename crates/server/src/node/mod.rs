@@ -178,6 +178,7 @@ impl Node {
         // A leader asked to stop hands leadership over first, so that a rolling restart has
         // no election gap: the reply of its transfer, and how long to wait for it.
         let mut handover: Option<(oneshot::Receiver<Reply>, Instant)> = None;
+        let mut requests_open = true;
         loop {
             if let Some((reply, _)) = &mut handover
                 && !matches!(reply.try_recv(), Err(oneshot::error::TryRecvError::Empty))
@@ -212,8 +213,11 @@ impl Node {
                 Some(query) = self.status_queries.recv() => {
                     let _ = query.reply.send(self.status(query.with_digest));
                 }
-                request = self.requests.recv(), if accepting => match request {
+                request = self.requests.recv(), if accepting && requests_open => match request {
                     Some(request) => self.on_requests(request)?,
+                    // Every connection is gone: nothing more to serve, but a handover in
+                    // progress still runs to its end.
+                    None if handover.is_some() => requests_open = false,
                     None => break,
                 },
                 _ = sleep_until(alarm) => {
@@ -464,6 +468,14 @@ impl Node {
             role: format!("{:?}", core.role()).to_lowercase(),
             term: core.term().0,
             leader: core.leader().map(|l| l.0),
+            voters: core.voters().iter().map(|v| v.0).collect(),
+            learners: core
+                .membership()
+                .members()
+                .iter()
+                .filter(|(_, m)| !m.voter)
+                .map(|(id, _)| id.0)
+                .collect(),
             commit_index: core.commit_index().0,
             applied_index: self.replica.applied().0,
             last_index: core.last_index().0,

@@ -1,5 +1,6 @@
-//! A cluster of real `raftfs serve` processes on loopback, with a fault-injecting proxy on every
-//! directed peer link so a test can cut a member off from the others.
+//! A cluster of real `raftfs serve` processes on loopback, with a fault-injecting proxy in front
+//! of every member's peer port (the address the configuration names for it; the member itself
+//! listens behind it, `--peer-listen`) so a test can cut a member off from the others.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,8 +12,8 @@ use fs::Reply;
 use server::client::Connection;
 use tokio::net::TcpListener;
 
-use super::proxy::LinkProxy;
-use super::{free_port, name, spawn_raftfs_serve};
+use super::proxy::IngressProxy;
+use super::{free_port, name, spawn_raftfs_serve_skewed};
 
 /// How long a cluster may take to elect a leader in tests: generous, CI machines are busy.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +28,14 @@ pub struct Member {
     /// Data directory.
     pub data_dir: PathBuf,
     config: PathBuf,
+    /// Where it listens for peers (behind its proxy).
+    peer_listen: String,
+    /// Its clocks' offset from the machine's, in seconds (libfaketime).
+    skew_s: i64,
+    /// The members' client addresses to `--join`, for a member added after the start.
+    join: Option<String>,
+    /// The peer address a joining member advertises (its proxy's).
+    advertised_peer: Option<String>,
     id: usize,
 }
 
@@ -34,7 +43,7 @@ pub struct Member {
 pub struct TestCluster {
     _dir: tempfile::TempDir,
     members: BTreeMap<usize, Member>,
-    proxies: BTreeMap<(usize, usize), LinkProxy>,
+    proxies: BTreeMap<usize, IngressProxy>,
 }
 
 impl TestCluster {
@@ -45,6 +54,12 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with `settings` (TOML top-level keys) added to the file.
     pub async fn start_with(n: usize, settings: &str) -> TestCluster {
+        TestCluster::start_skewed(n, settings, &[]).await
+    }
+
+    /// Like [`TestCluster::start_with`], member `i`'s clocks `skews[i - 1]` seconds off (0
+    /// past the end of `skews`).
+    pub async fn start_skewed(n: usize, settings: &str, skews: &[i64]) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut clients = BTreeMap::new();
         let mut peers = BTreeMap::new();
@@ -54,41 +69,36 @@ impl TestCluster {
             peers.insert(i, free_port());
             https.insert(i, free_port());
         }
-        // A proxy for every directed link a -> b: a dials b through it.
+        // A proxy in front of every member: the others dial it through that.
         let mut proxies = BTreeMap::new();
-        for a in 1..=n {
-            for b in 1..=n {
-                if a != b {
-                    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    proxies.insert((a, b), LinkProxy::start(listener, peers[&b].clone()));
-                }
-            }
+        for j in 1..=n {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            proxies.insert(j, IngressProxy::start(listener, peers[&j].clone()));
         }
+        // One cluster file for all (as in production): each member's peer address is its
+        // proxy's; the member listens on its real address behind it.
+        let mut text = String::from("election_timeout_ms = 500\nheartbeat_interval_ms = 50\n");
+        text.push_str(settings);
+        for j in 1..=n {
+            text.push_str(&format!(
+                "[[member]]\nid = {j}\npeer = \"{}\"\nclient = \"{}\"\nhttp = \"{}\"\n",
+                proxies[&j].listen_addr, clients[&j], https[&j]
+            ));
+        }
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, text).unwrap();
         let mut members = BTreeMap::new();
         for i in 1..=n {
-            // Member i's own entry names its real peer address (it binds it); every other
-            // member's entry names the proxy of the link i -> j.
-            let mut text = String::from("election_timeout_ms = 500\nheartbeat_interval_ms = 50\n");
-            text.push_str(settings);
-            for j in 1..=n {
-                let peer = if i == j {
-                    peers[&j].clone()
-                } else {
-                    proxies[&(i, j)].listen_addr.clone()
-                };
-                text.push_str(&format!(
-                    "[[member]]\nid = {j}\npeer = \"{peer}\"\nclient = \"{}\"\nhttp = \"{}\"\n",
-                    clients[&j], https[&j]
-                ));
-            }
-            let config = dir.path().join(format!("member-{i}.toml"));
-            std::fs::write(&config, text).unwrap();
             let mut member = Member {
                 child: None,
                 client: clients[&i].clone(),
                 http: https[&i].clone(),
                 data_dir: dir.path().join(format!("data-{i}")),
-                config,
+                config: config.clone(),
+                peer_listen: peers[&i].clone(),
+                skew_s: skews.get(i - 1).copied().unwrap_or(0),
+                join: None,
+                advertised_peer: None,
                 id: i,
             };
             member.spawn();
@@ -99,6 +109,37 @@ impl TestCluster {
             members,
             proxies,
         }
+    }
+
+    /// Starts member `id`, not in the cluster file, with `serve --join`: it waits until a
+    /// membership change adds it. Returns its (peer, client, http) addresses to add it with.
+    pub async fn start_joiner(&mut self, id: usize) -> (String, String, String) {
+        let (peer, client, http) = (free_port(), free_port(), free_port());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = IngressProxy::start(listener, peer.clone());
+        let advertised = proxy.listen_addr.clone();
+        self.proxies.insert(id, proxy);
+        let dir = self._dir.path();
+        let mut member = Member {
+            child: None,
+            client: client.clone(),
+            http: http.clone(),
+            data_dir: dir.join(format!("data-{id}")),
+            config: dir.join("cluster.toml"),
+            peer_listen: peer,
+            skew_s: 0,
+            join: Some(self.client_addrs().join(",")),
+            advertised_peer: Some(advertised.clone()),
+            id,
+        };
+        member.spawn();
+        self.members.insert(id, member);
+        (advertised, client, http)
+    }
+
+    /// Stops member `i` with SIGTERM (a graceful stop) and waits for it to exit.
+    pub fn terminate(&mut self, i: usize) {
+        self.members.get_mut(&i).unwrap().terminate();
     }
 
     /// Member ids.
@@ -209,9 +250,13 @@ impl TestCluster {
 
     /// Cuts member `i` off from every other member, both directions.
     pub fn isolate(&self, i: usize) {
-        for ((a, b), proxy) in &self.proxies {
-            if *a == i || *b == i {
-                proxy.cut();
+        for (&j, proxy) in &self.proxies {
+            if j == i {
+                for &k in self.proxies.keys() {
+                    proxy.cut_from(k as u64);
+                }
+            } else {
+                proxy.cut_from(i as u64);
             }
         }
     }
@@ -235,16 +280,37 @@ impl TestCluster {
 impl Member {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "member {} already running", self.id);
-        let args: Vec<std::ffi::OsString> = vec![
-            "--config".into(),
-            self.config.clone().into(),
+        let mut args: Vec<std::ffi::OsString> = match &self.join {
+            None => vec!["--config".into(), self.config.clone().into()],
+            Some(join) => vec![
+                "--join".into(),
+                join.into(),
+                "--peer".into(),
+                self.advertised_peer.clone().unwrap_or_default().into(),
+                "--client".into(),
+                self.client.clone().into(),
+                "--http".into(),
+                self.http.clone().into(),
+            ],
+        };
+        args.extend([
             "--id".into(),
             self.id.to_string().into(),
             "--data-dir".into(),
             self.data_dir.clone().into(),
-        ];
-        let (child, _) = spawn_raftfs_serve(&args);
+            "--peer-listen".into(),
+            self.peer_listen.clone().into(),
+        ]);
+        let (child, _) = spawn_raftfs_serve_skewed(&args, self.skew_s);
         self.child = Some(child);
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
     }
 
     fn kill9(&mut self) {

@@ -116,7 +116,21 @@ fn spawn_serve(data_dir: &Path, extra: &[String]) -> (Child, String) {
 /// Starts `raftfs serve ARGS` with its log piped to us, and waits until it serves clients;
 /// returns the child and the client address it reported.
 pub fn spawn_raftfs_serve(args: &[std::ffi::OsString]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftfs"))
+    spawn_raftfs_serve_skewed(args, 0)
+}
+
+/// Like [`spawn_raftfs_serve`], with the process's clocks (wall and monotonic) moved by
+/// `skew_s` seconds through libfaketime (`faketime` from Debian), unless 0.
+pub fn spawn_raftfs_serve_skewed(args: &[std::ffi::OsString], skew_s: i64) -> (Child, String) {
+    let raftfs = env!("CARGO_BIN_EXE_raftfs");
+    let mut command = if skew_s == 0 {
+        Command::new(raftfs)
+    } else {
+        let mut c = Command::new("faketime");
+        c.arg("-f").arg(format!("{skew_s:+}")).arg(raftfs);
+        c
+    };
+    let mut child = command
         .arg("serve")
         .args(args)
         .env("RUST_LOG", "info")

@@ -1,74 +1,97 @@
-//! A fault-injecting TCP proxy for one directed peer link (member A's connection to member B).
-//! While the link is cut, open connections are closed and new ones are dropped at once, as a
-//! network partition looks to the members: their messages vanish and reconnects fail.
+//! A fault-injecting TCP proxy in front of one member's peer port. Every member dials that
+//! member through it, so the address every configuration names for it is the proxy's. It reads
+//! each connection's hello to learn who dials, so a test can cut the links from some members
+//! only: while a link is cut, its open connections are closed and new ones are dropped at
+//! once, as a network partition looks to the members (messages vanish, reconnects fail).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// One directed link's proxy.
-pub struct LinkProxy {
-    /// Where the dialling member connects.
+/// Bytes of a peer hello that name the sender: 8 of magic, then the id (u64 big-endian).
+const HELLO_ID_END: usize = 16;
+
+/// The proxy in front of one member.
+pub struct IngressProxy {
+    /// Where the other members connect.
     pub listen_addr: String,
-    cut: Arc<AtomicBool>,
+    /// Senders whose links into the member are cut.
+    cut: Arc<Mutex<HashSet<u64>>>,
+    /// Bumped at every cut, so connections already open re-check their sender.
     generation: watch::Sender<u64>,
-    epoch: Arc<AtomicU64>,
 }
 
-impl LinkProxy {
+impl IngressProxy {
     /// Starts a proxy forwarding to `target` on an already-bound listener.
-    pub fn start(listener: TcpListener, target: String) -> LinkProxy {
+    pub fn start(listener: TcpListener, target: String) -> IngressProxy {
         let listen_addr = listener.local_addr().unwrap().to_string();
-        let cut = Arc::new(AtomicBool::new(false));
+        let cut: Arc<Mutex<HashSet<u64>>> = Arc::default();
         let (generation, _) = watch::channel(0u64);
-        let epoch = Arc::new(AtomicU64::new(0));
-        let proxy = LinkProxy {
+        let proxy = IngressProxy {
             listen_addr,
             cut: cut.clone(),
             generation: generation.clone(),
-            epoch: epoch.clone(),
         };
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     return;
                 };
-                if cut.load(Ordering::SeqCst) {
-                    let _ = inbound.shutdown().await;
-                    continue;
-                }
                 let target = target.clone();
-                let mut gen_rx = generation.subscribe();
-                let my_epoch = epoch.load(Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    let _ = inbound.set_nodelay(true);
-                    let _ = outbound.set_nodelay(true);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        // A cut closes every connection opened before it.
-                        _ = gen_rx.wait_for(|g| *g > my_epoch) => {}
-                    }
-                });
+                let cut = cut.clone();
+                let gen_rx = generation.subscribe();
+                tokio::spawn(forward(inbound, target, cut, gen_rx));
             }
         });
         proxy
     }
 
-    /// Cuts the link: closes its connections and refuses new ones until healed.
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        let next = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        self.generation.send_replace(next);
+    /// Cuts the links from member `from` into this one.
+    pub fn cut_from(&self, from: u64) {
+        self.cut.lock().unwrap().insert(from);
+        self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Restores the link.
+    /// Restores every link into this member.
     pub fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
+        self.cut.lock().unwrap().clear();
+    }
+}
+
+/// Forwards one connection once its hello names a sender whose link is not cut, until the
+/// link is cut or either side closes.
+async fn forward(
+    mut inbound: TcpStream,
+    target: String,
+    cut: Arc<Mutex<HashSet<u64>>>,
+    mut gen_rx: watch::Receiver<u64>,
+) {
+    let mut hello = [0u8; HELLO_ID_END];
+    if inbound.read_exact(&mut hello).await.is_err() {
+        return;
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&hello[8..HELLO_ID_END]);
+    let from = u64::from_be_bytes(id);
+    let is_cut = |cut: &Mutex<HashSet<u64>>| cut.lock().unwrap().contains(&from);
+    if is_cut(&cut) {
+        let _ = inbound.shutdown().await;
+        return;
+    }
+    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+        return;
+    };
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    if outbound.write_all(&hello).await.is_err() {
+        return;
+    }
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        // A cut of this sender closes its connections.
+        _ = gen_rx.wait_for(|_| is_cut(&cut)) => {}
     }
 }
