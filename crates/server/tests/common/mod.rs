@@ -122,14 +122,14 @@ pub fn spawn_raftfs_serve(args: &[std::ffi::OsString]) -> (Child, String) {
 /// Like [`spawn_raftfs_serve`], with the process's clocks (wall and monotonic) moved by
 /// `skew_s` seconds through libfaketime (`faketime` from Debian), unless 0.
 pub fn spawn_raftfs_serve_skewed(args: &[std::ffi::OsString], skew_s: i64) -> (Child, String) {
-    let raftfs = env!("CARGO_BIN_EXE_raftfs");
-    let mut command = if skew_s == 0 {
-        Command::new(raftfs)
-    } else {
-        let mut c = Command::new("faketime");
-        c.arg("-f").arg(format!("{skew_s:+}")).arg(raftfs);
-        c
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_raftfs"));
+    if skew_s != 0 {
+        // The library itself, not the `faketime` wrapper: the wrapper forks, and killing it
+        // would leave the server running.
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", format!("{skew_s:+}"));
+    }
     let mut child = command
         .arg("serve")
         .args(args)
@@ -142,6 +142,22 @@ pub fn spawn_raftfs_serve_skewed(args: &[std::ffi::OsString], skew_s: i64) -> (C
         .expect("start raftfs");
     let addr = wait_ready(&mut child);
     (child, addr)
+}
+
+/// Where Debian's `faketime` package keeps the library.
+fn libfaketime() -> std::path::PathBuf {
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .chain([std::path::PathBuf::from(
+            "/usr/lib/faketime/libfaketime.so.1",
+        )])
+        .find(|path| path.exists());
+    found.expect(
+        "libfaketime not found: install Debian's faketime package (apt-get install faketime)",
+    )
 }
 
 /// Plays a telnet-style session on `stream`: sends each request and expects exactly the bytes
