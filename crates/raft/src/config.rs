@@ -45,7 +45,23 @@ pub struct Config {
     /// cluster exchanges half the messages per write. Only followers' apply latency differs;
     /// nothing a client sees does, since the leader answers writes and reads.
     pub broadcast_commit: bool,
+    /// Leader reads on a lease (thesis 6.4.1): while a majority acknowledged a heartbeat round
+    /// sent less than [`Config::lease_ms`] ago, a ReadIndex read is ready at once, without a
+    /// round of its own. Safe only while members' clocks run at rates within the lease margin
+    /// of each other; needs `check_quorum`, and every member must have it (a voter that has it
+    /// also refuses votes for an election timeout after it starts, so a restart cannot cut a
+    /// lease short). Off by default: ReadIndex waits for a round.
+    pub lease_reads: bool,
+    /// Followers serve linearizable reads by asking the leader for a read index
+    /// (`ReadIndexRequest`) instead of refusing them.
+    pub follower_reads: bool,
 }
+
+/// The part of the election timeout a lease gives up, for clocks that run at different rates:
+/// a lease lasts `election_timeout_ms * (1 - 1/LEASE_MARGIN_DIVISOR)` from the send time of the
+/// round a majority acknowledged (10%: rates may differ by up to about 10%; real clocks differ
+/// by less than 0.1%).
+pub const LEASE_MARGIN_DIVISOR: u64 = 10;
 
 /// Default minimum election timeout: ten heartbeats, as etcd recommends for a LAN.
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
@@ -72,7 +88,17 @@ impl Config {
             prevote: true,
             check_quorum: true,
             broadcast_commit: false,
+            lease_reads: false,
+            follower_reads: false,
         }
+    }
+
+    /// How long a lease lasts from the send time of the heartbeat round that a majority
+    /// acknowledged: the minimum election timeout less the clock-drift margin. No follower
+    /// that acknowledged that round votes for another candidate before the minimum election
+    /// timeout has passed on its own clock since it received it.
+    pub fn lease_ms(&self) -> u64 {
+        self.election_timeout_ms - self.election_timeout_ms / LEASE_MARGIN_DIVISOR
     }
 
     /// Checks every setting and every relation between settings.
@@ -106,6 +132,9 @@ impl Config {
         }
         if self.max_inflight_msgs == 0 {
             return Err(ConfigError::ZeroLimit("max_inflight_msgs"));
+        }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseWithoutCheckQuorum);
         }
         if self.max_inflight_msgs > INFLIGHT_MSGS_MAX {
             return Err(ConfigError::TooManyInflight {
@@ -144,6 +173,10 @@ pub enum ConfigError {
     /// A limit that must be at least 1 is 0; names the setting.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// `lease_reads` without `check_quorum`: nothing would stop followers from electing a new
+    /// leader during the lease.
+    #[error("lease_reads needs check_quorum")]
+    LeaseWithoutCheckQuorum,
     /// `max_inflight_msgs` is above [`INFLIGHT_MSGS_MAX`].
     #[error("max_inflight_msgs {max_inflight_msgs} exceeds {INFLIGHT_MSGS_MAX}")]
     TooManyInflight {

@@ -129,7 +129,8 @@ pub use membership::{
 };
 pub use message::{
     AppendEntriesRequest, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse,
-    InstallSnapshotRequest, Message, TimeoutNow, VoteRequest, VoteResponse, WireError,
+    InstallSnapshotRequest, Message, ReadIndexRequest, ReadIndexResponse, TimeoutNow, VoteRequest,
+    VoteResponse, WireError,
 };
 pub use node::{Node, RECOVERED_INDEX_MAX};
 pub use persist::{HardState, Recovered};

@@ -35,6 +35,31 @@ pub enum Message {
     /// Leader to a caught-up voter: campaign now, past leader stickiness (leadership transfer,
     /// thesis 3.10).
     TimeoutNow(TimeoutNow),
+    /// Follower to leader: a read index for a read the follower will serve (thesis 6.4).
+    ReadIndexRequest(ReadIndexRequest),
+    /// Leader to follower: the read index, once leadership is confirmed.
+    ReadIndexResponse(ReadIndexResponse),
+}
+
+/// A follower asks the leader for a read index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// The follower's term.
+    pub term: Term,
+    /// The follower's number for the read, echoed in the response.
+    pub id: u64,
+}
+
+/// The leader's answer to a [`ReadIndexRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexResponse {
+    /// The leader's term.
+    pub term: Term,
+    /// The request's number.
+    pub id: u64,
+    /// The commit index the read must observe; `None` if the sender cannot serve it (it does
+    /// not lead).
+    pub index: Option<LogIndex>,
 }
 
 /// A leader hands over leadership: the receiver campaigns at once, and its vote requests say
@@ -197,6 +222,8 @@ impl Message {
             Message::HeartbeatResponse(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
             Message::TimeoutNow(m) => m.term,
+            Message::ReadIndexRequest(m) => m.term,
+            Message::ReadIndexResponse(m) => m.term,
         }
     }
 

@@ -29,7 +29,7 @@ use crate::membership::Membership;
 use crate::message::{Message, VoteRequest, VoteResponse};
 use crate::persist::{HardState, Recovered};
 use crate::progress::Progress;
-use crate::read_index::ReadQueue;
+use crate::read_index::{ReadOrigin, ReadQueue};
 use crate::role::Role;
 use crate::time::Millis;
 
@@ -115,6 +115,27 @@ pub struct Node {
     reads: ReadQueue,
     /// A leadership transfer in progress: the target, and when to give up on it.
     transfer: Option<(NodeId, Millis)>,
+    /// Heartbeat rounds sent and when, oldest first (for the lease), at most
+    /// `ROUND_TIMES_MAX`.
+    round_times: std::collections::VecDeque<(u64, Millis)>,
+    /// The lease (`Config::lease_reads`) holds until here.
+    lease_until: Option<Millis>,
+    /// Only rounds sent at or after this time may extend the lease (none during a transfer,
+    /// which lets the target campaign past every follower's stickiness).
+    lease_from: Millis,
+    /// When this node started (its first step): with lease reads, it grants no vote for an
+    /// election timeout after that, since it may have acknowledged a lease before it restarted.
+    started_at: Millis,
+
+    // Follower reads.
+    /// The read-index request in flight to the leader: its number, when it was sent, and the
+    /// reads it is for. One at a time: reads that arrive meanwhile share the next (batching,
+    /// as the leader's rounds do).
+    forwarded: Option<(u64, Millis, Vec<crate::ids::ReadId>)>,
+    /// Reads waiting for the next read-index request.
+    forward_queue: Vec<crate::ids::ReadId>,
+    /// The number of the last read-index request.
+    forwarded_last: u64,
 
     // Follower state.
     /// Highest index known to match the current leader's log (reset when the leader changes).
@@ -212,6 +233,13 @@ impl Node {
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),
             transfer: None,
+            round_times: std::collections::VecDeque::new(),
+            lease_until: None,
+            lease_from: Millis(0),
+            started_at: Millis(0),
+            forwarded: None,
+            forward_queue: Vec::new(),
+            forwarded_last: 0,
             leader_match: LogIndex(0),
             acked: LogIndex(0),
             out: Vec::new(),
@@ -384,6 +412,7 @@ impl Node {
     /// single-node cluster elect itself at once.
     fn start(&mut self) {
         self.started = true;
+        self.started_at = self.now;
         self.election_deadline = self.timer.deadline(self.now);
         self.report_commits();
         if self.voters == [self.id()] {
@@ -405,7 +434,7 @@ impl Node {
                 Message::VoteRequest(req) => {
                     // Leader stickiness (thesis 9.6): a node that hears from a live leader
                     // neither votes nor moves to the candidate's term.
-                    if self.in_lease() && !req.transfer {
+                    if (self.in_lease() || self.just_started()) && !req.transfer {
                         self.reject_vote(from, req.prevote);
                         return;
                     }
@@ -516,6 +545,12 @@ impl Node {
         }
     }
 
+    /// With lease reads: started less than an election timeout ago. Such a node grants no vote,
+    /// as it may have acknowledged a leader's lease before it restarted.
+    fn just_started(&self) -> bool {
+        self.config.lease_reads && self.now.since(self.started_at) < self.config.election_timeout_ms
+    }
+
     /// `Event::Timeout`: acts on whichever of the role's deadlines has passed.
     fn on_timeout(&mut self) {
         // The alarm that fired is used up: always announce the next one.
@@ -523,6 +558,7 @@ impl Node {
         match self.role {
             Role::Leader => self.leader_tick(),
             Role::Follower | Role::PreCandidate | Role::Candidate => {
+                self.expire_forwarded_reads();
                 if self.now >= self.election_deadline {
                     if self.membership.is_voter(self.id()) {
                         self.campaign();
@@ -588,7 +624,13 @@ impl Node {
                 self.heartbeat_deadline.min(self.quorum_check_deadline)
             }
             Role::Leader => self.heartbeat_deadline,
-            _ => self.election_deadline,
+            _ => {
+                let forwarded = self
+                    .forwarded
+                    .as_ref()
+                    .map(|(_, at, _)| at.after(self.config.election_timeout_ms));
+                forwarded.map_or(self.election_deadline, |f| f.min(self.election_deadline))
+            }
         };
         if self.alarm != Some(next) {
             self.alarm = Some(next);
@@ -633,12 +675,22 @@ impl Node {
     /// Clears the state of the role being left. A leader's pending reads fail, naming the new
     /// leader if known.
     fn leave_role(&mut self, new_leader: Option<NodeId>) {
-        for id in self.reads.drain() {
-            self.out.push(Action::ReadError {
-                id,
-                error: ReadError::NotLeader { leader: new_leader },
-            });
+        let error = ReadError::NotLeader { leader: new_leader };
+        for origin in self.reads.drain() {
+            // A follower's forwarded read fails there when it learns of the change.
+            if let ReadOrigin::Local(id) = origin {
+                self.out.push(Action::ReadError { id, error });
+            }
         }
+        let forwarded = self.forwarded.take().map(|(_, _, ids)| ids);
+        for id in forwarded.into_iter().flatten() {
+            self.out.push(Action::ReadError { id, error });
+        }
+        for id in std::mem::take(&mut self.forward_queue) {
+            self.out.push(Action::ReadError { id, error });
+        }
+        self.round_times.clear();
+        self.lease_until = None;
         self.progress.clear();
         self.transfer = None;
         self.votes.clear();
@@ -844,6 +896,7 @@ fn names_sender(from: NodeId, msg: &Message) -> bool {
         Message::Heartbeat(m) => m.leader == from,
         Message::InstallSnapshot(m) => m.leader == from,
         Message::TimeoutNow(m) => m.leader == from,
+        Message::ReadIndexRequest(_) | Message::ReadIndexResponse(_) => true,
         Message::AppendEntriesResponse(_)
         | Message::VoteResponse(_)
         | Message::HeartbeatResponse(_) => true,

@@ -7,18 +7,29 @@
 //! flight share the next round (batching, as group commit does for writes). Periodic heartbeats
 //! start rounds too, so a lost round costs at most one heartbeat interval.
 //!
-//! Lease-based reads (serving without a round while check-quorum guarantees no other leader can
-//! exist yet) would slot in before `add`; they are not built, because they are only as safe as
-//! the clocks (a paused process must not wake up believing its lease, etcd #20418).
+//! A read comes from this node's driver or from a follower that will serve it
+//! ([`ReadOrigin`]). Lease reads (`Config::lease_reads`) skip the queue while the leader holds
+//! a lease; the lease is only as safe as the clocks, which is why it is opt-in. (A paused
+//! process cannot wake up believing an expired lease: the node judges the lease by the `now`
+//! its driver read after the request arrived, see `Node::read_index`.)
 
 use std::collections::VecDeque;
 
-use crate::ids::{LogIndex, ReadId};
+use crate::ids::{LogIndex, NodeId, ReadId};
+
+/// Who asked for a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOrigin {
+    /// This node's driver.
+    Local(ReadId),
+    /// A follower, under its own number for the read.
+    Remote(NodeId, u64),
+}
 
 /// A read waiting for its round to be confirmed.
 #[derive(Debug, Clone, Copy)]
 struct PendingRead {
-    id: ReadId,
+    id: ReadOrigin,
     /// The commit index when the read was accepted.
     index: LogIndex,
     /// The first round that may confirm it (sent after it arrived).
@@ -30,7 +41,7 @@ struct PendingRead {
 pub(crate) struct ReadQueue {
     /// Reads that arrived before this leader committed an entry of its term; they get an index
     /// only then, as the commit index is not known to be current before (thesis 6.4, step 1).
-    before_commit: Vec<ReadId>,
+    before_commit: Vec<ReadOrigin>,
     /// Reads waiting for confirmation, in arrival (and round) order.
     pending: VecDeque<PendingRead>,
     /// The last round sent.
@@ -41,18 +52,18 @@ pub(crate) struct ReadQueue {
 
 impl ReadQueue {
     /// Parks a read until the leader has committed an entry of its term.
-    pub(crate) fn defer(&mut self, id: ReadId) {
+    pub(crate) fn defer(&mut self, id: ReadOrigin) {
         self.before_commit.push(id);
     }
 
     /// Takes the parked reads (once an entry of the term is committed).
-    pub(crate) fn take_deferred(&mut self) -> Vec<ReadId> {
+    pub(crate) fn take_deferred(&mut self) -> Vec<ReadOrigin> {
         std::mem::take(&mut self.before_commit)
     }
 
     /// Queues a read at `index`. Returns true if a round should be started for it now (none is
     /// outstanding); otherwise it waits for the round in flight to finish.
-    pub(crate) fn add(&mut self, id: ReadId, index: LogIndex) -> bool {
+    pub(crate) fn add(&mut self, id: ReadOrigin, index: LogIndex) -> bool {
         self.pending.push_back(PendingRead {
             id,
             index,
@@ -73,7 +84,7 @@ impl ReadQueue {
     }
 
     /// A majority has answered up to `round`: returns the reads now confirmed, with their index.
-    pub(crate) fn confirm(&mut self, round: u64) -> Vec<(ReadId, LogIndex)> {
+    pub(crate) fn confirm(&mut self, round: u64) -> Vec<(ReadOrigin, LogIndex)> {
         let mut ready = Vec::new();
         if round <= self.confirmed_round {
             return ready;
@@ -96,7 +107,7 @@ impl ReadQueue {
     }
 
     /// Takes every read, answered or not (on losing leadership).
-    pub(crate) fn drain(&mut self) -> Vec<ReadId> {
+    pub(crate) fn drain(&mut self) -> Vec<ReadOrigin> {
         let mut ids = std::mem::take(&mut self.before_commit);
         ids.extend(self.pending.drain(..).map(|r| r.id));
         ids
@@ -110,12 +121,15 @@ mod tests {
     #[test]
     fn reads_arriving_during_a_round_share_the_next_one() {
         let mut q = ReadQueue::default();
-        assert!(q.add(ReadId(1), LogIndex(5)));
+        assert!(q.add(ReadOrigin::Local(ReadId(1)), LogIndex(5)));
         let r1 = q.start_round();
         // Arrives while round 1 is in flight: needs round 2.
-        assert!(!q.add(ReadId(2), LogIndex(6)));
-        assert!(!q.add(ReadId(3), LogIndex(6)));
-        assert_eq!(q.confirm(r1), vec![(ReadId(1), LogIndex(5))]);
+        assert!(!q.add(ReadOrigin::Local(ReadId(2)), LogIndex(6)));
+        assert!(!q.add(ReadOrigin::Local(ReadId(3)), LogIndex(6)));
+        assert_eq!(
+            q.confirm(r1),
+            vec![(ReadOrigin::Local(ReadId(1)), LogIndex(5))]
+        );
         assert!(q.wants_round());
         let r2 = q.start_round();
         assert!(!q.wants_round());
@@ -127,18 +141,24 @@ mod tests {
     fn an_old_round_never_confirms_a_newer_read() {
         let mut q = ReadQueue::default();
         let r1 = q.start_round();
-        q.add(ReadId(1), LogIndex(1));
+        q.add(ReadOrigin::Local(ReadId(1)), LogIndex(1));
         assert!(q.confirm(r1).is_empty());
         let r2 = q.start_round();
-        assert_eq!(q.confirm(r2), vec![(ReadId(1), LogIndex(1))]);
+        assert_eq!(
+            q.confirm(r2),
+            vec![(ReadOrigin::Local(ReadId(1)), LogIndex(1))]
+        );
     }
 
     #[test]
     fn drain_returns_parked_and_pending_reads() {
         let mut q = ReadQueue::default();
-        q.defer(ReadId(1));
-        q.add(ReadId(2), LogIndex(1));
-        assert_eq!(q.drain(), vec![ReadId(1), ReadId(2)]);
+        q.defer(ReadOrigin::Local(ReadId(1)));
+        q.add(ReadOrigin::Local(ReadId(2)), LogIndex(1));
+        assert_eq!(
+            q.drain(),
+            vec![ReadOrigin::Local(ReadId(1)), ReadOrigin::Local(ReadId(2))]
+        );
         assert!(q.drain().is_empty());
     }
 }

@@ -150,14 +150,26 @@ fn install_snapshot_is_appended_so_older_encodings_keep_their_tags() {
     for cut in 0..bytes.len() {
         assert!(Message::decode(&bytes[..cut]).is_err(), "cut at {cut}");
     }
-    // TimeoutNow came after it (tag 7); a tag past the last variant is malformed.
+    // TimeoutNow (7) and the read-index pair (8, 9) came after it; a tag past the last
+    // variant is malformed.
     let timeout_now = Message::TimeoutNow(raft::TimeoutNow {
         term: Term(3),
         leader: raft::NodeId(2),
     });
     assert_eq!(timeout_now.encode(), [7, 3, 2]);
+    let ask = Message::ReadIndexRequest(raft::ReadIndexRequest {
+        term: Term(3),
+        id: 5,
+    });
+    assert_eq!(ask.encode(), [8, 3, 5]);
+    let answer = Message::ReadIndexResponse(raft::ReadIndexResponse {
+        term: Term(3),
+        id: 5,
+        index: Some(LogIndex(9)),
+    });
+    assert_eq!(answer.encode(), [9, 3, 5, 1, 9]);
     assert!(matches!(
-        Message::decode(&[8, 1, 2, 3, 4]),
+        Message::decode(&[10, 1, 2, 3, 4]),
         Err(WireError::Malformed(_))
     ));
 }

@@ -35,6 +35,9 @@ pub enum BenchKind {
     /// stopped follower's catch-up, and single-node restart time after a short and a long
     /// history.
     Snapshots(crate::snapshot_bench::SnapshotsArgs),
+    /// Linearizable reads/s of a local cluster with ReadIndex, with lease reads, and with
+    /// follower reads, one after the other in one run.
+    Reads(crate::read_bench::ReadsArgs),
 }
 
 /// Arguments of `raftfs bench write`.
@@ -83,6 +86,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Snapshots(args) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(crate::snapshot_bench::run(args))
+        }
+        BenchKind::Reads(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(crate::read_bench::run(args))
         }
     }
 }

@@ -74,8 +74,29 @@ pub struct ClusterFile {
     /// Log entries kept behind a snapshot for followers slightly behind.
     #[serde(default = "snapshot_trailing_entries_default")]
     pub snapshot_trailing_entries: u64,
+    /// How the leader confirms a linearizable read: `"index"` (ReadIndex, a heartbeat round
+    /// per batch of reads; the default) or `"lease"` (at once while it holds a lease that ends
+    /// a 10% clock-drift margin before any other member could be elected; needs clocks that run
+    /// at about the same rate).
+    #[serde(default)]
+    pub read_mode: ReadMode,
+    /// Followers serve linearizable reads themselves, asking the leader only for a read index,
+    /// instead of redirecting them to the leader.
+    #[serde(default)]
+    pub follower_reads: bool,
     /// Every member of the cluster.
     pub member: Vec<Member>,
+}
+
+/// How a leader confirms a linearizable read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// ReadIndex: a round of heartbeats confirms leadership (thesis 6.4).
+    #[default]
+    Index,
+    /// A leader lease (thesis 6.4.1).
+    Lease,
 }
 
 fn election_timeout_default() -> u64 {
@@ -255,6 +276,10 @@ pub struct NodeConfig {
     pub heartbeat_interval_ms: u64,
     /// When to snapshot and how much log to keep behind a snapshot.
     pub snapshot: replica::SnapshotPolicy,
+    /// How the leader confirms reads.
+    pub read_mode: ReadMode,
+    /// Whether followers serve reads.
+    pub follower_reads: bool,
 }
 
 impl NodeConfig {
@@ -277,6 +302,8 @@ impl NodeConfig {
             election_timeout_ms: ELECTION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             snapshot: replica::SnapshotPolicy::default(),
+            read_mode: ReadMode::Index,
+            follower_reads: false,
         }
     }
 
@@ -303,6 +330,8 @@ impl NodeConfig {
             election_timeout_ms: file.election_timeout_ms,
             heartbeat_interval_ms: file.heartbeat_interval_ms,
             snapshot: file.snapshot_policy(),
+            read_mode: file.read_mode,
+            follower_reads: file.follower_reads,
         })
     }
 

@@ -17,6 +17,7 @@ pub mod failover;
 pub mod listener;
 pub mod local_cluster;
 pub mod node;
+pub mod read_bench;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot_bench;

@@ -143,9 +143,20 @@ impl LocalCluster {
     /// Writes the cluster file for `nodes` members from client port `base_port` into `dir`;
     /// starts no member.
     pub fn create(dir: &Path, nodes: u64, base_port: u16) -> anyhow::Result<LocalCluster> {
+        LocalCluster::create_with(dir, nodes, base_port, "")
+    }
+
+    /// Like [`LocalCluster::create`], with `settings` (top-level TOML keys) in the file.
+    pub fn create_with(
+        dir: &Path,
+        nodes: u64,
+        base_port: u16,
+        settings: &str,
+    ) -> anyhow::Result<LocalCluster> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let config = dir.join("cluster.toml");
-        std::fs::write(&config, cluster_toml(nodes, base_port)?)
+        let text = format!("{settings}\n{}", cluster_toml(nodes, base_port)?);
+        std::fs::write(&config, text)
             .with_context(|| format!("cannot write {}", config.display()))?;
         let exe = std::env::current_exe().context("cannot find the raftfs executable")?;
         let mut clients = Vec::new();

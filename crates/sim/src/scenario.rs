@@ -340,6 +340,8 @@ impl Scenario {
             check_quorum: profile == Profile::Quiet || rng.chance(OPTIONAL_FEATURE_ON_PPM),
             // Drawn last (below): parameters added later must not shift earlier draws.
             broadcast_commit: false,
+            lease_reads: false,
+            follower_reads: false,
         };
         let clients = rng.between(CLIENTS_MIN, CLIENTS_MAX) as usize;
         let files = rng.between(FILES_MIN, FILES_MAX) as usize;

@@ -101,6 +101,18 @@ pub enum MsgSummary {
         /// Leader's term.
         term: Term,
     },
+    /// A follower asks the leader for a read index.
+    ReadIndexReq {
+        /// Follower's term.
+        term: Term,
+    },
+    /// The leader's read index (or refusal).
+    ReadIndexResp {
+        /// Leader's term.
+        term: Term,
+        /// The read index, if granted.
+        index: Option<LogIndex>,
+    },
     /// InstallSnapshot (metadata of a snapshot transfer).
     InstallSnapshot {
         /// Leader's term.
@@ -195,6 +207,11 @@ impl MsgSummary {
                 index: m.index,
             },
             Message::TimeoutNow(m) => MsgSummary::TimeoutNow { term: m.term },
+            Message::ReadIndexRequest(m) => MsgSummary::ReadIndexReq { term: m.term },
+            Message::ReadIndexResponse(m) => MsgSummary::ReadIndexResp {
+                term: m.term,
+                index: m.index,
+            },
         }
     }
 }
@@ -206,6 +223,11 @@ impl fmt::Display for MsgSummary {
                 write!(f, "install-snapshot {term} at {index}")
             }
             MsgSummary::TimeoutNow { term } => write!(f, "timeout-now {term}"),
+            MsgSummary::ReadIndexReq { term } => write!(f, "read-index? {term}"),
+            MsgSummary::ReadIndexResp { term, index } => match index {
+                Some(index) => write!(f, "read-index {term} = {index}"),
+                None => write!(f, "read-index {term} refused"),
+            },
             MsgSummary::Chunk {
                 index,
                 offset,

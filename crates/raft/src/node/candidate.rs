@@ -120,7 +120,9 @@ impl Node {
             Message::AppendEntriesResponse(_)
             | Message::VoteRequest(_)
             | Message::HeartbeatResponse(_)
-            | Message::TimeoutNow(_) => {}
+            | Message::TimeoutNow(_)
+            | Message::ReadIndexResponse(_) => {}
+            Message::ReadIndexRequest(req) => self.refuse_read_index(from, req.id),
         }
     }
 

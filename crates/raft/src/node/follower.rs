@@ -29,6 +29,12 @@ impl Node {
                     self.handle_install_snapshot(req);
                 }
             }
+            Message::ReadIndexRequest(req) => self.refuse_read_index(from, req.id),
+            Message::ReadIndexResponse(resp) => {
+                if self.leader == Some(from) {
+                    self.on_read_index_response(resp);
+                }
+            }
             Message::TimeoutNow(_) => {
                 // The leader hands over: stand at once, skipping pre-vote, if we may vote.
                 if self.hear_from_leader(from) && self.membership.is_voter(self.id()) {
@@ -124,6 +130,96 @@ impl Node {
     pub(super) fn handle_heartbeat(&mut self, from: NodeId, hb: Heartbeat) {
         self.commit_to(hb.commit.min(self.log.last_index()));
         self.send_heartbeat_response(from, hb.read_round);
+    }
+
+    /// Follower reads: asks the leader for a read index for the driver's read `id` (with the
+    /// next request, if one is in flight).
+    pub(super) fn forward_read(&mut self, id: crate::ids::ReadId, leader: NodeId) {
+        self.forward_queue.push(id);
+        if self.forwarded.is_none() {
+            self.send_forwarded(leader);
+        }
+    }
+
+    /// Sends one read-index request for every queued read.
+    fn send_forwarded(&mut self, leader: NodeId) {
+        if self.forward_queue.is_empty() {
+            return;
+        }
+        self.forwarded_last += 1;
+        let number = self.forwarded_last;
+        let ids = std::mem::take(&mut self.forward_queue);
+        self.forwarded = Some((number, self.now, ids));
+        let msg = Message::ReadIndexRequest(crate::message::ReadIndexRequest {
+            term: self.term,
+            id: number,
+        });
+        self.send(leader, msg);
+    }
+
+    /// The leader's read index for the request in flight (or its refusal); the reads queued
+    /// meanwhile go next.
+    fn on_read_index_response(&mut self, resp: crate::message::ReadIndexResponse) {
+        if self.forwarded.as_ref().map(|(n, _, _)| *n) != Some(resp.id) {
+            return;
+        }
+        let ids = self
+            .forwarded
+            .take()
+            .map(|(_, _, ids)| ids)
+            .unwrap_or_default();
+        for id in ids {
+            match resp.index {
+                Some(index) => self.out.push(Action::ReadReady { id, index }),
+                None => self.out.push(Action::ReadError {
+                    id,
+                    error: crate::error::ReadError::NotLeader {
+                        leader: self.leader,
+                    },
+                }),
+            }
+        }
+        if let Some(leader) = self.leader {
+            self.send_forwarded(leader);
+        }
+    }
+
+    /// Fails the request the leader has not answered within an election timeout (a lost
+    /// message, or a leader that is gone): the driver sends the clients to the leader. The
+    /// reads queued behind it get a request of their own.
+    pub(super) fn expire_forwarded_reads(&mut self) {
+        let timeout = self.config.election_timeout_ms;
+        let late = self
+            .forwarded
+            .as_ref()
+            .is_some_and(|(_, at, _)| self.now.since(*at) >= timeout);
+        if !late {
+            return;
+        }
+        let ids = self
+            .forwarded
+            .take()
+            .map(|(_, _, ids)| ids)
+            .unwrap_or_default();
+        for id in ids {
+            let error = crate::error::ReadError::NotLeader {
+                leader: self.leader,
+            };
+            self.out.push(Action::ReadError { id, error });
+        }
+        if let Some(leader) = self.leader {
+            self.send_forwarded(leader);
+        }
+    }
+
+    /// Answers a read-index request this node cannot serve (it does not lead).
+    pub(super) fn refuse_read_index(&mut self, to: NodeId, id: u64) {
+        let msg = Message::ReadIndexResponse(crate::message::ReadIndexResponse {
+            term: self.term,
+            id,
+            index: None,
+        });
+        self.send(to, msg);
     }
 
     /// Acknowledges to the leader what is both durable and known to match its log. With

@@ -12,6 +12,11 @@ use crate::membership::{ChangeError, MembershipChange};
 use crate::message::{AppendEntriesRequest, AppendOutcome, Heartbeat, Message, TimeoutNow};
 use crate::progress::{Mode, Progress};
 use crate::quorum::{majority, majority_value};
+use crate::read_index::ReadOrigin;
+use crate::time::Millis;
+
+/// Heartbeat rounds remembered for the lease: far more than are ever in flight at once.
+const ROUND_TIMES_MAX: usize = 64;
 use crate::role::Role;
 
 impl Node {
@@ -37,6 +42,7 @@ impl Node {
         }
         self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
         self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
+        self.lease_from = self.now;
         // The first leader writes the bootstrap configuration down, as its no-op: from then on
         // every member takes it from its log or snapshot, never from its starting settings.
         let noop = if self.log.membership_logged() {
@@ -140,6 +146,10 @@ impl Node {
             return;
         };
         self.transfer = Some((target, self.now.after(self.config.election_timeout_ms)));
+        // The target will campaign past every follower's stickiness: no lease from here on,
+        // until the transfer is over.
+        self.lease_until = None;
+        self.lease_from = Millis(u64::MAX);
         self.maybe_send_timeout_now(target);
         self.replicate_to(target, false);
     }
@@ -204,8 +214,9 @@ impl Node {
     /// then heartbeats.
     pub(super) fn leader_tick(&mut self) {
         if self.transfer.is_some_and(|(_, until)| self.now >= until) {
-            // The target did not take over in time: lead on.
+            // The target did not take over in time: lead on (a lease only from new rounds).
             self.transfer = None;
+            self.lease_from = self.now;
         }
         if self.now >= self.quorum_check_deadline {
             self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
@@ -287,7 +298,9 @@ impl Node {
             | Message::VoteResponse(_)
             | Message::Heartbeat(_)
             | Message::InstallSnapshot(_)
-            | Message::TimeoutNow(_) => {}
+            | Message::TimeoutNow(_)
+            | Message::ReadIndexResponse(_) => {}
+            Message::ReadIndexRequest(req) => self.read_for(ReadOrigin::Remote(from, req.id)),
         }
     }
 
@@ -420,6 +433,10 @@ impl Node {
     /// Sends a heartbeat to every follower, opening a new ReadIndex round.
     fn bcast_heartbeat(&mut self) {
         let read_round = self.reads.start_round();
+        if self.round_times.len() >= ROUND_TIMES_MAX {
+            self.round_times.pop_front();
+        }
+        self.round_times.push_back((read_round, self.now));
         let mut k = 0;
         while let Some(peer) = self.peer(k) {
             let matched = self.progress.get(&peer).map_or(LogIndex(0), |p| p.matched);
@@ -452,30 +469,91 @@ impl Node {
         } else {
             0
         };
-        for (id, index) in self.reads.confirm(confirmed) {
-            self.out.push(Action::ReadReady { id, index });
+        self.extend_lease(confirmed);
+        for (origin, index) in self.reads.confirm(confirmed) {
+            self.read_done(origin, index);
         }
         if self.reads.wants_round() {
             self.bcast_heartbeat();
         }
     }
 
+    /// A majority acknowledged heartbeat round `round`: with lease reads, no other leader can
+    /// be elected before `Config::lease_ms` after it was sent (its receivers stick to us).
+    fn extend_lease(&mut self, round: u64) {
+        while self.round_times.front().is_some_and(|&(r, _)| r < round) {
+            self.round_times.pop_front();
+        }
+        if !self.config.lease_reads {
+            return;
+        }
+        if let Some(&(r, sent)) = self.round_times.front()
+            && r == round
+            && sent >= self.lease_from
+        {
+            let until = sent.after(self.config.lease_ms());
+            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        }
+    }
+
+    /// True while this leader holds a lease it may serve reads on.
+    fn holds_lease(&self) -> bool {
+        self.config.lease_reads
+            && self.transfer.is_none()
+            && self.lease_until.is_some_and(|until| self.now < until)
+    }
+
     /// `Event::ReadIndex` (thesis 6.4): only a leader that has committed an entry of its term
-    /// knows the commit index is current; its leadership is then confirmed by a heartbeat round.
+    /// knows the commit index is current; its leadership is then confirmed by a heartbeat round
+    /// (or, with lease reads, by its lease). A follower with `follower_reads` asks its leader.
+    ///
+    /// The lease is judged at the `now` of this step. The driver reads its clock after the
+    /// request arrived, so however long the process was paused before, the read was invoked
+    /// before `now`, and served as of a moment the lease covered.
     pub(super) fn read_index(&mut self, id: ReadId) {
         if self.role != Role::Leader {
+            if let (true, Role::Follower, Some(leader)) =
+                (self.config.follower_reads, self.role, self.leader)
+            {
+                self.forward_read(id, leader);
+                return;
+            }
             let error = ReadError::NotLeader {
                 leader: self.leader,
             };
             self.out.push(Action::ReadError { id, error });
             return;
         }
+        self.read_for(ReadOrigin::Local(id));
+    }
+
+    /// A read on this leader, from its own driver or from a follower.
+    fn read_for(&mut self, origin: ReadOrigin) {
         if self.log.term(self.commit) != Some(self.term) {
-            self.reads.defer(id);
+            self.reads.defer(origin);
             return;
         }
-        if self.reads.add(id, self.commit) {
+        if self.holds_lease() {
+            self.read_done(origin, self.commit);
+            return;
+        }
+        if self.reads.add(origin, self.commit) {
             self.bcast_heartbeat();
+        }
+    }
+
+    /// A read may be served once `index` is applied: tell whoever asked.
+    fn read_done(&mut self, origin: ReadOrigin, index: LogIndex) {
+        match origin {
+            ReadOrigin::Local(id) => self.out.push(Action::ReadReady { id, index }),
+            ReadOrigin::Remote(to, id) => {
+                let msg = Message::ReadIndexResponse(crate::message::ReadIndexResponse {
+                    term: self.term,
+                    id,
+                    index: Some(index),
+                });
+                self.send(to, msg);
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod election;
 mod membership;
 mod persistence;
 mod read_index;
+mod reads;
 mod replication;
 mod robustness;
 mod smoke;

@@ -152,6 +152,11 @@ pub fn message() -> impl Strategy<Value = Message> {
         install_snapshot().prop_map(Message::InstallSnapshot),
         (term(), node_id())
             .prop_map(|(term, leader)| { Message::TimeoutNow(raft::TimeoutNow { term, leader }) }),
+        (term(), num())
+            .prop_map(|(term, id)| Message::ReadIndexRequest(raft::ReadIndexRequest { term, id })),
+        (term(), num(), proptest::option::of(index())).prop_map(|(term, id, index)| {
+            Message::ReadIndexResponse(raft::ReadIndexResponse { term, id, index })
+        }),
     ]
 }
 

@@ -135,6 +135,8 @@ impl Node {
         let mut raft_config = raft::Config::new(NodeId(config.id));
         raft_config.election_timeout_ms = config.election_timeout_ms;
         raft_config.heartbeat_interval_ms = config.heartbeat_interval_ms;
+        raft_config.lease_reads = config.read_mode == crate::config::ReadMode::Lease;
+        raft_config.follower_reads = config.follower_reads;
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
