@@ -23,7 +23,7 @@ use fs::Name;
 use raft::{NodeId, Role};
 
 use crate::client::Client;
-use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime};
+use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime, WALL_SKEW_MS_MAX};
 use crate::connection::Connection;
 use crate::disk::{Completion, CrashOrder, Disk};
 use crate::event_queue::EventQueue;
@@ -70,9 +70,6 @@ const FORGED_ACK_PPM: u32 = 300_000;
 
 /// Largest random origin of a node's monotonic clock, microseconds (processes start anywhere).
 const CLOCK_ORIGIN_US_MAX: u64 = 1 << 40;
-
-/// Largest wall-clock skew between nodes, ms: a new leader's clock may lag its predecessor's.
-const WALL_SKEW_MS_MAX: u64 = 2_000;
 
 /// How to run one seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,11 +323,11 @@ impl Simulation {
             .iter()
             .map(|&id| {
                 let drift = rng.between(0, 2 * DRIFT_PPM_MAX) as i64 - DRIFT_PPM_MAX as i64;
-                let clock = NodeClock::new(
-                    drift,
-                    rng.between(0, CLOCK_ORIGIN_US_MAX),
-                    rng.between(0, WALL_SKEW_MS_MAX),
-                );
+                let origin = rng.between(0, CLOCK_ORIGIN_US_MAX);
+                // Ahead of or behind true time; one draw, as when skews were never negative,
+                // so that runs without expiry stay the same (their stamps judge nothing).
+                let skew = rng.between(0, 2 * WALL_SKEW_MS_MAX) as i64 - WALL_SKEW_MS_MAX as i64;
+                let clock = NodeClock::new(drift, origin, skew);
                 Slot {
                     id,
                     disk: Disk::new(lying).with_crash_order(options.crash_order),
