@@ -134,7 +134,7 @@ struct Report {
     horizon: Option<u64>,
     relaxed: usize,
     longest_prefix: Vec<LinearizedStep>,
-    /// The clock bound expiry was judged by, when an operation shown carries an EXPTIME.
+    /// The clock bound expiry was judged by, when a write or cas of the file carries an EXPTIME.
     clock: Option<ClockBound>,
 }
 
