@@ -13,8 +13,9 @@ mutant survives or no longer applies (its snippet is gone: update the mutant wit
     python3 scripts/mutants.py --list
 
 The build uses the `sim` cargo profile (release speed, debug assertions on) when the
-workspace defines it, else `release`. Builds share one target directory
-(`target/mutants`, or `$MUTANTS_TARGET_DIR`), so only the mutated crates rebuild per mutant.
+workspace defines it, else `release`. Builds share one target directory (`target/mutants`,
+or `$MUTANTS_TARGET_DIR`; never the tree's own, whose artifacts a mutant build would
+replace), so the dependencies build once; the workspace's crates rebuild for every mutant.
 """
 
 import os
@@ -202,7 +203,11 @@ def copy_tree(src, dst):
         if not f or not os.path.exists(os.path.join(src, f)):
             continue
         os.makedirs(os.path.dirname(os.path.join(dst, f)) or dst, exist_ok=True)
-        shutil.copy2(os.path.join(src, f), os.path.join(dst, f))
+        # A plain copy, stamped now: cargo names a workspace crate's artifacts by its path
+        # within the workspace, the same in every copy, and judges them fresh by the sources'
+        # times. Copied with their old times, a crate the last mutant broke (and this one
+        # leaves alone) would look built already, and this mutant would run with both.
+        shutil.copy(os.path.join(src, f), os.path.join(dst, f))
 
 
 def apply(tree, path, find, replace):
@@ -279,7 +284,7 @@ def main(argv):
         print(f"unknown mutants: {sorted(unknown)}", file=sys.stderr)
         return 2
     repo = root()
-    # MUTANTS_TARGET_DIR shares a build directory with other work (the default is the tree's own).
+    # MUTANTS_TARGET_DIR puts the builds elsewhere (a directory for mutants only).
     target = os.environ.get("MUTANTS_TARGET_DIR") or os.path.join(repo, "target", "mutants")
     print("| mutant | rule it breaks | campaign | caught by | after seeds |")
     print("|---|---|---|---|---|")
