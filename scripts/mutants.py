@@ -13,8 +13,9 @@ mutant survives or no longer applies (its snippet is gone: update the mutant wit
     python3 scripts/mutants.py --list
 
 The build uses the `sim` cargo profile (release speed, debug assertions on) when the
-workspace defines it, else `release`. Builds share one target directory
-(`target/mutants`), so only the mutated crates rebuild per mutant.
+workspace defines it, else `release`. Builds share one target directory (`target/mutants`,
+or `$MUTANTS_TARGET_DIR`; never the tree's own, whose artifacts a mutant build would
+replace), so the dependencies build once; the workspace's crates rebuild for every mutant.
 """
 
 import os
@@ -133,6 +134,37 @@ MUTANTS = [
         profile="crashes",
     ),
     Mutant(
+        "expiry-clock-goes-back",
+        "the replicated clock never goes back: a command's effective clock is max(stamp, last clock applied)",
+        "crates/fs/src/store.rs",
+        "        clock_ms.max(self.clock_ms)\n",
+        "        clock_ms\n",
+        # A new leader whose clock is behind, before it has applied its predecessor's last
+        # entries, stamps lower than they were. A file is purged once its time is up, so none
+        # comes back; the read after the lower stamp reports more EXPTIME left than the file
+        # was written with. 16 of 1,000 crashes seeds fail, the first at seed 0.
+        profile="crashes",
+    ),
+    Mutant(
+        "reads-judged-by-member-clock",
+        "a read served outside the log is judged at the last clock applied, not the serving member's wall clock",
+        "crates/replica/src/lib.rs",
+        "            self.book\n"
+        "                .serve_reads(self.applied, &self.store, &mut self.answers);",
+        # The store as this member's wall clock judges it: its clock set to the wall reading
+        # (restore refuses that when a file has expired by it; ticking forward then does it).
+        "            let mut bytes = self.store.snapshot();\n"
+        "            bytes[20..28].copy_from_slice(&now.wall_ms.to_le_bytes());\n"
+        "            let judged = Store::restore(&bytes).unwrap_or_else(|_| {\n"
+        "                let mut store = self.store.clone();\n"
+        "                store.tick(now.wall_ms);\n"
+        "                store\n"
+        "            });\n"
+        "            self.book.serve_reads(self.applied, &judged, &mut self.answers);",
+        # A leader whose clock is behind the replicated clock reports more EXPTIME left than
+        # the file was written with: about 40% of mixed seeds fail, the first at seed 0.
+    ),
+    Mutant(
         "install-keeps-the-old-store",
         "installing a snapshot replaces the store with the snapshot's",
         "crates/replica/src/snapshot.rs",
@@ -171,7 +203,11 @@ def copy_tree(src, dst):
         if not f or not os.path.exists(os.path.join(src, f)):
             continue
         os.makedirs(os.path.dirname(os.path.join(dst, f)) or dst, exist_ok=True)
-        shutil.copy2(os.path.join(src, f), os.path.join(dst, f))
+        # A plain copy, stamped now: cargo names a workspace crate's artifacts by its path
+        # within the workspace, the same in every copy, and judges them fresh by the sources'
+        # times. Copied with their old times, a crate the last mutant broke (and this one
+        # leaves alone) would look built already, and this mutant would run with both.
+        shutil.copy(os.path.join(src, f), os.path.join(dst, f))
 
 
 def apply(tree, path, find, replace):
@@ -248,7 +284,8 @@ def main(argv):
         print(f"unknown mutants: {sorted(unknown)}", file=sys.stderr)
         return 2
     repo = root()
-    target = os.path.join(repo, "target", "mutants")
+    # MUTANTS_TARGET_DIR puts the builds elsewhere (a directory for mutants only).
+    target = os.environ.get("MUTANTS_TARGET_DIR") or os.path.join(repo, "target", "mutants")
     print("| mutant | rule it breaks | campaign | caught by | after seeds |")
     print("|---|---|---|---|---|")
     bad = 0

@@ -1,5 +1,6 @@
 //! Simulated clients: each issues commands (read, write, cas or delete over a handful of names,
-//! with contents unique in the run and exptime 0), sends them to the last leader it heard of or
+//! with contents unique in the run; in most runs some writes and cas of the shared names carry
+//! an exptime of a few seconds), sends them to the last leader it heard of or
 //! to a random node, follows redirects, and gives up on a command that times out or fails with
 //! `ERR_INTERNAL` (its outcome is then unknown) before moving on.
 //!
@@ -38,6 +39,10 @@ const PRIVATE_FILE_PPM: u32 = 550_000;
 /// Chance (ppm) that a pipelining client reads its private file right behind its own write of
 /// it still in flight: the pattern the read barrier exists for.
 const READ_BEHIND_WRITE_PPM: u32 = 700_000;
+
+/// Longest EXPTIME a client gives, seconds: a few seconds, so that files expire while runs go
+/// on (a run lasts several seconds of simulated time) and expiry meets reads, cas and deletes.
+pub const EXPTIME_S_MAX: u64 = 3;
 
 /// Client port in the simulated addresses; the number means nothing.
 const CLIENT_PORT: u16 = 7000;
@@ -103,6 +108,8 @@ pub struct Client {
     pub budget: usize,
     /// In the final phase: whether it has had a definite answer to a write yet.
     pub final_done: bool,
+    /// Chance (ppm) that a write or cas of a shared file carries an EXPTIME.
+    expiring_ppm: u32,
 }
 
 /// What kind of reply arrived, for the simulator to act on.
@@ -133,6 +140,17 @@ impl Client {
             attempts: 0,
             budget,
             final_done: false,
+            expiring_ppm: 0,
+        }
+    }
+
+    /// The same client, giving an EXPTIME of 1 to [`EXPTIME_S_MAX`] seconds to a write or cas of
+    /// a shared file with chance `ppm` (never to its private file: a read behind its own write
+    /// must find the file).
+    pub fn expiring(self, ppm: u32) -> Client {
+        Client {
+            expiring_ppm: ppm,
+            ..self
         }
     }
 
@@ -205,26 +223,39 @@ impl Client {
     fn command_of(&mut self, rng: &mut SimRng, kind: usize, name: Name) -> Command {
         match kind {
             0 => Command::Read { name },
-            1 => Command::Write {
-                name,
-                content: self.content(rng),
-                exptime_s: 0,
-            },
+            1 => {
+                let content = self.content(rng);
+                Command::Write {
+                    exptime_s: self.exptime(rng, &name),
+                    name,
+                    content,
+                }
+            }
             2 => {
                 // Mostly the version last seen (a real read-modify-write), sometimes a guess.
                 let version = match self.versions.get(&name) {
                     Some(&v) if !rng.chance(100_000) => v,
                     _ => rng.between(1, 40),
                 };
+                let content = self.content(rng);
                 Command::Cas {
+                    exptime_s: self.exptime(rng, &name),
                     name,
                     version,
-                    content: self.content(rng),
-                    exptime_s: 0,
+                    content,
                 }
             }
             _ => Command::Delete { name },
         }
+    }
+
+    /// The EXPTIME of a write or cas of `name`: 0 (never expires) or a few seconds. Draws
+    /// nothing when the client gives none, so that such runs stay what they were.
+    fn exptime(&self, rng: &mut SimRng, name: &Name) -> u64 {
+        if self.private.as_ref() == Some(name) || !rng.chance(self.expiring_ppm) {
+            return 0;
+        }
+        rng.between(1, EXPTIME_S_MAX)
     }
 
     /// A content never written before in this run.

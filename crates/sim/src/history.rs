@@ -3,10 +3,15 @@
 //!
 //! The simulator (or a real-process test) records each command when a client sends it
 //! ([`History::invoke`]) and again when the client gets its answer ([`History::complete`]) or stops
-//! waiting ([`History::give_up`]). Times are in any unit that never goes backwards; the checker only
-//! compares them. Two operations are ordered in real time only when one completed strictly before
-//! the other was invoked, so equal times count as concurrent: give every event a distinct time
-//! (an event counter will do) to let the checker see every real-time order.
+//! waiting ([`History::give_up`]). Times are in any unit that never goes backwards. Two operations
+//! are ordered in real time only when one completed strictly before the other was invoked, so
+//! equal times count as concurrent: give every event a distinct time (an event counter will do)
+//! to let the checker see every real-time order.
+//!
+//! Times are only compared, except to judge expiry: a history that says how its times relate to
+//! real time and how far the members' clocks could read from it ([`ClockBound`]) lets the checker
+//! bound how early a file written with an EXPTIME may be found gone. Without one, it may be found
+//! gone at any point after its write.
 
 use bytes::Bytes;
 use fs::{Command, Reply};
@@ -159,10 +164,23 @@ pub enum HistoryError {
     },
 }
 
+/// How a history's times relate to real time, and how far the clocks that judged expiry (each
+/// member's wall clock, which stamps commands) could read from it while the history was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockBound {
+    /// History time units per millisecond of real time (at least 1).
+    pub units_per_ms: u64,
+    /// The most any member's wall clock read ahead of real time, ms.
+    pub ahead_ms: u64,
+    /// The most any member's wall clock read behind real time, ms.
+    pub behind_ms: u64,
+}
+
 /// The operations of one run, in invocation order, as recorded by the clients.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     ops: Vec<Operation>,
+    clock: Option<ClockBound>,
 }
 
 impl History {
@@ -215,6 +233,17 @@ impl History {
         let entry = self.pending_mut(op)?;
         entry.status = Status::GaveUp;
         Ok(())
+    }
+
+    /// Records how the history's times relate to real time and how far the members' clocks
+    /// could be off; the checker then bounds how early an expiring file may be found gone.
+    pub fn set_clock_bound(&mut self, bound: ClockBound) {
+        self.clock = Some(bound);
+    }
+
+    /// The clock bound, if one was recorded.
+    pub fn clock_bound(&self) -> Option<ClockBound> {
+        self.clock
     }
 
     /// All operations, in recording order (an operation's index is its [`OpId`]).

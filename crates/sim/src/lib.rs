@@ -48,8 +48,13 @@
 //!   is common rather than a one-in-thousands accident.
 //! - Processes: crash and restart from their disk (fresh core, new seed, empty store rebuilt
 //!   from commits), pause, drift (clock rate within 500 ppm), fire timers late or spuriously.
-//! - Clients: read, write, cas, delete over a few names with unique contents; redirects
-//!   followed; timeouts and `ERR_INTERNAL` are unknown outcomes. Most have one command
+//! - Wall clocks (what a leader stamps commands with, so what expiry is judged by): set up to
+//!   2 s ahead of or behind true time, drifting with the node's clock rate, kept across
+//!   restarts as a machine's. The checker is told how far they could read from true time over
+//!   the run ([`clock::NodeClock::wall_deviation_ms`], [`history::ClockBound`]).
+//! - Clients: read, write, cas, delete over a few names with unique contents, in most runs some
+//!   writes and cas with an exptime of 1 to 3 s, so that files expire among reads, cas and
+//!   deletes; redirects followed; timeouts and `ERR_INTERNAL` are unknown outcomes. Most have one command
 //!   outstanding; in half the runs one or two pipeline (two to four commands in flight on one
 //!   connection whose replies come back in command order, as the server writes them) and
 //!   read a private file right behind their own writes of it: such a read must see those writes

@@ -25,10 +25,31 @@
 //! file's previous version, and none of the versions reported anywhere in the history), which a
 //! later read, cas or `ERR_VERSION` pins to a number.
 //!
+//! # Expiry
+//! A file written with EXPTIME `e > 0` expires when the replicated clock (the largest stamp of a
+//! leader's wall clock in the log so far) reaches the clock at its write plus `e` seconds. The
+//! history's [`ClockBound`](crate::history::ClockBound) says how far any member's wall clock
+//! could read ahead of or behind real time, so for each version written with an EXPTIME the
+//! model knows the earliest time an operation could find it gone (see `model`): completed no
+//! earlier than `invoke(write) + e - (ahead + behind)`. From the first operation in the
+//! linearization that finds it gone (`ERR_FILE_NOT_FOUND` to a read, cas or delete) the file stays
+//! gone until the next successful write or cas: the clock never goes back. A read of a version
+//! reports `EXPTIME` 1 to `e` if it was written with one, else 0. A mutation of unknown outcome
+//! with an EXPTIME is handled the same way (its invocation is known). Without a clock bound, an
+//! expiring version may be found gone at any point after its write.
+//!
 //! # What the model relaxes
 //! It never rejects a linearizable history; it accepts some that are not, in these ways only:
-//! - Expiry is ignored: histories are recorded with exptime 0, and the `EXPTIME` field of a read
-//!   is not checked.
+//! - Expiry is checked for being monotone, not for being timely: a file may be found live however
+//!   long after it should have expired (the clock advances only as the log does, and a leader
+//!   may be cut off), and found gone as early as the bound on every member's clock allows, the
+//!   same bound for every write, though the clock of a write accepted by a member with an
+//!   accurate clock was tighter.
+//! - `EXPTIME` in a read is checked against the range `1..=e`, not against how long ago the
+//!   version was written.
+//! - Clocks of different files are not compared: the replicated clock is one for the whole
+//!   store, so a file found expired at some point bounds the clock at every later point for
+//!   every other file, but each file is searched on its own (as for versions, below).
 //! - Versions of different files are compared only in step 2: for operations ordered in real
 //!   time, and for uniqueness. The order of versions given by *concurrent* operations on
 //!   different files is not checked against what those operations observed: if writes of `f`

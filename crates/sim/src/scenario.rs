@@ -53,6 +53,13 @@ const LEADER_STRIKE_NOOP_PPM_MIN: u64 = 200_000;
 /// See [`LEADER_STRIKE_NOOP_PPM_MIN`].
 const LEADER_STRIKE_NOOP_PPM_MAX: u64 = 600_000;
 
+/// Chance (ppm) that a run's clients give some writes and cas an EXPTIME.
+const EXPIRY_RUNS_PPM: u32 = 800_000;
+/// Least and most chance (ppm) in such a run that a write or cas of a shared file carries one.
+const EXPIRING_PPM_MIN: u64 = 100_000;
+/// See [`EXPIRING_PPM_MIN`].
+const EXPIRING_PPM_MAX: u64 = 500_000;
+
 /// Chance (ppm) that a [`Profile::Figure8`] run sends one entry per message.
 const FIGURE8_ONE_ENTRY_PER_MSG_PPM: u32 = 600_000;
 
@@ -300,6 +307,9 @@ pub struct Scenario {
     /// no-op stays on a minority) to a few round trips (older entries it carries have reached
     /// a majority, the no-op not yet).
     pub leader_strike_noop_delay_us: (u64, u64),
+    /// Chance (ppm) that a client's write or cas of a shared file carries an EXPTIME of a few
+    /// seconds (see [`crate::client`]); 0 for none.
+    pub expiring_ppm: u32,
 }
 
 impl Scenario {
@@ -434,6 +444,7 @@ impl Scenario {
             leader_strike_noop_ppm: 0,
             leader_strike_delay_us: (0, 0),
             leader_strike_noop_delay_us: (0, 0),
+            expiring_ppm: 0,
         };
         // New parameters are drawn here, after all the others, so that adding one leaves the
         // scenarios of existing seeds as they were (regression seeds stay meaningful).
@@ -484,6 +495,11 @@ impl Scenario {
         }
         scenario.transfer.chunk_bytes = rng.between(64, 2_048);
         scenario.transfer.window_chunks = rng.between(1, 4);
+        // Most runs give some writes an EXPTIME, so that files expire among reads, cas and
+        // deletes, across leaders whose clocks disagree.
+        if rng.chance(EXPIRY_RUNS_PPM) {
+            scenario.expiring_ppm = rng.between(EXPIRING_PPM_MIN, EXPIRING_PPM_MAX) as u32;
+        }
         scenario
     }
 
@@ -516,8 +532,8 @@ impl fmt::Display for Scenario {
             f,
             "{} nodes, election {}ms heartbeat {}ms, entries/msg {} bytes/msg {} inflight {}, \
              prevote {} check-quorum {} broadcast-commit {}; snapshot every {} entries keeping {}, \
-             chunks {} bytes x{}; {} clients ({} pipelining {} deep), {} files, {} commands; \
-             drop {}ppm dup {}ppm long-delay {}ppm; sabotage {:?}",
+             chunks {} bytes x{}; {} clients ({} pipelining {} deep), {} files, {} commands, \
+             exptime on {}ppm of writes; drop {}ppm dup {}ppm long-delay {}ppm; sabotage {:?}",
             self.nodes,
             r.election_timeout_ms,
             r.heartbeat_interval_ms,
@@ -536,6 +552,7 @@ impl fmt::Display for Scenario {
             self.pipeline_depth,
             self.files,
             self.commands,
+            self.expiring_ppm,
             self.links.drop_ppm,
             self.links.duplicate_ppm,
             self.links.long_delay_ppm,

@@ -20,10 +20,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::Bytes;
 use fs::Name;
-use raft::{NodeId, Role};
+use raft::{LogIndex, NodeId, Role};
 
 use crate::client::Client;
-use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime};
+use crate::clock::{DRIFT_PPM_MAX, NodeClock, SimTime, WALL_SKEW_MS_MAX};
 use crate::connection::Connection;
 use crate::disk::{Completion, CrashOrder, Disk};
 use crate::event_queue::EventQueue;
@@ -71,8 +71,11 @@ const FORGED_ACK_PPM: u32 = 300_000;
 /// Largest random origin of a node's monotonic clock, microseconds (processes start anywhere).
 const CLOCK_ORIGIN_US_MAX: u64 = 1 << 40;
 
-/// Largest wall-clock skew between nodes, ms: a new leader's clock may lag its predecessor's.
-const WALL_SKEW_MS_MAX: u64 = 2_000;
+/// Units of history time per millisecond: history times are simulated nanoseconds.
+pub const HISTORY_UNITS_PER_MS: u64 = 1_000_000;
+
+/// Nanoseconds in a microsecond of simulated time.
+const NS_PER_US: u64 = 1_000;
 
 /// How to run one seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,10 @@ pub struct RunOptions {
     /// client waits for each answer, and a run is the one the generator gave before pipelining
     /// clients existed: regression seeds found then replay as they did.
     pub pipelining: bool,
+    /// Whether the writes and cas the scenario draws with an EXPTIME carry it (on by default).
+    /// Off, every command has exptime 0, and a run is the one the generator gave before clients
+    /// sent any: regression seeds found then replay as they did.
+    pub expiry: bool,
 }
 
 impl RunOptions {
@@ -120,6 +127,7 @@ impl RunOptions {
             check_durability: true,
             crash_order: CrashOrder::Prefix,
             pipelining: true,
+            expiry: true,
             events_max: EVENTS_BASE
                 .saturating_add(EVENTS_PER_COMMAND_MAX.saturating_mul(commands as u64)),
         }
@@ -288,8 +296,10 @@ struct Simulation {
     connections: Vec<Connection>,
     names: Vec<Name>,
     history: History,
-    /// Strictly increasing time for the history (one tick per history record).
+    /// The last history record's time (see `history_time`).
     history_clock: u64,
+    /// The highest index any node has applied (each committed entry is counted once).
+    applied_first: LogIndex,
     invariants: Invariants,
     trace: Trace,
     stats: RunStats,
@@ -318,6 +328,9 @@ impl Simulation {
             scenario.pipelining_clients = 0;
             scenario.pipeline_depth = 1;
         }
+        if !options.expiry {
+            scenario.expiring_ppm = 0;
+        }
         let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
         let ids: Vec<NodeId> = (1..=scenario.nodes as u64).map(NodeId).collect();
         let network = Network::new(ids.clone(), scenario.links);
@@ -326,11 +339,11 @@ impl Simulation {
             .iter()
             .map(|&id| {
                 let drift = rng.between(0, 2 * DRIFT_PPM_MAX) as i64 - DRIFT_PPM_MAX as i64;
-                let clock = NodeClock::new(
-                    drift,
-                    rng.between(0, CLOCK_ORIGIN_US_MAX),
-                    rng.between(0, WALL_SKEW_MS_MAX),
-                );
+                let origin = rng.between(0, CLOCK_ORIGIN_US_MAX);
+                // Ahead of or behind true time; one draw, as when skews were never negative,
+                // so that runs without expiry stay the same (their stamps judge nothing).
+                let skew = rng.between(0, 2 * WALL_SKEW_MS_MAX) as i64 - WALL_SKEW_MS_MAX as i64;
+                let clock = NodeClock::new(drift, origin, skew);
                 Slot {
                     id,
                     disk: Disk::new(lying).with_crash_order(options.crash_order),
@@ -356,6 +369,7 @@ impl Simulation {
                     }
                     _ => Client::new(c, budget),
                 }
+                .expiring(scenario.expiring_ppm)
             })
             .collect();
         let names = (0..scenario.files)
@@ -378,6 +392,7 @@ impl Simulation {
             names,
             history: History::new(),
             history_clock: 0,
+            applied_first: LogIndex(0),
             stats: RunStats {
                 runs: 1,
                 ..RunStats::default()
@@ -567,6 +582,20 @@ impl Simulation {
             .filter(|p| p.core().role() == Role::Leader)
             .max_by_key(|p| p.core().term())
             .map(|p| p.core().id())
+    }
+
+    /// The time of a history record made now: simulated nanoseconds ([`HISTORY_UNITS_PER_MS`]),
+    /// so that the checker can judge expiry by them, and one past the last record's when several
+    /// share an instant, so that records keep the order they were made in (equal times would
+    /// count as concurrent). A record is then late by at most a nanosecond per earlier record of
+    /// the same microsecond, far less than the millisecond the clock bound allows for it.
+    pub(super) fn history_time(&mut self) -> u64 {
+        self.history_clock = self
+            .now
+            .0
+            .saturating_mul(NS_PER_US)
+            .max(self.history_clock + 1);
+        self.history_clock
     }
 
     pub(super) fn note(&mut self, actor: Actor, note: Note) {

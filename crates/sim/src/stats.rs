@@ -139,6 +139,10 @@ pub struct RunStats {
     pub redirects: u64,
     /// Commands a pipelining client sent while an earlier one of its was still in flight.
     pub pipelined: u64,
+    /// Writes and cas sent with an EXPTIME.
+    pub expiring: u64,
+    /// Clock entries committed (a leader's clock alone, appended while a file was due to expire).
+    pub clock_entries: u64,
     /// Sum over definite answers of the simulated time from first send to answer, us.
     pub latency_us_sum: u64,
     /// The longest such time, us.
@@ -181,6 +185,8 @@ impl AddAssign for RunStats {
         self.unknown += o.unknown;
         self.redirects += o.redirects;
         self.pipelined += o.pipelined;
+        self.expiring += o.expiring;
+        self.clock_entries += o.clock_entries;
         self.latency_us_sum += o.latency_us_sum;
         self.latency_us_max = self.latency_us_max.max(o.latency_us_max);
         self.events += o.events;
@@ -216,6 +222,11 @@ impl fmt::Display for RunStats {
             self.latency_us_max as f64 / 1_000.0
         )?;
         writeln!(f, "entries committed: {}", self.committed)?;
+        writeln!(
+            f,
+            "expiry:            {} writes and cas with an exptime, {} clock entries committed",
+            self.expiring, self.clock_entries
+        )?;
         writeln!(
             f,
             "snapshots:         {} made, {} installed ({} chunks sent; installs in {} of {} runs)",

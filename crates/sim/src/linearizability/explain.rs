@@ -78,6 +78,9 @@ pub(crate) fn explain(
             culprits,
             horizon,
             longest_prefix,
+            clock: history
+                .clock_bound()
+                .filter(|_| partition.ops.iter().any(|op| op.effect.expires())),
         },
     )
 }
@@ -213,6 +216,7 @@ fn file_state(partition: &Partition, state: FileModel) -> FileState {
         Some(content) => FileState::Present {
             version: state.last,
             content,
+            exptime_s: state.expiry.map_or(0, |expiry| expiry.exptime_s),
         },
         None => FileState::Absent {
             last_version: state.last,

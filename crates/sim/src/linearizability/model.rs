@@ -6,7 +6,24 @@
 //! mutation whose outcome is unknown was never seen by a client, so it is kept as a lower bound
 //! ([`VersionBound::AtLeast`]) until a read, a cas or an `ERR_VERSION` names it; it cannot be a
 //! version some client was told of ([`Taken`]).
+//!
+//! # Expiry
+//! A version written with EXPTIME `e > 0` carries an [`Expiry`]: from when it may be found gone,
+//! and the range of EXPTIME a read of it may report. The store expires it at `c + e` s, where `c`
+//! is the replicated clock when the write applied: at least the write's invocation time minus how
+//! far a member's clock may be behind (the stamp is the leader's clock on receipt, or higher).
+//! The replicated clock at any later point is at most the observing operation's completion time
+//! plus how far a member's clock may be ahead (it is the largest stamp so far). So an operation
+//! may find the version gone (`ERR_FILE_NOT_FOUND` to a read, cas or delete) only if it completed
+//! at or after `invoke + e - (ahead + behind)`, [`Expiry::gone_from`]. The first such operation
+//! in the linearization makes the file absent, as a delete would; it stays absent until the next
+//! successful write or cas, since the replicated clock never goes back. Any operation that finds
+//! the file (a read of it, a cas that matches or names its version, a delete) may come before:
+//! that expiry comes in time is not checked. A read of the version reports EXPTIME between 1 and
+//! `e` (the clock at the read is at least the clock at the write and below the expiry instant),
+//! and 0 for a version written without one.
 
+use crate::history::ClockBound;
 use fs::Name;
 use std::collections::HashMap;
 use std::fmt;
@@ -69,6 +86,49 @@ impl Taken {
     }
 }
 
+/// When a version written with an EXPTIME may be found gone, and what a read of it may report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Expiry {
+    /// The earliest completion time (history time) of an operation that may find the version
+    /// expired: see the module documentation.
+    pub(crate) gone_from: u64,
+    /// The EXPTIME it was written with, seconds, at least 1: a read of it reports 1 to this.
+    pub(crate) exptime_s: u64,
+}
+
+impl Expiry {
+    /// The expiry of a version written with `exptime_s` (`None` for 0: never) by a mutation
+    /// invoked at `invoke`, under `clock`; without a clock bound, it may be found gone at once.
+    pub(crate) fn of(exptime_s: u64, invoke: u64, clock: Option<ClockBound>) -> Option<Expiry> {
+        if exptime_s == 0 {
+            return None;
+        }
+        let gone_from = clock.map_or(0, |clock| {
+            let units = |ms: u64| ms.saturating_mul(clock.units_per_ms);
+            let slack_ms = clock.ahead_ms.saturating_add(clock.behind_ms);
+            // Saturating both ways errs early, which only admits more.
+            invoke
+                .saturating_add(units(exptime_s.saturating_mul(MS_PER_S)))
+                .saturating_sub(units(slack_ms))
+        });
+        Some(Expiry {
+            gone_from,
+            exptime_s,
+        })
+    }
+
+    /// Whether a read of the version may report `exptime_s` seconds left.
+    fn admits_reported(expiry: Option<Expiry>, exptime_s: u64) -> bool {
+        match expiry {
+            None => exptime_s == 0,
+            Some(expiry) => (1..=expiry.exptime_s).contains(&exptime_s),
+        }
+    }
+}
+
+/// Milliseconds in one second of EXPTIME.
+const MS_PER_S: u64 = 1_000;
+
 /// What is known of the version of a file's last successful write or cas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VersionBound {
@@ -127,6 +187,8 @@ pub(crate) struct FileModel {
     /// The version of the last successful write or cas: the current version while the file
     /// exists, and the bound the next version must exceed after a delete.
     pub(crate) last: VersionBound,
+    /// The current version's expiry; `None` when it never expires or the file does not exist.
+    pub(crate) expiry: Option<Expiry>,
 }
 
 impl FileModel {
@@ -134,7 +196,38 @@ impl FileModel {
     pub(crate) const INITIAL: FileModel = FileModel {
         content: None,
         last: VersionBound::Exact(0),
+        expiry: None,
     };
+
+    /// The file as written: `content` at version `last`, expiring as `expiry` says.
+    fn written(content: ContentId, last: VersionBound, expiry: Option<Expiry>) -> FileModel {
+        FileModel {
+            content: Some(content),
+            last,
+            expiry,
+        }
+    }
+
+    /// The file gone (deleted, or found expired); the version bound stays.
+    fn gone(self) -> FileModel {
+        FileModel {
+            content: None,
+            expiry: None,
+            ..self
+        }
+    }
+
+    /// The state as an operation completing at `complete` that finds no file sees it: absent
+    /// already, or present at a version that may have expired by then, and is gone from now on.
+    fn found_absent(self, complete: u64) -> Option<FileModel> {
+        if self.content.is_none() {
+            return Some(self);
+        }
+        let expired = self
+            .expiry
+            .is_some_and(|expiry| complete >= expiry.gone_from);
+        expired.then(|| self.gone())
+    }
 }
 
 /// One operation's effect on its file, derived from its command and what its client was told.
@@ -148,15 +241,22 @@ pub(crate) enum Effect {
         version: u64,
         /// The content read.
         content: ContentId,
+        /// The EXPTIME the reply reported, seconds left.
+        exptime_s: u64,
     },
     /// `read` answered `ERR_FILE_NOT_FOUND`.
-    ReadNotFound,
+    ReadNotFound {
+        /// When the reply came: the file may have expired by then (see [`Expiry`]).
+        complete: u64,
+    },
     /// `write` answered `OK version`, or (`version: None`) its outcome is unknown.
     Write {
         /// The version given, if the client learned it.
         version: Option<u64>,
         /// The content written.
         content: ContentId,
+        /// When the version written may expire, if it does.
+        expiry: Option<Expiry>,
     },
     /// `cas` answered `OK version`, or (`version: None`) its outcome is unknown.
     Cas {
@@ -166,6 +266,8 @@ pub(crate) enum Effect {
         content: ContentId,
         /// The version given, if the client learned it.
         version: Option<u64>,
+        /// When the version written may expire, if it does.
+        expiry: Option<Expiry>,
     },
     /// `cas` answered `ERR_VERSION current`.
     CasMismatch {
@@ -175,6 +277,8 @@ pub(crate) enum Effect {
         current: u64,
         /// The content the cas carried (kept so the operation can be relaxed to unknown).
         content: ContentId,
+        /// The expiry the cas carried (likewise).
+        expiry: Option<Expiry>,
     },
     /// `cas` answered `ERR_FILE_NOT_FOUND`.
     CasNotFound {
@@ -182,11 +286,18 @@ pub(crate) enum Effect {
         expected: u64,
         /// The content the cas carried (kept so the operation can be relaxed to unknown).
         content: ContentId,
+        /// The expiry the cas carried (likewise).
+        expiry: Option<Expiry>,
+        /// When the reply came: the file may have expired by then.
+        complete: u64,
     },
     /// `delete` answered `OK`, or its outcome is unknown.
     Delete,
     /// `delete` answered `ERR_FILE_NOT_FOUND`.
-    DeleteNotFound,
+    DeleteNotFound {
+        /// When the reply came: the file may have expired by then.
+        complete: u64,
+    },
 }
 
 impl Effect {
@@ -194,17 +305,27 @@ impl Effect {
     pub(crate) fn apply(&self, state: FileModel, taken: &Taken) -> Option<FileModel> {
         let exists = state.content.is_some();
         match *self {
-            Effect::ReadFound { version, content } => {
-                if state.content != Some(content) {
+            Effect::ReadFound {
+                version,
+                content,
+                exptime_s,
+            } => {
+                if state.content != Some(content)
+                    || !Expiry::admits_reported(state.expiry, exptime_s)
+                {
                     return None;
                 }
                 let last = state.last.pin(version, taken)?;
                 Some(FileModel { last, ..state })
             }
-            Effect::ReadNotFound | Effect::CasNotFound { .. } | Effect::DeleteNotFound => {
-                (!exists).then_some(state)
-            }
-            Effect::Write { version, content } => {
+            Effect::ReadNotFound { complete }
+            | Effect::CasNotFound { complete, .. }
+            | Effect::DeleteNotFound { complete } => state.found_absent(complete),
+            Effect::Write {
+                version,
+                content,
+                expiry,
+            } => {
                 let last = match version {
                     Some(given) => state
                         .last
@@ -212,15 +333,13 @@ impl Effect {
                         .then_some(VersionBound::Exact(given))?,
                     None => state.last.next_unknown(taken)?,
                 };
-                Some(FileModel {
-                    content: Some(content),
-                    last,
-                })
+                Some(FileModel::written(content, last, expiry))
             }
             Effect::Cas {
                 expected,
                 content,
                 version,
+                expiry,
             } => {
                 if !exists {
                     return None;
@@ -232,10 +351,7 @@ impl Effect {
                         .then_some(VersionBound::Exact(given))?,
                     None => matched.next_unknown(taken)?,
                 };
-                Some(FileModel {
-                    content: Some(content),
-                    last,
-                })
+                Some(FileModel::written(content, last, expiry))
             }
             Effect::CasMismatch {
                 expected, current, ..
@@ -246,11 +362,38 @@ impl Effect {
                 let last = state.last.pin(current, taken)?;
                 Some(FileModel { last, ..state })
             }
-            Effect::Delete => exists.then_some(FileModel {
-                content: None,
-                ..state
-            }),
+            Effect::Delete => exists.then(|| state.gone()),
         }
+    }
+
+    /// Whether the operation writes a version that expires.
+    pub(crate) fn expires(&self) -> bool {
+        matches!(
+            self,
+            Effect::Write {
+                expiry: Some(_),
+                ..
+            } | Effect::Cas {
+                expiry: Some(_),
+                ..
+            } | Effect::CasMismatch {
+                expiry: Some(_),
+                ..
+            } | Effect::CasNotFound {
+                expiry: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// Whether the operation answered `ERR_FILE_NOT_FOUND`.
+    pub(crate) fn finds_absent(&self) -> bool {
+        matches!(
+            self,
+            Effect::ReadNotFound { .. }
+                | Effect::CasNotFound { .. }
+                | Effect::DeleteNotFound { .. }
+        )
     }
 
     /// The version the operation reported, if it is a definite successful write or cas.
@@ -266,23 +409,38 @@ impl Effect {
     /// linearizable: the relaxed operation may still take effect as before, or not at all.
     pub(crate) fn relaxed(&self) -> Option<Effect> {
         match *self {
-            Effect::ReadFound { .. } | Effect::ReadNotFound => None,
-            Effect::Write { content, .. } => Some(Effect::Write {
+            Effect::ReadFound { .. } | Effect::ReadNotFound { .. } => None,
+            Effect::Write {
+                content, expiry, ..
+            } => Some(Effect::Write {
                 version: None,
                 content,
+                expiry,
             }),
             Effect::Cas {
-                expected, content, ..
+                expected,
+                content,
+                expiry,
+                ..
             }
             | Effect::CasMismatch {
-                expected, content, ..
+                expected,
+                content,
+                expiry,
+                ..
             }
-            | Effect::CasNotFound { expected, content } => Some(Effect::Cas {
+            | Effect::CasNotFound {
+                expected,
+                content,
+                expiry,
+                ..
+            } => Some(Effect::Cas {
                 expected,
                 content,
                 version: None,
+                expiry,
             }),
-            Effect::Delete | Effect::DeleteNotFound => Some(Effect::Delete),
+            Effect::Delete | Effect::DeleteNotFound { .. } => Some(Effect::Delete),
         }
     }
 }
@@ -298,7 +456,9 @@ impl Effect {
 /// configurations, and never loses a linearization:
 /// - after an uncertain write or cas the file exists: only a read that found it, a cas (which
 ///   matches or names its version), or, when the file did not exist before an uncertain write,
-///   a delete that must take effect can use that; a write or a delete next makes it pointless;
+///   a delete that must take effect can use that; when the version written expires and the file
+///   existed before, so can an operation that finds the file gone (it may have expired; the
+///   version before it perhaps could not have); a write or a delete next makes it pointless;
 /// - after an uncertain delete, only an operation answering `ERR_FILE_NOT_FOUND` can use it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Guard {
@@ -308,6 +468,9 @@ pub(crate) enum Guard {
     ObserveExisting {
         /// Whether a delete may use the effect (the file was absent before the uncertain write).
         delete_allowed: bool,
+        /// Whether an operation finding the file gone may use the effect (the version written
+        /// expires, and the file existed before).
+        absence_allowed: bool,
     },
     /// An uncertain delete just removed the file.
     ObserveAbsent,
@@ -316,13 +479,20 @@ pub(crate) enum Guard {
 impl Guard {
     /// The guard after applying the uncertain `effect` to `before`.
     pub(crate) fn after_unknown(effect: &Effect, before: FileModel) -> Guard {
-        match effect {
+        let existed = before.content.is_some();
+        match *effect {
             Effect::Delete => Guard::ObserveAbsent,
-            Effect::Write { .. } => Guard::ObserveExisting {
-                delete_allowed: before.content.is_none(),
+            Effect::Write { expiry, .. } => Guard::ObserveExisting {
+                delete_allowed: !existed,
+                absence_allowed: existed && expiry.is_some(),
+            },
+            Effect::Cas { expiry, .. } => Guard::ObserveExisting {
+                delete_allowed: false,
+                absence_allowed: existed && expiry.is_some(),
             },
             _ => Guard::ObserveExisting {
                 delete_allowed: false,
+                absence_allowed: false,
             },
         }
     }
@@ -331,15 +501,16 @@ impl Guard {
     pub(crate) fn allows(self, effect: &Effect, certain: bool) -> bool {
         match self {
             Guard::Free => true,
-            Guard::ObserveExisting { delete_allowed } => match effect {
+            Guard::ObserveExisting {
+                delete_allowed,
+                absence_allowed,
+            } => match effect {
                 Effect::ReadFound { .. } | Effect::Cas { .. } | Effect::CasMismatch { .. } => true,
                 Effect::Delete => delete_allowed && certain,
+                _ if effect.finds_absent() => absence_allowed,
                 _ => false,
             },
-            Guard::ObserveAbsent => matches!(
-                effect,
-                Effect::ReadNotFound | Effect::CasNotFound { .. } | Effect::DeleteNotFound
-            ),
+            Guard::ObserveAbsent => effect.finds_absent(),
         }
     }
 }

@@ -3,8 +3,8 @@
 //! store-wide version counter, which `global` covers), each operation turned into its [`Effect`]
 //! on the file model.
 
-use super::model::{CONTENT_NEVER_WRITTEN, ContentId, Effect};
-use crate::history::{History, OpId, Operation, Outcome};
+use super::model::{CONTENT_NEVER_WRITTEN, ContentId, Effect, Expiry};
+use crate::history::{ClockBound, History, OpId, Operation, Outcome};
 use bytes::Bytes;
 use fs::{Command, Name, Reply};
 use std::collections::HashMap;
@@ -90,14 +90,18 @@ pub(crate) fn partition(history: &History) -> Result<Vec<Partition>, ImpossibleR
     }
     let mut partitions = by_name
         .into_iter()
-        .map(|(name, ops)| build(name, &ops))
+        .map(|(name, ops)| build(name, &ops, history.clock_bound()))
         .collect::<Result<Vec<_>, _>>()?;
     partitions.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(partitions)
 }
 
 /// Builds one file's partition; `ops` are in history order (which is invocation-recording order).
-fn build(name: &Name, ops: &[&Operation]) -> Result<Partition, ImpossibleReply> {
+fn build(
+    name: &Name,
+    ops: &[&Operation],
+    clock: Option<ClockBound>,
+) -> Result<Partition, ImpossibleReply> {
     let mut interner = Interner::default();
     // Intern every written content first, so a read's content gets an id only if it was written.
     for op in ops {
@@ -107,7 +111,7 @@ fn build(name: &Name, ops: &[&Operation]) -> Result<Partition, ImpossibleReply> 
     }
     let mut part_ops = Vec::with_capacity(ops.len());
     for op in ops {
-        let Some(effect) = effect(op, &interner)? else {
+        let Some(effect) = effect(op, &interner, clock)? else {
             continue;
         };
         let complete = match op.outcome() {
@@ -131,61 +135,86 @@ fn build(name: &Name, ops: &[&Operation]) -> Result<Partition, ImpossibleReply> 
 }
 
 /// The effect of `op`, `None` for a read whose outcome is unknown, or an error when the reply
-/// does not fit the command.
-fn effect(op: &Operation, interner: &Interner) -> Result<Option<Effect>, ImpossibleReply> {
+/// does not fit the command; `clock` bounds when an expiring version may be found gone.
+fn effect(
+    op: &Operation,
+    interner: &Interner,
+    clock: Option<ClockBound>,
+) -> Result<Option<Effect>, ImpossibleReply> {
     let impossible = || ImpossibleReply(Box::new(op.clone()));
+    // Only definite replies are looked at below, and those have a completion.
+    let complete = op.complete().unwrap_or(op.invoke());
     let effect = match (op.command(), op.outcome()) {
         (Command::Read { .. }, Outcome::Unknown) => return Ok(None),
         (Command::Read { .. }, Outcome::Ok(reply)) => match reply {
             Reply::Contents {
-                version, content, ..
+                version,
+                content,
+                exptime_s,
             } => Effect::ReadFound {
                 version: *version,
                 content: interner.lookup(content),
+                exptime_s: *exptime_s,
             },
-            Reply::FileNotFound => Effect::ReadNotFound,
+            Reply::FileNotFound => Effect::ReadNotFound { complete },
             _ => return Err(impossible()),
         },
-        (Command::Write { content, .. }, outcome) => Effect::Write {
+        (
+            Command::Write {
+                content, exptime_s, ..
+            },
+            outcome,
+        ) => Effect::Write {
             version: match outcome {
                 Outcome::Unknown => None,
                 Outcome::Ok(Reply::Written { version }) => Some(*version),
                 Outcome::Ok(_) => return Err(impossible()),
             },
             content: interner.lookup(content),
+            expiry: Expiry::of(*exptime_s, op.invoke(), clock),
         },
         (
             Command::Cas {
                 version: expected,
                 content,
+                exptime_s,
                 ..
             },
             outcome,
         ) => {
             let (expected, content) = (*expected, interner.lookup(content));
+            let expiry = Expiry::of(*exptime_s, op.invoke(), clock);
             match outcome {
                 Outcome::Unknown => Effect::Cas {
                     expected,
                     content,
                     version: None,
+                    expiry,
                 },
                 Outcome::Ok(Reply::Written { version }) => Effect::Cas {
                     expected,
                     content,
                     version: Some(*version),
+                    expiry,
                 },
                 Outcome::Ok(Reply::VersionMismatch { current }) => Effect::CasMismatch {
                     expected,
                     current: *current,
                     content,
+                    expiry,
                 },
-                Outcome::Ok(Reply::FileNotFound) => Effect::CasNotFound { expected, content },
+                Outcome::Ok(Reply::FileNotFound) => Effect::CasNotFound {
+                    expected,
+                    content,
+                    expiry,
+                    complete,
+                },
                 Outcome::Ok(_) => return Err(impossible()),
             }
         }
         (Command::Delete { .. }, outcome) => match outcome {
             Outcome::Unknown | Outcome::Ok(Reply::Deleted) => Effect::Delete,
-            Outcome::Ok(Reply::FileNotFound) => Effect::DeleteNotFound,
+            Outcome::Ok(Reply::FileNotFound) => Effect::DeleteNotFound { complete },
             Outcome::Ok(_) => return Err(impossible()),
         },
     };

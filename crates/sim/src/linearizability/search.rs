@@ -269,19 +269,21 @@ enum Step {
 /// The event lists, scanned in this order for candidates: definite operations first, since most
 /// histories need few unknown outcomes to take effect.
 ///
-/// Unknown writes whose content no definite read returned, and unknown deletes, each form a
-/// class of interchangeable operations: they differ only in content nobody observes and in when
-/// they were invoked. Wherever one of them takes effect, the earliest invoked one still unused
-/// could have taken effect instead (it was invoked earlier, so it is available there) and the
-/// one displaced can take the earlier one's place later, if any. So only the first operation of
-/// such a lane is ever a candidate.
+/// Unknown writes without an EXPTIME whose content no definite read returned, and unknown
+/// deletes, each form a class of interchangeable operations: they differ only in content nobody
+/// observes and in when they were invoked. Wherever one of them takes effect, the earliest
+/// invoked one still unused could have taken effect instead (it was invoked earlier, so it is
+/// available there) and the one displaced can take the earlier one's place later, if any. So
+/// only the first operation of such a lane is ever a candidate. A write with an EXPTIME is not
+/// interchangeable: when it may be found expired depends on when it was invoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lane {
     /// Definite operations' invocations and completions.
     Definite = 0,
-    /// Invocations of unknown operations not in the other lanes (cas, writes someone read).
+    /// Invocations of unknown operations not in the other lanes (cas, writes someone read,
+    /// writes with an EXPTIME).
     Unknown = 1,
-    /// Invocations of unknown writes whose content no definite read returned.
+    /// Invocations of unknown writes without an EXPTIME whose content no definite read returned.
     UnseenWrite = 2,
     /// Invocations of unknown deletes.
     Delete = 3,
@@ -302,7 +304,11 @@ impl Lane {
     fn of(op: &PartOp, seen: &HashSet<ContentId>) -> Lane {
         match op.effect {
             _ if op.is_definite() => Lane::Definite,
-            Effect::Write { content, .. } if !seen.contains(&content) => Lane::UnseenWrite,
+            Effect::Write {
+                content,
+                expiry: None,
+                ..
+            } if !seen.contains(&content) => Lane::UnseenWrite,
             Effect::Delete => Lane::Delete,
             _ => Lane::Unknown,
         }

@@ -2,7 +2,7 @@
 //! short excerpt of the history that shows it.
 
 use super::model::VersionBound;
-use crate::history::{DisplayContent, OpId, Operation};
+use crate::history::{ClockBound, DisplayContent, OpId, Operation};
 use bytes::Bytes;
 use fs::Name;
 use std::fmt;
@@ -56,6 +56,8 @@ pub enum FileState {
         version: VersionBound,
         /// Its content.
         content: Bytes,
+        /// The EXPTIME the version was written with, seconds (0: it never expires).
+        exptime_s: u64,
     },
 }
 
@@ -65,8 +67,16 @@ impl fmt::Display for FileState {
             FileState::Absent { last_version } => {
                 write!(f, "absent (last version {last_version})")
             }
-            FileState::Present { version, content } => {
-                write!(f, "{} at version {version}", DisplayContent(content))
+            FileState::Present {
+                version,
+                content,
+                exptime_s,
+            } => {
+                write!(f, "{} at version {version}", DisplayContent(content))?;
+                if *exptime_s > 0 {
+                    write!(f, ", written with exptime {exptime_s}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -124,6 +134,8 @@ struct Report {
     horizon: Option<u64>,
     relaxed: usize,
     longest_prefix: Vec<LinearizedStep>,
+    /// The clock bound expiry was judged by, when a write or cas of the file carries an EXPTIME.
+    clock: Option<ClockBound>,
 }
 
 /// The parts of a [`ViolationKind::NotLinearizable`] excerpt.
@@ -138,6 +150,9 @@ pub(crate) struct Excerpt {
     pub(crate) relaxed: usize,
     /// The longest linearization found of the excerpt.
     pub(crate) longest_prefix: Vec<LinearizedStep>,
+    /// The history's clock bound, if it has one and a write or cas of the file carries an
+    /// EXPTIME.
+    pub(crate) clock: Option<ClockBound>,
 }
 
 impl Violation {
@@ -158,6 +173,7 @@ impl Violation {
             horizon: None,
             relaxed: 0,
             longest_prefix: Vec::new(),
+            clock: None,
         }))
     }
 
@@ -171,6 +187,7 @@ impl Violation {
             horizon: None,
             relaxed: 0,
             longest_prefix: Vec::new(),
+            clock: None,
         }))
     }
 
@@ -185,6 +202,7 @@ impl Violation {
             horizon: excerpt.horizon,
             relaxed: excerpt.relaxed,
             longest_prefix: excerpt.longest_prefix,
+            clock: excerpt.clock,
         }))
     }
 
@@ -257,6 +275,14 @@ impl fmt::Display for Violation {
                 "(however the {} other operations on {file} invoked by t={horizon} went, \
                  whatever their replies said; later ones left out)",
                 self.0.relaxed
+            )?;
+        }
+        if let Some(clock) = self.0.clock {
+            writeln!(
+                f,
+                "(expiry judged with every member's clock at most {} ms ahead of and {} ms behind \
+                 real time; {} time units to the ms)",
+                clock.ahead_ms, clock.behind_ms, clock.units_per_ms
             )?;
         }
         for op in &self.0.operations {

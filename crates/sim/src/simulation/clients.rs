@@ -39,11 +39,14 @@ impl Simulation {
             Phase::Final => true,
         };
         let command = self.clients[c].next_command(&mut self.rng, &self.names, write_only);
-        self.history_clock += 1;
-        let op = self
-            .history
-            .invoke(c as u64, self.history_clock, command.clone());
+        let time = self.history_time();
+        let op = self.history.invoke(c as u64, time, command.clone());
         self.stats.commands += 1;
+        if let Command::Write { exptime_s, .. } | Command::Cas { exptime_s, .. } = &command
+            && *exptime_s > 0
+        {
+            self.stats.expiring += 1;
+        }
         if !self.clients[c].in_flight.is_empty() {
             self.stats.pipelined += 1;
         }
@@ -210,9 +213,9 @@ impl Simulation {
                     self.check_session(c, id, op.index(), &command, &reply)?;
                 }
                 let was_write = matches!(command, Command::Write { .. });
-                self.history_clock += 1;
+                let time = self.history_time();
                 self.history
-                    .complete(op, self.history_clock, reply)
+                    .complete(op, time, reply)
                     .map_err(|e| Violation::new(Check::Harness, e.to_string()))?;
                 if definite {
                     self.stats.definite += 1;

@@ -128,6 +128,7 @@ impl Simulation {
                 Output::SaveState(hs) => self.submit_disk(k, DiskOp::SaveState(hs)),
                 Output::Applied(entry) => {
                     self.invariants.on_commit(k, &entry, term)?;
+                    self.count_clock_entry(&entry);
                     self.note(
                         Actor::Node(id),
                         Note::Applied {
@@ -547,6 +548,19 @@ impl Simulation {
             },
         );
         self.drive(to, |replica, now, out| replica.peer(now, from, msg, out))
+    }
+
+    /// Counts `entry` if it is a clock entry applied here first (every node applies it).
+    fn count_clock_entry(&mut self, entry: &raft::Entry) {
+        if entry.index <= self.applied_first {
+            return;
+        }
+        self.applied_first = entry.index;
+        if let raft::Payload::Command(bytes) = &entry.payload
+            && fs::StampedCommand::decode(bytes).is_ok_and(|s| s.command.is_none())
+        {
+            self.stats.clock_entries += 1;
+        }
     }
 
     pub(super) fn index_of(&self, id: NodeId) -> Option<usize> {

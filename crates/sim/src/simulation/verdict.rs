@@ -2,7 +2,9 @@
 //! linearizability check of the client history.
 
 use super::Simulation;
+use crate::clock::WallDeviation;
 use crate::failure::{Check, Violation};
+use crate::history::ClockBound;
 use crate::linearizability::{self, CheckResult};
 
 impl Simulation {
@@ -111,8 +113,27 @@ impl Simulation {
             .join(", ")
     }
 
+    /// How far any member's wall clock (the stamps' source) read from true time during the run,
+    /// for the checker to bound when an expiring file may be found gone. True time is simulated
+    /// time past `WALL_EPOCH_MS`; a clock's deviation is its skew plus the drift it gained, the
+    /// largest at the start or the end of the run. History times may run late by up to a
+    /// microsecond (`history_time`): one millisecond more covers them.
+    fn clock_bound(&self) -> ClockBound {
+        let deviation = self
+            .slots
+            .iter()
+            .map(|slot| slot.clock.wall_deviation_ms(self.now))
+            .fold(WallDeviation::default(), WallDeviation::widest);
+        ClockBound {
+            units_per_ms: super::HISTORY_UNITS_PER_MS,
+            ahead_ms: deviation.ahead_ms,
+            behind_ms: deviation.behind_ms + 1,
+        }
+    }
+
     /// The end-of-run linearizability check.
     pub(super) fn check_history(&mut self) -> Result<(), Violation> {
+        self.history.set_clock_bound(self.clock_bound());
         match linearizability::check(&self.history) {
             Ok(CheckResult::Linearizable(stats)) => {
                 self.stats.checker_states += stats.states as u64;

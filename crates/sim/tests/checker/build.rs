@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use fs::{Command, Name, Reply};
-use sim::history::{History, OpId};
+use sim::history::{ClockBound, History, OpId};
 use sim::linearizability::{CheckResult, Violation, ViolationKind, check};
 
 /// A file name.
@@ -32,6 +32,25 @@ pub fn cas(name: &str, version: u64, content: &str) -> Command {
     }
 }
 
+/// A write of `name` that expires `exptime_s` seconds after it applies.
+pub fn write_exp(name: &str, content: &str, exptime_s: u64) -> Command {
+    Command::Write {
+        name: file(name),
+        content: Bytes::copy_from_slice(content.as_bytes()),
+        exptime_s,
+    }
+}
+
+/// A cas of `name` whose new version expires `exptime_s` seconds after it applies.
+pub fn cas_exp(name: &str, version: u64, content: &str, exptime_s: u64) -> Command {
+    Command::Cas {
+        name: file(name),
+        version,
+        content: Bytes::copy_from_slice(content.as_bytes()),
+        exptime_s,
+    }
+}
+
 pub fn delete(name: &str) -> Command {
     Command::Delete { name: file(name) }
 }
@@ -40,6 +59,15 @@ pub fn contents(version: u64, content: &str) -> Reply {
     Reply::Contents {
         version,
         exptime_s: 0,
+        content: Bytes::copy_from_slice(content.as_bytes()),
+    }
+}
+
+/// A read's reply reporting `exptime_s` seconds left.
+pub fn contents_exp(version: u64, content: &str, exptime_s: u64) -> Reply {
+    Reply::Contents {
+        version,
+        exptime_s,
         content: Bytes::copy_from_slice(content.as_bytes()),
     }
 }
@@ -69,6 +97,18 @@ pub struct Script {
 impl Script {
     pub fn new() -> Script {
         Script::default()
+    }
+
+    /// A script whose times are milliseconds, with every member's clock at most `ahead_ms`
+    /// ahead of and `behind_ms` behind real time.
+    pub fn with_clocks(ahead_ms: u64, behind_ms: u64) -> Script {
+        let mut s = Script::new();
+        s.history.set_clock_bound(ClockBound {
+            units_per_ms: 1,
+            ahead_ms,
+            behind_ms,
+        });
+        s
     }
 
     /// An operation by `client`, invoked at `invoke`, answered `reply` at `complete`.

@@ -8,6 +8,7 @@ mod accepts;
 mod brute;
 mod budget;
 mod build;
+mod expiry;
 mod generate;
 mod history;
 mod performance;

@@ -1,11 +1,12 @@
 //! Guards against a simulated world that cheats: the disk must make writes durable in order and
 //! lose only what a crash may lose, the network must cut exactly the links a partition names,
-//! alarms must never fire early, and the event queue must keep scheduling order at equal times.
+//! alarms must never fire early, wall clocks must stay within the bound the checker is told of,
+//! and the event queue must keep scheduling order at equal times.
 
 use bytes::Bytes;
 use raft::{Entry, HardState, LogIndex, Millis, NodeId, Payload, Term};
 use sim::chain::Chain;
-use sim::clock::{NodeClock, SimTime};
+use sim::clock::{NodeClock, SimTime, WALL_EPOCH_MS, WALL_SKEW_MS_MAX};
 use sim::disk::{Completion, CrashOrder, Disk, DiskOp};
 use sim::event_queue::EventQueue;
 use sim::network::{LinkFaults, Network, Partition};
@@ -215,6 +216,49 @@ fn alarms_never_fire_early_even_on_a_drifting_clock() {
                 assert!(clock.now(SimTime(when.0 - 1)) < at, "not later than needed");
             }
         }
+    }
+}
+
+#[test]
+fn wall_clocks_stay_within_their_deviation_bound_across_restarts() {
+    let mut rng = SimRng::new(11);
+    let skew_max = WALL_SKEW_MS_MAX as i64;
+    for (drift, skew) in [
+        (-500, -skew_max),
+        (500, skew_max),
+        (-500, skew_max),
+        (0, 0),
+        (3, -7),
+    ] {
+        let mut clock = NodeClock::new(drift, rng.between(0, 1 << 40), skew);
+        // A run of up to 100 s of simulated time.
+        let until = SimTime(rng.between(1, 100_000_000));
+        let bound = clock.wall_deviation_ms(until);
+        let (mut most_ahead, mut most_behind) = (i128::MIN, i128::MIN);
+        for _ in 0..2_000 {
+            let t = SimTime(rng.between(0, until.0));
+            // A restart changes the monotonic clock, never the wall clock.
+            let restarted = clock.restarted(rng.between(0, 1 << 40));
+            assert_eq!(restarted.wall_ms(t), clock.wall_ms(t));
+            clock = restarted;
+            // True time, exact: the epoch plus simulated time.
+            let off_us = i128::from(clock.wall_ms(t)) * 1_000
+                - (i128::from(WALL_EPOCH_MS) * 1_000 + i128::from(t.0));
+            most_ahead = most_ahead.max(off_us);
+            most_behind = most_behind.max(-off_us);
+            assert!(
+                off_us <= i128::from(bound.ahead_ms) * 1_000,
+                "{drift} {skew}: {off_us}"
+            );
+            assert!(
+                -off_us <= i128::from(bound.behind_ms) * 1_000,
+                "{drift} {skew}: {off_us}"
+            );
+        }
+        // And the bound is not loose: the extremes come within a few ms of it.
+        let gained = (drift.unsigned_abs() * until.0).div_ceil(1_000_000_000) as i128;
+        assert!(i128::from(bound.ahead_ms) * 1_000 <= most_ahead.max(0) + (gained + 3) * 1_000);
+        assert!(i128::from(bound.behind_ms) * 1_000 <= most_behind.max(0) + (gained + 3) * 1_000);
     }
 }
 

@@ -7,21 +7,24 @@ use sim::{Profile, RunOptions, run};
 use crate::common::COMMANDS_PER_RUN;
 
 #[test]
-fn both_seeds_pipeline_when_allowed_so_the_regressions_turn_pipelining_off() {
+fn both_seeds_pipeline_and_expire_when_allowed_so_the_regressions_turn_both_off() {
     for (profile, seed) in [(Profile::Mixed, 0), (Profile::Crashes, 5)] {
         let with = run(RunOptions::new(profile, seed, COMMANDS_PER_RUN));
         let without = run(options(profile, seed));
         assert!(with.stats.pipelined > 0, "{profile} seed {seed}");
+        assert!(with.stats.expiring > 0, "{profile} seed {seed}");
         assert_eq!(without.stats.pipelined, 0, "{profile} seed {seed}");
+        assert_eq!(without.stats.expiring, 0, "{profile} seed {seed}");
     }
 }
 
-/// The options of a regression seed: as the sweeps run it, but without pipelining clients,
-/// which the generator added later (both seeds draw one): off, the run is the one that found
-/// the bug, event for event.
+/// The options of a regression seed: as the sweeps run it, but without pipelining clients and
+/// without exptimes, which the generator added later (both seeds draw them): off, the run is
+/// the one that found the bug, event for event.
 fn options(profile: Profile, seed: u64) -> RunOptions {
     let mut options = RunOptions::new(profile, seed, COMMANDS_PER_RUN);
     options.pipelining = false;
+    options.expiry = false;
     options
 }
 

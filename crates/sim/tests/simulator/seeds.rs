@@ -5,16 +5,29 @@
 //! of committed entries after every step, linearizability of the client history at the end,
 //! and convergence once every fault has healed. Snapshot thresholds are drawn small, so most
 //! runs compact their logs and install snapshots on nodes that fell behind: each sweep checks
-//! that more than half of its runs installed one.
+//! that more than half of its runs installed one. Most runs give writes and cas exptimes of a
+//! few seconds, judged by members' clocks up to 2 s ahead of or behind true time, so files
+//! expire among reads, cas and deletes across changes of leader.
 
 use sim::disk::CrashOrder;
 use sim::{FaultKind, Profile, RunOptions};
 
 use crate::common::{COMMANDS_PER_RUN, sweep_with};
 
-/// Runs `seeds` under `profile` and checks that most runs installed a snapshot.
+/// Runs `seeds` under `profile` and checks that most runs installed a snapshot and that files
+/// expired among the commands.
 fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> sim::Totals {
-    compacting(crate::common::sweep(profile, seeds))
+    let totals = compacting(crate::common::sweep(profile, seeds));
+    let stats = totals.stats;
+    // Clock entries are appended only while a file is due to expire by the leader's clock.
+    assert!(
+        stats.expiring * 20 > stats.commands && stats.clock_entries > 0,
+        "{} of {} commands with an exptime, {} clock entries",
+        stats.expiring,
+        stats.commands,
+        stats.clock_entries
+    );
+    totals
 }
 
 /// Fails unless more than half the runs of `totals` installed a snapshot somewhere.
