@@ -428,6 +428,15 @@ impl Node {
         if from == self.id() || from.0 == 0 || !names_sender(from, &msg) {
             return;
         }
+        if matches!(msg, Message::VoteRequest(_))
+            && self.role == Role::Leader
+            && !self.membership.is_voter(from)
+        {
+            // A removed member that never learned it was removed campaigns on: the leader,
+            // which knows every committed change, does not let it disrupt the cluster (thesis
+            // 4.2.3). Followers still hear it out, as they may lag behind a promotion.
+            return;
+        }
         let term = msg.term();
         if term > self.term {
             match &msg {

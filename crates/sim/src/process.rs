@@ -20,6 +20,16 @@ pub struct Waiter {
     pub conn: Option<usize>,
 }
 
+impl Waiter {
+    /// The waiter of the simulator's own administrative commands (membership changes and
+    /// leadership transfers the nemesis asks for): no client waits for them.
+    pub const ADMIN: Waiter = Waiter {
+        client: usize::MAX,
+        attempt: 0,
+        conn: None,
+    };
+}
+
 /// A client command as the node received it.
 pub type Request = replica::Request<Waiter>;
 

@@ -55,6 +55,15 @@ const LEADER_STRIKE_NOOP_PPM_MAX: u64 = 600_000;
 
 /// Chance (ppm) that a run's clients give some writes and cas an EXPTIME.
 const EXPIRY_RUNS_PPM: u32 = 800_000;
+
+/// Runs (with faults) that change their membership and transfer leadership among the faults.
+const MEMBERSHIP_RUNS_PPM: u32 = 700_000;
+
+/// Runs whose leaders read on leases (when check-quorum is on).
+const LEASE_RUNS_PPM: u32 = 400_000;
+
+/// Runs whose followers serve reads.
+const FOLLOWER_READ_RUNS_PPM: u32 = 400_000;
 /// Least and most chance (ppm) in such a run that a write or cas of a shared file carries one.
 const EXPIRING_PPM_MIN: u64 = 100_000;
 /// See [`EXPIRING_PPM_MIN`].
@@ -221,11 +230,16 @@ pub enum Nemesis {
     DiskStall,
     /// Freeze a node's process (as a long GC pause or a stopped VM would).
     Pause,
+    /// A membership change through the leader: remove a member (at most one out at a time),
+    /// add it back as a learner, promote it.
+    Reconfigure,
+    /// Ask the leader to hand leadership over.
+    Transfer,
 }
 
 impl Nemesis {
     /// Every kind, in weight order.
-    pub const ALL: [Nemesis; 7] = [
+    pub const ALL: [Nemesis; 9] = [
         Nemesis::Crash,
         Nemesis::Split,
         Nemesis::OneWay,
@@ -233,6 +247,8 @@ impl Nemesis {
         Nemesis::Bridge,
         Nemesis::DiskStall,
         Nemesis::Pause,
+        Nemesis::Reconfigure,
+        Nemesis::Transfer,
     ];
 }
 
@@ -266,7 +282,7 @@ pub struct Scenario {
     /// Time between two faults, ms (0, 0 for none).
     pub fault_interval_ms: (u64, u64),
     /// Weight of each [`Nemesis`] kind, in [`Nemesis::ALL`] order.
-    pub fault_weights: [u32; 7],
+    pub fault_weights: [u32; 9],
     /// How long a partition, stall or pause lasts, ms.
     pub fault_duration_ms: (u64, u64),
     /// How long a crashed node stays down, ms.
@@ -386,13 +402,14 @@ impl Scenario {
             },
         };
         // Weights in Nemesis::ALL order: crash, split, one-way, isolate, bridge, stall, pause.
+        // (Reconfigure and Transfer are drawn at the end: see below.)
         let fault_weights = match profile {
-            Profile::Quiet => [0; 7],
-            Profile::Partitions => [1, 4, 4, 4, 4, 0, 1],
+            Profile::Quiet => [0; 9],
+            Profile::Partitions => [1, 4, 4, 4, 4, 0, 1, 0, 0],
             // The leader strikes do most of the work; a few other faults stir the pot.
-            Profile::Figure8 => [1, 1, 0, 1, 0, 0, 1],
-            Profile::Crashes => [8, 1, 0, 1, 0, 3, 3],
-            _ => [3, 2, 2, 2, 2, 1, 1],
+            Profile::Figure8 => [1, 1, 0, 1, 0, 0, 1, 0, 0],
+            Profile::Crashes => [8, 1, 0, 1, 0, 3, 3, 0, 0],
+            _ => [3, 2, 2, 2, 2, 1, 1, 0, 0],
         };
         // A fault every few election timeouts: often enough that elections overlap faults,
         // rarely enough that the cluster also gets work done.
@@ -500,7 +517,25 @@ impl Scenario {
         if rng.chance(EXPIRY_RUNS_PPM) {
             scenario.expiring_ppm = rng.between(EXPIRING_PPM_MIN, EXPIRING_PPM_MAX) as u32;
         }
+        // Most runs with faults also change their membership and hand leadership over now and
+        // then, among the other faults; some read on leases (only with check-quorum, which a
+        // lease needs) and some serve reads on followers.
+        if profile != Profile::Quiet && rng.chance(MEMBERSHIP_RUNS_PPM) {
+            scenario.fault_weights[7] = rng.between(1, 3) as u32;
+            scenario.fault_weights[8] = rng.between(0, 2) as u32;
+        }
+        scenario.raft.lease_reads = scenario.raft.check_quorum && rng.chance(LEASE_RUNS_PPM);
+        scenario.raft.follower_reads = rng.chance(FOLLOWER_READ_RUNS_PPM);
         scenario
+    }
+
+    /// Turns off what the scenario drew for membership changes, leadership transfers, lease
+    /// and follower reads: the run the generator gave before those existed.
+    pub fn without_membership(&mut self) {
+        self.fault_weights[7] = 0;
+        self.fault_weights[8] = 0;
+        self.raft.lease_reads = false;
+        self.raft.follower_reads = false;
     }
 
     /// The replica driver's configuration.

@@ -112,6 +112,10 @@ pub struct RunOptions {
     /// Off, every command has exptime 0, and a run is the one the generator gave before clients
     /// sent any: regression seeds found then replay as they did.
     pub expiry: bool,
+    /// Whether the membership changes, leadership transfers, lease reads and follower reads
+    /// the scenario draws happen (on by default). Off, a run is the one the generator gave
+    /// before they existed: regression seeds found then replay as they did.
+    pub membership: bool,
 }
 
 impl RunOptions {
@@ -128,6 +132,7 @@ impl RunOptions {
             crash_order: CrashOrder::Prefix,
             pipelining: true,
             expiry: true,
+            membership: true,
             events_max: EVENTS_BASE
                 .saturating_add(EVENTS_PER_COMMAND_MAX.saturating_mul(commands as u64)),
         }
@@ -331,6 +336,10 @@ impl Simulation {
         if !options.expiry {
             scenario.expiring_ppm = 0;
         }
+        if !options.membership {
+            scenario.without_membership();
+        }
+        let lease = scenario.raft.lease_reads;
         let mut rng = SimRng::new(options.profile.rng_seed(options.seed));
         let ids: Vec<NodeId> = (1..=scenario.nodes as u64).map(NodeId).collect();
         let network = Network::new(ids.clone(), scenario.links);
@@ -395,6 +404,7 @@ impl Simulation {
             applied_first: LogIndex(0),
             stats: RunStats {
                 runs: 1,
+                lease_runs: u64::from(lease),
                 ..RunStats::default()
             },
             phase: Phase::Faults,

@@ -6,13 +6,15 @@
 //! ```text
 //! 0   8  index (LE)
 //! 8   8  term (LE)
-//! 16  8  checksum: FNV-1a over bytes 0..16 and the image
-//! 24  n  the store image (fs::Store::snapshot)
+//! 16  8  checksum: FNV-1a over bytes 0..16 and everything after byte 24
+//! 24  4  configuration length m (LE)
+//! 28  m  the configuration in force at index (raft::Membership::encode)
+//! ..  n  the store image (fs::Store::snapshot)
 //! ```
 
 use bytes::{BufMut, Bytes, BytesMut};
 use fs::Store;
-use raft::{LogIndex, Term};
+use raft::{LogIndex, Membership, Term};
 use replica::SnapshotInfo;
 
 use crate::chain;
@@ -20,14 +22,23 @@ use crate::chain;
 /// Bytes before the image.
 const HEADER_BYTES: usize = 24;
 
-/// Writes the file for `store` at `index`/`term`.
-pub fn encode(index: LogIndex, term: Term, store: &Store) -> (SnapshotInfo, Bytes) {
-    let image = store.snapshot();
-    let mut out = BytesMut::with_capacity(HEADER_BYTES + image.len());
+/// Writes the file for `store` and `membership` at `index`/`term`.
+pub fn encode(
+    index: LogIndex,
+    term: Term,
+    store: &Store,
+    membership: &Membership,
+) -> (SnapshotInfo, Bytes) {
+    let members = membership.encode();
+    let mut body = Vec::with_capacity(4 + members.len());
+    body.extend_from_slice(&(members.len() as u32).to_le_bytes());
+    body.extend_from_slice(&members);
+    body.extend_from_slice(&store.snapshot());
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
     out.put_u64_le(index.0);
     out.put_u64_le(term.0);
-    out.put_u64_le(checksum(index, term, &image));
-    out.put_slice(&image);
+    out.put_u64_le(checksum(index, term, &body));
+    out.put_slice(&body);
     let info = SnapshotInfo {
         index,
         term,
@@ -36,8 +47,9 @@ pub fn encode(index: LogIndex, term: Term, store: &Store) -> (SnapshotInfo, Byte
     (info, out.freeze())
 }
 
-/// Reads a file back: what it covers and the store, or `None` if it is damaged.
-pub fn decode(file: &[u8]) -> Option<(SnapshotInfo, Store)> {
+/// Reads a file back: what it covers, the store and the configuration, or `None` if it is
+/// damaged.
+pub fn decode(file: &[u8]) -> Option<(SnapshotInfo, Store, Membership)> {
     let header = file.get(..HEADER_BYTES)?;
     let word = |k: usize| {
         let mut b = [0u8; 8];
@@ -45,17 +57,21 @@ pub fn decode(file: &[u8]) -> Option<(SnapshotInfo, Store)> {
         u64::from_le_bytes(b)
     };
     let (index, term) = (LogIndex(word(0)), Term(word(1)));
-    let image = &file[HEADER_BYTES..];
-    if word(2) != checksum(index, term, image) {
+    let body = &file[HEADER_BYTES..];
+    if word(2) != checksum(index, term, body) {
         return None;
     }
-    let store = Store::restore(image).ok()?;
+    let (len, rest) = body.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let members = rest.get(..len)?;
+    let membership = Membership::decode(members).ok()?;
+    let store = Store::restore(&rest[len..]).ok()?;
     let info = SnapshotInfo {
         index,
         term,
         file_bytes: file.len() as u64,
     };
-    Some((info, store))
+    Some((info, store, membership))
 }
 
 fn checksum(index: LogIndex, term: Term, image: &[u8]) -> u64 {
@@ -72,8 +88,10 @@ mod tests {
 
     #[test]
     fn a_file_round_trips_and_any_damage_is_refused() {
-        let (info, file) = encode(LogIndex(7), Term(2), &Store::new());
-        let (back, _) = decode(&file).unwrap_or_else(|| panic!("does not decode"));
+        let membership = Membership::voters_only([raft::NodeId(1)]);
+        let (info, file) = encode(LogIndex(7), Term(2), &Store::new(), &membership);
+        let (back, _, members) = decode(&file).unwrap_or_else(|| panic!("does not decode"));
+        assert_eq!(members, membership);
         assert_eq!(back, info);
         for cut in 0..file.len() {
             assert!(decode(&file[..cut]).is_none(), "a file cut at {cut} passes");

@@ -43,11 +43,19 @@ pub enum FaultKind {
     /// A leader was struck soon after an append (cut off with at most one follower, isolated
     /// or crashed; counted under that kind too): see `Profile::Figure8`.
     LeaderStrike,
+    /// A membership change committed: a member removed (the leader itself, sometimes).
+    MemberRemoved,
+    /// A membership change committed: a removed node added back as a learner.
+    LearnerAdded,
+    /// A membership change committed: a learner promoted to voter.
+    LearnerPromoted,
+    /// A leadership transfer completed (another member leads).
+    LeaderTransferred,
 }
 
 impl FaultKind {
     /// Every kind, in display order.
-    pub const ALL: [FaultKind; 17] = [
+    pub const ALL: [FaultKind; 21] = [
         FaultKind::Crash,
         FaultKind::Split,
         FaultKind::OneWay,
@@ -65,6 +73,10 @@ impl FaultKind {
         FaultKind::TimerSpurious,
         FaultKind::PowerLoss,
         FaultKind::LeaderStrike,
+        FaultKind::MemberRemoved,
+        FaultKind::LearnerAdded,
+        FaultKind::LearnerPromoted,
+        FaultKind::LeaderTransferred,
     ];
 
     /// A short name for reports.
@@ -87,6 +99,10 @@ impl FaultKind {
             FaultKind::TimerSpurious => "timer-spurious",
             FaultKind::PowerLoss => "power-loss-whole-cluster",
             FaultKind::LeaderStrike => "leader-struck-after-append",
+            FaultKind::MemberRemoved => "member-removed",
+            FaultKind::LearnerAdded => "learner-added",
+            FaultKind::LearnerPromoted => "learner-promoted",
+            FaultKind::LeaderTransferred => "leader-transferred",
         }
     }
 
@@ -175,6 +191,10 @@ pub struct RunStats {
     pub chunks_sent: u64,
     /// Runs in which at least one node installed a snapshot.
     pub runs_with_install: u64,
+    /// Runs whose leaders read on leases.
+    pub lease_runs: u64,
+    /// Read-index requests followers sent their leader (follower reads).
+    pub follower_read_requests: u64,
 }
 
 impl AddAssign for RunStats {
@@ -203,6 +223,8 @@ impl AddAssign for RunStats {
         self.snapshots_installed += o.snapshots_installed;
         self.chunks_sent += o.chunks_sent;
         self.runs_with_install += o.runs_with_install;
+        self.lease_runs += o.lease_runs;
+        self.follower_read_requests += o.follower_read_requests;
     }
 }
 
@@ -222,6 +244,11 @@ impl fmt::Display for RunStats {
             self.latency_us_max as f64 / 1_000.0
         )?;
         writeln!(f, "entries committed: {}", self.committed)?;
+        writeln!(
+            f,
+            "reads:             lease reads in {} runs, {} follower read-index requests",
+            self.lease_runs, self.follower_read_requests
+        )?;
         writeln!(
             f,
             "expiry:            {} writes and cas with an exptime, {} clock entries committed",

@@ -297,6 +297,8 @@ impl fmt::Display for MsgSummary {
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
+    /// The nemesis asked the leader for a membership change or a transfer (or its answer).
+    Admin(String),
     /// A node received a message.
     Recv {
         /// Sender.
@@ -493,6 +495,7 @@ impl fmt::Display for Note {
             Note::Cut { from, to } => write!(f, "cut {from} -> {to}"),
             Note::ToDeadNode { from } => write!(f, "lost (down) from {from}"),
             Note::Timeout => f.write_str("timeout"),
+            Note::Admin(what) => write!(f, "admin {what}"),
             Note::Stored { index, term } => write!(f, "durable log to {index}/{term}"),
             Note::Snapshot { index } => write!(f, "snapshot of the store at {index}"),
             Note::Install { index, keep_log } => write!(

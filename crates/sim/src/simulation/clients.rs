@@ -227,6 +227,12 @@ impl Simulation {
                     }
                 } else {
                     self.stats.unknown += 1;
+                    // A node that cannot serve (one removed from the configuration never
+                    // learns a leader again): with nothing else in flight on the connection,
+                    // a pipelining client tries another node next, as a real one would.
+                    if self.clients[c].in_flight.len() == 1 {
+                        self.clients[c].conn = None;
+                    }
                 }
                 self.client_finish(c, i);
                 Ok(())

@@ -29,22 +29,23 @@ impl Simulation {
                 format!("{id} refuses to start from its own disk: {e}"),
             )
         };
-        let (store, snapshot) = match &image.snapshot {
+        let (store, snapshot, membership) = match &image.snapshot {
             Some(file) => {
-                let Some((info, store)) = snapfile::decode(&file.bytes) else {
+                let Some((info, store, membership)) = snapfile::decode(&file.bytes) else {
                     return Err(refused("its snapshot file does not verify".into()));
                 };
-                (store, Some(info))
+                (store, Some(info), Some(membership))
             }
-            None => (fs::Store::new(), None),
+            None => (fs::Store::new(), None, None),
         };
-        let reconciled = replica::reconcile(
+        let mut reconciled = replica::reconcile(
             hard_state,
             snapshot.map(|s| (s.index, s.term)),
             image.first,
             image.entries,
         )
         .map_err(|e| refused(e.to_string()))?;
+        reconciled.recovered.membership = membership;
         self.slots[k]
             .disk
             .fix(reconciled.truncate_from, reconciled.discard_upto);
@@ -137,6 +138,9 @@ impl Simulation {
                         },
                     );
                 }
+                Output::Reply { token, reply } if token.client == Waiter::ADMIN.client => {
+                    self.admin_done(id, token.attempt, &reply);
+                }
                 Output::Reply { token, reply } => match token.conn {
                     Some(id) => self.connection_reply(id, token.attempt, reply.to_bytes()),
                     None => {
@@ -169,9 +173,12 @@ impl Simulation {
                     ));
                 }
                 Output::SaveSnapshot {
-                    index, term, store, ..
+                    index,
+                    term,
+                    store,
+                    membership,
                 } => {
-                    let (info, bytes) = snapfile::encode(index, term, &store);
+                    let (info, bytes) = snapfile::encode(index, term, &store, &membership);
                     self.note(Actor::Node(id), Note::Snapshot { index });
                     self.submit_disk(k, DiskOp::SaveSnapshot(SnapshotFile { info, bytes }));
                 }
@@ -418,8 +425,8 @@ impl Simulation {
             }
             Completion::Staged { index, file } => {
                 let store = snapfile::decode(&file)
-                    .filter(|(info, _)| info.index == index)
-                    .map(|(_, store)| store);
+                    .filter(|(info, _, _)| info.index == index)
+                    .map(|(_, store, _)| store);
                 if store.is_some()
                     && let Some(p) = self.slots[k].process.as_mut()
                 {
@@ -447,6 +454,9 @@ impl Simulation {
     ) -> Result<(), Violation> {
         let from = self.slots[k].id;
         self.stats.messages += 1;
+        if let PeerMessage::Raft(Message::ReadIndexRequest(_)) = &msg {
+            self.stats.follower_read_requests += 1;
+        }
         if let PeerMessage::Raft(Message::VoteResponse(resp)) = &msg
             && resp.granted
             && !resp.prevote

@@ -6,6 +6,7 @@ use raft::{Entry, NodeId, Payload, Role, Term};
 use super::{CONVERGE_BOUND_ELECTIONS, Ev, LEADER_BOUND_ELECTIONS, Phase, Simulation};
 use crate::failure::Violation;
 use crate::network::Partition;
+use crate::process::Waiter;
 use crate::scenario::Nemesis;
 use crate::stats::FaultKind;
 use crate::trace::{Actor, Note};
@@ -104,6 +105,8 @@ impl Simulation {
                 );
                 Ok(())
             }
+            Nemesis::Reconfigure => self.reconfigure(),
+            Nemesis::Transfer => self.transfer_leadership(),
             Nemesis::DiskStall => {
                 let k = self.rng.below(self.slots.len());
                 let until = self.now.plus_ms(duration);
@@ -378,4 +381,115 @@ impl Simulation {
         );
         Ok(())
     }
+
+    /// A membership change through the leader, keeping at most one node out of the voters (so
+    /// that every majority of a configuration is a majority of the whole cluster, which the
+    /// durability check counts): with every node a voter, remove one (the leader itself, a
+    /// third of the time); a removed node is added back as a learner; a learner is promoted.
+    /// The leader may refuse (a change pending, a learner behind, no commit in its term yet).
+    fn reconfigure(&mut self) -> Result<(), Violation> {
+        let Some(k) = self.current_leader().and_then(|l| self.index_of(l)) else {
+            return Ok(());
+        };
+        let Some(process) = self.slots[k].process.as_ref() else {
+            return Ok(());
+        };
+        if self.slots[k].paused_until.is_some() {
+            return Ok(());
+        }
+        let leader = process.core().id();
+        let membership = process.core().membership().clone();
+        let out = self.ids().into_iter().find(|&id| !membership.is_voter(id));
+        let (admin, code) = match out {
+            None => {
+                let voters: Vec<NodeId> = membership.voters().collect();
+                let target = if self.rng.chance(REMOVE_LEADER_PPM) || voters.is_empty() {
+                    leader
+                } else {
+                    voters[self.rng.below(voters.len())]
+                };
+                (fs::Admin::RemoveMember { id: target.0 }, ADMIN_REMOVE)
+            }
+            Some(id) if membership.contains(id) => (fs::Admin::Promote { id: id.0 }, ADMIN_PROMOTE),
+            Some(id) => {
+                let address = crate::client::node_address(id);
+                let add = fs::Admin::AddMember {
+                    id: id.0,
+                    peer: address.clone(),
+                    client: address,
+                    http: None,
+                };
+                (add, ADMIN_ADD)
+            }
+        };
+        self.note(Actor::Node(leader), Note::Admin(format!("{admin:?}")));
+        let waiter = Waiter {
+            attempt: code,
+            ..Waiter::ADMIN
+        };
+        self.drive(k, |replica, now, out| {
+            replica.admin(now, waiter, admin, out)
+        })
+    }
+
+    /// Asks the leader to hand leadership to a voter (a random one, or the most up-to-date).
+    fn transfer_leadership(&mut self) -> Result<(), Violation> {
+        let Some(k) = self.current_leader().and_then(|l| self.index_of(l)) else {
+            return Ok(());
+        };
+        let Some(process) = self.slots[k].process.as_ref() else {
+            return Ok(());
+        };
+        if self.slots[k].paused_until.is_some() {
+            return Ok(());
+        }
+        let leader = process.core().id();
+        let voters: Vec<NodeId> = process
+            .core()
+            .membership()
+            .voters()
+            .filter(|&v| v != leader)
+            .collect();
+        let to = match voters.len() {
+            0 => return Ok(()),
+            n if self.rng.chance(500_000) => Some(voters[self.rng.below(n)].0),
+            _ => None,
+        };
+        let admin = fs::Admin::TransferLeader { to };
+        self.note(Actor::Node(leader), Note::Admin(format!("{admin:?}")));
+        let waiter = Waiter {
+            attempt: ADMIN_TRANSFER,
+            ..Waiter::ADMIN
+        };
+        self.drive(k, |replica, now, out| {
+            replica.admin(now, waiter, admin, out)
+        })
+    }
+
+    /// The answer to one of the nemesis's administrative commands: counted when it succeeded.
+    pub(super) fn admin_done(&mut self, node: NodeId, code: u64, reply: &fs::Reply) {
+        self.note(
+            Actor::Node(node),
+            Note::Admin(format!("answered {reply:?}")),
+        );
+        if !matches!(reply, fs::Reply::Done(_)) {
+            return;
+        }
+        let kind = match code {
+            ADMIN_REMOVE => FaultKind::MemberRemoved,
+            ADMIN_ADD => FaultKind::LearnerAdded,
+            ADMIN_PROMOTE => FaultKind::LearnerPromoted,
+            _ => FaultKind::LeaderTransferred,
+        };
+        self.stats.faults.add(kind, 1);
+    }
 }
+
+/// Chance (ppm) that a removal takes the leader itself out.
+const REMOVE_LEADER_PPM: u32 = 333_333;
+
+/// What an administrative command of the nemesis was, in its waiter's `attempt`.
+const ADMIN_REMOVE: u64 = 1;
+const ADMIN_ADD: u64 = 2;
+const ADMIN_PROMOTE: u64 = 3;
+const ADMIN_TRANSFER: u64 = 4;

@@ -28,8 +28,11 @@ impl Simulation {
         if lead.core().commit_index() != target {
             return false;
         }
+        // Only the members of the leader's configuration must converge: a node removed from it
+        // is left alone.
+        let members = lead.core().membership().clone();
         let mut stores = Vec::with_capacity(self.slots.len());
-        for slot in &self.slots {
+        for slot in self.slots.iter().filter(|s| members.contains(s.id)) {
             match &slot.process {
                 Some(r) if r.applied() == target && slot.paused_until.is_none() => {
                     stores.push(r.store())

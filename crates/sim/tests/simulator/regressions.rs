@@ -25,6 +25,7 @@ fn options(profile: Profile, seed: u64) -> RunOptions {
     let mut options = RunOptions::new(profile, seed, COMMANDS_PER_RUN);
     options.pipelining = false;
     options.expiry = false;
+    options.membership = false;
     options
 }
 

@@ -7,15 +7,18 @@
 //! runs compact their logs and install snapshots on nodes that fell behind: each sweep checks
 //! that more than half of its runs installed one. Most runs give writes and cas exptimes of a
 //! few seconds, judged by members' clocks up to 2 s ahead of or behind true time, so files
-//! expire among reads, cas and deletes across changes of leader.
+//! expire among reads, cas and deletes across changes of leader. Most runs also remove a member
+//! (sometimes the leader), add it back as a learner and promote it, hand leadership over, and
+//! read on leases or on followers.
 
 use sim::disk::CrashOrder;
 use sim::{FaultKind, Profile, RunOptions};
 
 use crate::common::{COMMANDS_PER_RUN, sweep_with};
 
-/// Runs `seeds` under `profile` and checks that most runs installed a snapshot and that files
-/// expired among the commands.
+/// Runs `seeds` under `profile` and checks that most runs installed a snapshot, that files
+/// expired among the commands, and that members came and went, leadership was handed over and
+/// reads were served on leases and by followers.
 fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> sim::Totals {
     let totals = compacting(crate::common::sweep(profile, seeds));
     let stats = totals.stats;
@@ -26,6 +29,17 @@ fn sweep(profile: Profile, seeds: std::ops::Range<u64>) -> sim::Totals {
         stats.expiring,
         stats.commands,
         stats.clock_entries
+    );
+    // Members removed (the leader among them), added back as learners, promoted; leadership
+    // handed over; leases and follower reads.
+    let faults = stats.faults;
+    assert!(
+        faults.get(FaultKind::MemberRemoved) > 0
+            && faults.get(FaultKind::LearnerAdded) > 0
+            && faults.get(FaultKind::LeaderTransferred) > 0
+            && stats.lease_runs > 0
+            && stats.follower_read_requests > 0,
+        "membership changes, transfers, lease or follower reads missing: {stats}"
     );
     totals
 }
