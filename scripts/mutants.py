@@ -62,8 +62,8 @@ MUTANTS = [
         "read-index-before-own-term-commit",
         "ReadIndex waits until the leader committed an entry of its term",
         "crates/raft/src/node/leader.rs",
-        "if self.log.term(self.commit) != Some(self.term) {\n            self.reads.defer(id);",
-        "if false {\n            self.reads.defer(id);",
+        "if self.log.term(self.commit) != Some(self.term) {\n            self.reads.defer(origin);",
+        "if false {\n            self.reads.defer(origin);",
         # Masked at the system level: the driver's read barrier (the log's last index when the
         # read arrives) already covers the new leader's no-op.
         runner="raft",
@@ -170,6 +170,45 @@ MUTANTS = [
         "crates/replica/src/snapshot.rs",
         "        self.store = store;\n        self.applied = index;",
         "        let _ = store;\n        self.applied = index;",
+    ),
+    Mutant(
+        "lease-outlives-stickiness",
+        "a lease ends before any follower that acknowledged it could vote for another leader",
+        "crates/raft/src/config.rs",
+        "self.election_timeout_ms - self.election_timeout_ms / LEASE_MARGIN_DIVISOR",
+        "self.election_timeout_ms * 4",
+        # An isolated leader serves lease reads after the others elected a successor that
+        # committed writes: a stale read, which the linearizability check sees.
+        profile="partitions",
+    ),
+    Mutant(
+        "restarted-voter-votes-at-once",
+        "with lease reads, a voter grants no vote for an election timeout after it starts",
+        "crates/raft/src/node.rs",
+        "self.config.lease_reads && self.now.since(self.started_at) < self.config.election_timeout_ms",
+        "false",
+        # Needs a majority of followers restarted within one lease while the leader serves
+        # lease reads: the core's tests hold the rule.
+        runner="raft",
+    ),
+    Mutant(
+        "membership-change-before-commit-in-term",
+        "a leader changes the configuration only after it committed an entry of its term",
+        "crates/raft/src/node/leader.rs",
+        "if self.log.term(self.commit) != Some(self.term) {\n            return Err(ChangeError::NotReady);",
+        "if false {\n            return Err(ChangeError::NotReady);",
+        # The simulator keeps at most one node out of the voters, so every two of its
+        # configurations have intersecting majorities whatever the order: the core's tests
+        # hold the rule.
+        runner="raft",
+    ),
+    Mutant(
+        "two-membership-changes-in-flight",
+        "one membership change in flight at a time",
+        "crates/raft/src/node/leader.rs",
+        "if let Some(index) = self.log.change_after(self.commit) {",
+        "if let Some(index) = None::<LogIndex> {",
+        runner="raft",
     ),
 ]
 

@@ -153,6 +153,27 @@ fn changes_are_refused_with_their_reason() {
 }
 
 #[test]
+fn a_new_leader_changes_nothing_before_it_committed_an_entry_of_its_term() {
+    // The single-server bug (raft-dev, 2015): a leader that has not committed in its term
+    // may hold a stale configuration.
+    let (mut c, leader) = cluster(1);
+    let term = c.node(leader).unwrap().term();
+    let next = [1, 2, 3].map(n).into_iter().find(|&v| v != leader).unwrap();
+    c.step(leader, raft::Event::TransferLeadership { to: Some(next) });
+    // Deliver until the new leader exists, but before its no-op commits.
+    c.deliver_until(|c| {
+        c.node(next)
+            .is_some_and(|n| n.role() == Role::Leader && n.term() > term)
+    });
+    assert!(c.node(next).unwrap().commit_index() < c.node(next).unwrap().last_index());
+    let p = c.change(next, add(4));
+    assert_eq!(c.proposal(p), Some(Outcome::ChangeRefused));
+    c.deliver_all();
+    let p = c.change(next, add(4));
+    assert!(matches!(c.proposal(p), Some(Outcome::Appended { .. })));
+}
+
+#[test]
 fn a_change_takes_effect_when_it_commits_not_when_appended() {
     let (mut c, leader) = cluster(1);
     // Cut the leader off: its change is appended but cannot commit.
