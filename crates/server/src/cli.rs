@@ -147,6 +147,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
             let mut joining = NodeConfig::single(client, dir, config::FILE_BYTES_MAX_DEFAULT);
             joining.id = id;
             joining.joining = true;
+            joining.join = args.join.clone();
             joining.members[0] = config::Member {
                 id,
                 peer,

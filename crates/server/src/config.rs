@@ -261,6 +261,9 @@ pub struct NodeConfig {
     /// Started with `--join`: the node waits, with an empty configuration, to be added by a
     /// membership change.
     pub joining: bool,
+    /// The members' client addresses given to `--join` (asked for the cluster's members, so
+    /// the log says who this node is joining and how to add it).
+    pub join: Vec<String>,
     /// Where to listen for peers, if not at the peer address the configuration advertises
     /// (behind a proxy or NAT).
     pub peer_listen: Option<String>,
@@ -295,6 +298,7 @@ impl NodeConfig {
                 http: None,
             }],
             joining: false,
+            join: Vec::new(),
             peer_listen: None,
             data_dir,
             file_bytes_max,
@@ -323,6 +327,7 @@ impl NodeConfig {
             id,
             members: file.member.clone(),
             joining: false,
+            join: Vec::new(),
             peer_listen: None,
             data_dir,
             file_bytes_max: file.max_file_size,

@@ -37,6 +37,39 @@ pub async fn run_until_signal(config: NodeConfig) -> anyhow::Result<()> {
     run(config, stop_signal()).await
 }
 
+/// For a node started with `--join`: asks the cluster for its members and logs who this node
+/// joins and the command that adds it (or that it is a member already).
+async fn announce_join(config: NodeConfig) {
+    let Some(me) = config.me().cloned() else {
+        return;
+    };
+    let mut client = crate::client::Client::new(config.join.clone())
+        .with_deadline(std::time::Duration::from_secs(10));
+    match client.admin(&fs::Admin::Members).await {
+        Ok(fs::Reply::Members(members)) => {
+            let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+            if ids.contains(&me.id) {
+                info!(id = me.id, ?ids, "already a member of the cluster");
+            } else {
+                info!(
+                    ?ids,
+                    "waiting to be added: raftfs admin add-member --members {} --id {} --peer {} \
+                     --client {}{}",
+                    config.join.join(","),
+                    me.id,
+                    me.peer,
+                    me.client,
+                    me.http
+                        .as_ref()
+                        .map_or(String::new(), |h| format!(" --http {h}"))
+                );
+            }
+        }
+        Ok(other) => tracing::warn!(?other, "the cluster did not list its members"),
+        Err(err) => tracing::warn!(%err, "cannot reach the cluster to join"),
+    }
+}
+
 /// Runs a server until `stop` resolves or the node fails.
 pub async fn run(
     config: NodeConfig,
@@ -98,6 +131,9 @@ pub async fn run(
         },
         partial_command_timeout: config.partial_command_timeout,
     };
+    if config.joining {
+        tokio::spawn(announce_join(config.clone()));
+    }
     let listener_task = tokio::spawn(listener::run(clients, handle, limits, shutdown));
     let node_task = tokio::spawn(node.run());
     tokio::pin!(node_task);
