@@ -489,7 +489,11 @@ impl Node {
                 self.send_append_response(from, outcome);
             }
             Message::Heartbeat(_) => self.send_heartbeat_response(from, 0),
-            Message::VoteRequest(req) if req.prevote => self.reject_vote(from, true),
+            // The rejection carries our term (figure 2: "for candidate to update itself"): a
+            // candidate that fell behind in term learns it and can then stand in a term the
+            // others will hear, even if no one else ever writes to it (one that a lagging
+            // voter does not know is a voter yet, say).
+            Message::VoteRequest(req) => self.reject_vote(from, req.prevote),
             _ => {}
         }
     }

@@ -63,3 +63,18 @@ fn crashes_5_wal_batch_order_must_not_leave_a_node_unable_to_restart() {
         panic!("{failure}");
     }
 }
+
+/// Crashes seed 100024, as the sweeps run it (membership changes on): n1 removed itself from
+/// {1, 2, 3} just after n2's promotion committed. After the final restarts n3, whose commit
+/// index predated the promotion, took 2 for a learner and asked only n1 (removed, and ahead of
+/// n3's log) for votes; n2, far behind in term, campaigned in terms the others silently
+/// ignored, and nobody ever wrote to it: no leader, ever. A node now answers a vote request
+/// from an older term with its term (figure 2: "for candidate to update itself"), so n2 moves
+/// up and wins with n3's vote.
+#[test]
+fn crashes_100024_a_candidate_behind_in_term_learns_the_term_from_a_rejection() {
+    let report = run(RunOptions::new(Profile::Crashes, 100_024, COMMANDS_PER_RUN));
+    if let Some(failure) = report.failure {
+        panic!("{failure}");
+    }
+}
