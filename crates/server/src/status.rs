@@ -8,20 +8,22 @@
 //! Every answer comes from the node task itself, so its figures are one consistent reading.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{debug, warn};
 
 use crate::shutdown::Shutdown;
 
@@ -101,23 +103,53 @@ pub struct StatusQuery {
     pub reply: oneshot::Sender<Status>,
 }
 
+/// HTTP connections served at once; more wait in the kernel's accept queue. Scrapers and
+/// operators need a handful; the cap keeps descriptors for the log and the peers.
+pub const HTTP_CONNECTIONS_MAX: usize = 64;
+
+/// How long a connection may take to send a request's headers (a slow or idle client is
+/// closed, so it cannot hold a connection slot).
+pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed accept (out of file descriptors, say) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serves HTTP status requests until shutdown.
 pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut shutdown: Shutdown) {
+    let permits = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
     loop {
+        // A slot first, then a connection: beyond the cap, clients wait to be accepted.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = shutdown.wait() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.wait() => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                warn!(%err, "status accept failed; pausing");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
         let node = node.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| answer(req, node.clone()));
             if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HTTP_HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
                 debug!(%err, "status connection ended");
             }
+            drop(permit);
         });
     }
 }

@@ -360,3 +360,27 @@ async fn a_half_sent_command_times_out_but_an_idle_connection_does_not() {
     )
     .await;
 }
+
+/// Idle HTTP clients cannot take the status port: connections beyond the cap wait to be
+/// accepted, and a connection that never sends its request is closed after the header
+/// timeout, so a real request still gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http_connections_are_capped_and_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let http = common::free_port();
+    let _server = Server::start_with(dir.path(), &["--http", &http]);
+    let mut idle = Vec::new();
+    for _ in 0..server::status::HTTP_CONNECTIONS_MAX {
+        idle.push(tokio::net::TcpStream::connect(&http).await.unwrap());
+    }
+    // Every slot is held by a client that says nothing: this one waits for a slot, which the
+    // header timeout frees.
+    let status = common::http_status(&http).await;
+    assert_eq!(status["role"], "leader");
+    // And the idle ones were closed by the server (end of stream, no response).
+    for mut conn in idle {
+        let mut buf = [0u8; 1];
+        assert_eq!(conn.read(&mut buf).await.unwrap_or(0), 0);
+    }
+}
