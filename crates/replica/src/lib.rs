@@ -333,9 +333,7 @@ impl<T> Replica<T> {
                 let found = self.step(now, Event::TransferLeadership { to }, out);
                 if self.core.transfer_target().is_none() && self.core.role() == raft::Role::Leader {
                     let reply = Reply::MemberError("no other voter to hand over to".into());
-                    let mut answers = std::mem::take(&mut self.answers);
-                    self.book.transfers_done(&reply, &mut answers);
-                    self.answers = answers;
+                    self.book.transfers_done(&reply, &mut self.answers);
                 }
                 return found;
             }
@@ -422,12 +420,16 @@ impl<T> Replica<T> {
         found
     }
 
-    /// The clock stamp for a proposal now: the wall clock, never below an earlier stamp.
-    fn stamp(&mut self, now: Now) -> u64 {
-        let stamp = now
-            .wall_ms
+    /// This leader's clock now: the wall clock, never below a stamp it gave or applied.
+    fn clock_ms(&self, now: Now) -> u64 {
+        now.wall_ms
             .max(self.last_stamp_ms)
-            .max(self.store.last_clock_ms());
+            .max(self.store.last_clock_ms())
+    }
+
+    /// The clock stamp for a proposal now (see `clock_ms`), remembered.
+    fn stamp(&mut self, now: Now) -> u64 {
+        let stamp = self.clock_ms(now);
         self.last_stamp_ms = stamp;
         self.last_stamped = Some(now.mono);
         stamp
@@ -440,11 +442,7 @@ impl<T> Replica<T> {
             return None;
         }
         let expires = self.store.next_expiry_ms()?;
-        let clock = now
-            .wall_ms
-            .max(self.last_stamp_ms)
-            .max(self.store.last_clock_ms());
-        let due = now.mono.after(expires.saturating_sub(clock));
+        let due = now.mono.after(expires.saturating_sub(self.clock_ms(now)));
         let spaced = self
             .last_stamped
             .map_or(now.mono, |at| at.after(self.config.clock_tick_ms));
@@ -593,18 +591,14 @@ impl<T> Replica<T> {
     /// hands out the answers and re-arms the timer.
     fn settle(&mut self, now: Now, mut found: bool, out: &mut Vec<Output<T>>) {
         found |= self.maybe_tick(now, out);
-        let mut answers = std::mem::take(&mut self.answers);
-        self.book.expire_transfers(now.mono, &mut answers);
-        self.answers = answers;
+        self.book.expire_transfers(now.mono, &mut self.answers);
         if self.book.has_transfers()
             && self.core.role() == raft::Role::Leader
             && self.core.transfer_target().is_none()
         {
             // The core gave up on the transfer: the target did not catch up in time.
             let reply = Reply::MemberError("leadership transfer timed out".into());
-            let mut answers = std::mem::take(&mut self.answers);
-            self.book.transfers_done(&reply, &mut answers);
-            self.answers = answers;
+            self.book.transfers_done(&reply, &mut self.answers);
         }
         loop {
             self.book

@@ -160,27 +160,8 @@ impl Node {
     /// The leader's read index for the request in flight (or its refusal); the reads queued
     /// meanwhile go next.
     fn on_read_index_response(&mut self, resp: crate::message::ReadIndexResponse) {
-        if self.forwarded.as_ref().map(|(n, _, _)| *n) != Some(resp.id) {
-            return;
-        }
-        let ids = self
-            .forwarded
-            .take()
-            .map(|(_, _, ids)| ids)
-            .unwrap_or_default();
-        for id in ids {
-            match resp.index {
-                Some(index) => self.out.push(Action::ReadReady { id, index }),
-                None => self.out.push(Action::ReadError {
-                    id,
-                    error: crate::error::ReadError::NotLeader {
-                        leader: self.leader,
-                    },
-                }),
-            }
-        }
-        if let Some(leader) = self.leader {
-            self.send_forwarded(leader);
+        if self.forwarded.as_ref().map(|(n, _, _)| *n) == Some(resp.id) {
+            self.finish_forwarded(resp.index);
         }
     }
 
@@ -193,19 +174,29 @@ impl Node {
             .forwarded
             .as_ref()
             .is_some_and(|(_, at, _)| self.now.since(*at) >= timeout);
-        if !late {
-            return;
+        if late {
+            self.finish_forwarded(None);
         }
+    }
+
+    /// Ends the request in flight: its reads are ready at `index`, or (`None`) fail naming the
+    /// leader; the reads queued meanwhile go in the next request.
+    fn finish_forwarded(&mut self, index: Option<LogIndex>) {
         let ids = self
             .forwarded
             .take()
             .map(|(_, _, ids)| ids)
             .unwrap_or_default();
         for id in ids {
-            let error = crate::error::ReadError::NotLeader {
-                leader: self.leader,
-            };
-            self.out.push(Action::ReadError { id, error });
+            self.out.push(match index {
+                Some(index) => Action::ReadReady { id, index },
+                None => Action::ReadError {
+                    id,
+                    error: crate::error::ReadError::NotLeader {
+                        leader: self.leader,
+                    },
+                },
+            });
         }
         if let Some(leader) = self.leader {
             self.send_forwarded(leader);

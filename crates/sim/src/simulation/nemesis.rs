@@ -382,21 +382,25 @@ impl Simulation {
         Ok(())
     }
 
+    /// The slot of the current leader, if it runs and is not paused (an admin command for it).
+    fn leader_slot(&self) -> Option<usize> {
+        let k = self.current_leader().and_then(|l| self.index_of(l))?;
+        let slot = &self.slots[k];
+        (slot.process.is_some() && slot.paused_until.is_none()).then_some(k)
+    }
+
     /// A membership change through the leader, keeping at most one node out of the voters (so
     /// that every majority of a configuration is a majority of the whole cluster, which the
     /// durability check counts): with every node a voter, remove one (the leader itself, a
     /// third of the time); a removed node is added back as a learner; a learner is promoted.
     /// The leader may refuse (a change pending, a learner behind, no commit in its term yet).
     fn reconfigure(&mut self) -> Result<(), Violation> {
-        let Some(k) = self.current_leader().and_then(|l| self.index_of(l)) else {
+        let Some(k) = self.leader_slot() else {
             return Ok(());
         };
         let Some(process) = self.slots[k].process.as_ref() else {
             return Ok(());
         };
-        if self.slots[k].paused_until.is_some() {
-            return Ok(());
-        }
         let leader = process.core().id();
         let membership = process.core().membership().clone();
         let out = self.ids().into_iter().find(|&id| !membership.is_voter(id));
@@ -434,15 +438,12 @@ impl Simulation {
 
     /// Asks the leader to hand leadership to a voter (a random one, or the most up-to-date).
     fn transfer_leadership(&mut self) -> Result<(), Violation> {
-        let Some(k) = self.current_leader().and_then(|l| self.index_of(l)) else {
+        let Some(k) = self.leader_slot() else {
             return Ok(());
         };
         let Some(process) = self.slots[k].process.as_ref() else {
             return Ok(());
         };
-        if self.slots[k].paused_until.is_some() {
-            return Ok(());
-        }
         let leader = process.core().id();
         let voters: Vec<NodeId> = process
             .core()
