@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Listen for peers here instead of at the advertised peer address (behind a proxy or NAT).
     #[arg(long, value_name = "HOST:PORT")]
     pub peer_listen: Option<String>,
+    /// Make outgoing peer connections from this local IP address (a multi-homed host, or
+    /// firewall rules that match members by source address).
+    #[arg(long, value_name = "IP")]
+    pub peer_dial_from: Option<std::net::IpAddr>,
     /// Client address of a joining member.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "listen"])]
     pub client: Option<String>,
@@ -179,6 +183,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
         }
     };
     config.peer_listen = args.peer_listen;
+    config.peer_dial_from = args.peer_dial_from;
     if let Some(bytes) = args.max_file_size {
         config.file_bytes_max = bytes;
     }

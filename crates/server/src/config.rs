@@ -267,6 +267,10 @@ pub struct NodeConfig {
     /// Where to listen for peers, if not at the peer address the configuration advertises
     /// (behind a proxy or NAT).
     pub peer_listen: Option<String>,
+    /// The local address this node's outgoing peer connections come from, if not the one the
+    /// OS picks (a multi-homed host, firewall rules by source, or a fault-injecting proxy that
+    /// tells members apart by source address).
+    pub peer_dial_from: Option<std::net::IpAddr>,
     /// Where the log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// Largest file accepted, in bytes.
@@ -300,6 +304,7 @@ impl NodeConfig {
             joining: false,
             join: Vec::new(),
             peer_listen: None,
+            peer_dial_from: None,
             data_dir,
             file_bytes_max,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
@@ -329,6 +334,7 @@ impl NodeConfig {
             joining: false,
             join: Vec::new(),
             peer_listen: None,
+            peer_dial_from: None,
             data_dir,
             file_bytes_max: file.max_file_size,
             partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,

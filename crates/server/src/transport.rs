@@ -21,6 +21,7 @@
 //! rather than on memory.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -28,7 +29,7 @@ use futures_util::{SinkExt, StreamExt};
 use raft::NodeId;
 use replica::PeerMessage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
@@ -96,17 +97,20 @@ pub struct Transport {
     peers: HashMap<NodeId, (String, Lanes)>,
     /// Peers known only from their hello (not in the configuration as this node knows it).
     learned: HashMap<NodeId, String>,
+    /// The local address outgoing connections are bound to, if any.
+    dial_from: Option<IpAddr>,
 }
 
 impl Transport {
-    /// A transport sending as `me`, whose peer address is `me_addr`; it dials nobody until
-    /// [`Transport::update`] names the members.
-    pub fn new(me: NodeId, me_addr: String) -> Transport {
+    /// A transport sending as `me`, whose peer address is `me_addr`, dialling from
+    /// `dial_from` if given; it dials nobody until [`Transport::update`] names the members.
+    pub fn new(me: NodeId, me_addr: String, dial_from: Option<IpAddr>) -> Transport {
         Transport {
             me,
             me_addr,
             peers: HashMap::new(),
             learned: HashMap::new(),
+            dial_from,
         }
     }
 
@@ -152,13 +156,14 @@ impl Transport {
             me: self.me,
             addr: self.me_addr.clone(),
         };
-        tokio::spawn(dial_loop(hello(HELLO_MAGIC), id, addr.to_owned(), raft_rx));
-        tokio::spawn(dial_loop(
-            hello(HELLO_MAGIC_BULK),
-            id,
-            addr.to_owned(),
-            bulk_rx,
-        ));
+        let dial = |magic| Dial {
+            hello: hello(magic),
+            peer: id,
+            addr: addr.to_owned(),
+            from: self.dial_from,
+        };
+        tokio::spawn(dial_loop(dial(HELLO_MAGIC), raft_rx));
+        tokio::spawn(dial_loop(dial(HELLO_MAGIC_BULK), bulk_rx));
         Lanes { raft, bulk }
     }
 
@@ -203,13 +208,19 @@ impl Hello {
 /// Keeps a connection to one peer open, sending what is queued, redialling after failures,
 /// until the queue is dropped. (It outlives the node's shutdown signal on purpose: a leader
 /// that stops hands over leadership first, and needs its links for that.)
-async fn dial_loop(hello: Hello, peer: NodeId, addr: String, mut queue: mpsc::Receiver<Bytes>) {
+async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
+    let Dial {
+        hello,
+        peer,
+        addr,
+        from,
+    } = dial;
     let mut backoff = DIAL_BACKOFF_MIN;
     loop {
         if queue.is_closed() {
             return;
         }
-        let stream = match TcpStream::connect(&addr).await {
+        let stream = match connect(&addr, from).await {
             Ok(stream) => stream,
             Err(err) => {
                 debug!(peer = peer.0, %addr, %err, "dial failed");
@@ -227,6 +238,44 @@ async fn dial_loop(hello: Hello, peer: NodeId, addr: String, mut queue: mpsc::Re
             Err(err) => debug!(peer = peer.0, %err, "peer connection lost"),
         }
     }
+}
+
+/// One outgoing lane to one peer: what to say first, to whom, where, and from which address.
+#[derive(Debug)]
+struct Dial {
+    hello: Hello,
+    peer: NodeId,
+    addr: String,
+    from: Option<IpAddr>,
+}
+
+/// Connects to `addr`, from the local address `from` if given.
+async fn connect(addr: &str, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != from.is_ipv4() {
+            continue;
+        }
+        let socket = if from.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("{addr} has no address of the family of {from}"),
+        )
+    }))
 }
 
 /// Sends what is queued on `stream` until the queue is dropped (`Ok`) or the link fails.

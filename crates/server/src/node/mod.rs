@@ -151,7 +151,7 @@ impl Node {
         let (admin_tx, admin) = mpsc::channel(ADMIN_QUEUE_MAX);
         let me_peer = config.me().map(|m| m.peer.clone()).unwrap_or_default();
         // Whom to dial comes from the replica's `Output::Members` (the live configuration).
-        let transport = Transport::new(NodeId(config.id), me_peer);
+        let transport = Transport::new(NodeId(config.id), me_peer, config.peer_dial_from);
         let node = Node {
             inbound,
             transport,
