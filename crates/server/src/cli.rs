@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one server: a single-node store by default, or one member of a cluster with --config.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a local cluster of N member processes on 127.0.0.1 until Ctrl-C.
     Cluster(ClusterArgs),
     /// Measure write throughput, the disk's fsync rate, leader failover time, or snapshots
@@ -35,6 +35,9 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Change the cluster's membership or leadership, or list its members.
     Admin(crate::admin::AdminArgs),
+    /// Make a cluster CA and member certificates for mutual TLS between members (and for
+    /// clients, with client_tls).
+    Certs(crate::certs::CertsArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -64,6 +67,24 @@ pub struct ServeArgs {
     /// firewall rules that match members by source address).
     #[arg(long, value_name = "IP")]
     pub peer_dial_from: Option<std::net::IpAddr>,
+    /// Directory of TLS material as `raftfs certs` writes it (ca.pem, member-ID.pem,
+    /// member-ID-key.pem): members authenticate each other with it [default with --config: the
+    /// cluster file's [tls] table]. A single-node store without it has no peer port.
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+    /// Peer links in plaintext and unauthenticated: any process that reaches the peer port can
+    /// speak Raft. Only on a trusted network [default with --config: the cluster file's
+    /// insecure_peers].
+    #[arg(long)]
+    pub insecure_peers: bool,
+    /// The cluster's id, in every hello and certificate name [default: raftfs, or the cluster
+    /// file's cluster_id].
+    #[arg(long, value_name = "ID")]
+    pub cluster_id: Option<String>,
+    /// Clients must speak TLS (the member's certificate, from --certs or [tls]) [default with
+    /// --config: the cluster file's client_tls].
+    #[arg(long)]
+    pub client_tls: bool,
     /// Client address of a joining member.
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["config", "listen"])]
     pub client: Option<String>,
@@ -127,7 +148,7 @@ pub fn init_logging() {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = serve_config(args)?;
+            let config = serve_config(*args)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
             runtime.block_on(crate::server::run_until_signal(config))
         }
@@ -137,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("raftfs admin: {err:#}");
             std::process::exit(err.exit_code())
         }),
+        Command::Certs(args) => crate::certs::run(args),
     }
 }
 
@@ -182,6 +204,29 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
             single
         }
     };
+    if let Some(cluster) = args.cluster_id {
+        crate::tls::check_cluster_id(&cluster)?;
+        config.cluster_id = cluster;
+    }
+    if let Some(dir) = &args.certs {
+        let (cert, key) = crate::certs::member_paths(dir, config.id);
+        config.tls = Some(crate::tls::TlsFiles {
+            ca: crate::certs::ca_path(dir),
+            cert,
+            key,
+        });
+    }
+    config.insecure_peers |= args.insecure_peers;
+    config.client_tls |= args.client_tls;
+    anyhow::ensure!(
+        !config.joining || config.tls.is_some() || config.insecure_peers,
+        "--join needs --certs DIR (this member's certificate from the cluster's CA), or \
+         --insecure-peers if the cluster runs without peer authentication"
+    );
+    anyhow::ensure!(
+        !config.client_tls || config.tls.is_some(),
+        "--client-tls needs the member's certificate: --certs DIR"
+    );
     config.peer_listen = args.peer_listen;
     config.peer_dial_from = args.peer_dial_from;
     if let Some(bytes) = args.max_file_size {

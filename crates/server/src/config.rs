@@ -7,6 +7,14 @@
 //! snapshot_entries = 10000       # optional: snapshot after this many entries ...
 //! snapshot_bytes = 67108864      # optional: ... or this many command bytes (64 MiB)
 //! snapshot_trailing_entries = 1000  # optional: log entries kept behind a snapshot
+//! cluster_id = "raftfs"          # optional: in every hello and member certificate name
+//! insecure_peers = false         # optional: plaintext, unauthenticated peer links
+//! client_tls = false             # optional: clients must speak TLS
+//!
+//! [tls]                          # optional; the defaults are what `raftfs certs --out certs`
+//! ca = "certs/ca.pem"            # writes beside this file. Relative paths are relative to
+//! cert = "certs/member-{id}.pem" # the file's directory; {id} is the member's id.
+//! key = "certs/member-{id}-key.pem"
 //!
 //! [[member]]
 //! id = 1                      # unsigned, unique, non-zero
@@ -19,6 +27,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::tls::{PeerTls, TlsError, TlsFiles};
+use crate::transport::{PeerIdentity, Security};
 
 /// Default minimum election timeout (randomised up to twice this). Loopback and LAN round trips
 /// are well under a millisecond and fsync takes milliseconds, so 500 ms leaves a wide margin
@@ -84,8 +95,75 @@ pub struct ClusterFile {
     /// instead of redirecting them to the leader.
     #[serde(default)]
     pub follower_reads: bool,
+    /// The cluster's id: sent and checked in every peer hello, and part of the name in every
+    /// member certificate, so members of two clusters never mix.
+    #[serde(default = "cluster_id_default")]
+    pub cluster_id: String,
+    /// Peer links in plaintext, unauthenticated: any process that reaches a peer port can
+    /// then speak Raft. Only for a trusted network.
+    #[serde(default)]
+    pub insecure_peers: bool,
+    /// Clients must speak TLS to the client port (with the member's certificate).
+    #[serde(default)]
+    pub client_tls: bool,
+    /// Where the members' certificates are.
+    #[serde(default)]
+    pub tls: TlsSection,
     /// Every member of the cluster.
     pub member: Vec<Member>,
+    /// The directory of the file, which relative paths start from.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// The `[tls]` table: the cluster CA and each member's certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The cluster CA's certificate.
+    #[serde(default = "tls_ca_default")]
+    pub ca: String,
+    /// A member's certificate; `{id}` stands for its id.
+    #[serde(default = "tls_cert_default")]
+    pub cert: String,
+    /// A member's private key; `{id}` stands for its id.
+    #[serde(default = "tls_key_default")]
+    pub key: String,
+}
+
+impl Default for TlsSection {
+    fn default() -> TlsSection {
+        TlsSection {
+            ca: tls_ca_default(),
+            cert: tls_cert_default(),
+            key: tls_key_default(),
+        }
+    }
+}
+
+impl TlsSection {
+    /// Member `id`'s files, relative paths taken from `dir`.
+    pub fn files(&self, dir: &Path, id: u64) -> TlsFiles {
+        let path = |template: &str| dir.join(template.replace("{id}", &id.to_string()));
+        TlsFiles {
+            ca: path(&self.ca),
+            cert: path(&self.cert),
+            key: path(&self.key),
+        }
+    }
+}
+
+fn cluster_id_default() -> String {
+    crate::certs::CLUSTER_ID_DEFAULT.to_owned()
+}
+fn tls_ca_default() -> String {
+    "certs/ca.pem".into()
+}
+fn tls_cert_default() -> String {
+    "certs/member-{id}.pem".into()
+}
+fn tls_key_default() -> String {
+    "certs/member-{id}-key.pem".into()
 }
 
 /// How a leader confirms a linearizable read.
@@ -149,10 +227,14 @@ impl ClusterFile {
             path: path.to_owned(),
             source,
         })?;
-        let file: ClusterFile = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+        let mut file: ClusterFile = toml::from_str(&text).map_err(|err| ConfigError::Parse {
             path: path.to_owned(),
             message: one_line_toml_error(&text, &err),
         })?;
+        file.dir = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
         file.validate()?;
         Ok(file)
     }
@@ -186,6 +268,8 @@ impl ClusterFile {
             self.heartbeat_interval_ms,
             self.max_file_size,
         )?;
+        crate::tls::check_cluster_id(&self.cluster_id)
+            .map_err(|err| ConfigError::Invalid(err.to_string()))?;
         check_snapshot(&self.snapshot_policy())
     }
 
@@ -287,6 +371,15 @@ pub struct NodeConfig {
     pub read_mode: ReadMode,
     /// Whether followers serve reads.
     pub follower_reads: bool,
+    /// The cluster's id (hellos, certificate names).
+    pub cluster_id: String,
+    /// This member's certificate material; `None` for a single-node store given none (it
+    /// then has no peer transport).
+    pub tls: Option<TlsFiles>,
+    /// Plaintext, unauthenticated peer links.
+    pub insecure_peers: bool,
+    /// Clients must speak TLS.
+    pub client_tls: bool,
 }
 
 impl NodeConfig {
@@ -313,6 +406,10 @@ impl NodeConfig {
             snapshot: replica::SnapshotPolicy::default(),
             read_mode: ReadMode::Index,
             follower_reads: false,
+            cluster_id: cluster_id_default(),
+            tls: None,
+            insecure_peers: false,
+            client_tls: false,
         }
     }
 
@@ -343,7 +440,28 @@ impl NodeConfig {
             snapshot: file.snapshot_policy(),
             read_mode: file.read_mode,
             follower_reads: file.follower_reads,
+            cluster_id: file.cluster_id.clone(),
+            tls: Some(file.tls.files(&file.dir, id)),
+            insecure_peers: file.insecure_peers,
+            client_tls: file.client_tls,
         })
+    }
+
+    /// How this node's peer links authenticate: `None` when it has none (no certificates and
+    /// insecure peers off).
+    pub fn peer_identity(&self) -> Result<Option<PeerIdentity>, TlsError> {
+        let security = match (&self.tls, self.insecure_peers) {
+            (_, true) => Security::Insecure,
+            (Some(files), false) => {
+                Security::Tls(std::sync::Arc::new(PeerTls::load(files, &self.cluster_id)?))
+            }
+            (None, false) => return Ok(None),
+        };
+        Ok(Some(PeerIdentity {
+            me: raft::NodeId(self.id),
+            cluster: self.cluster_id.clone(),
+            security,
+        }))
     }
 
     /// This node's own member entry.

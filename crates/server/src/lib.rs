@@ -4,10 +4,13 @@
 //! - [`node`]: the task that owns the Raft core and the store, and its storage.
 //! - [`connection`] and [`listener`]: the client side of the text protocol.
 //! - [`client`]: a Rust client that follows redirects (used by tests, the CLI and benchmarks).
+//! - [`transport`] and [`tls`]: members' links, mutually authenticated; [`certs`] makes the
+//!   certificates.
 //! - [`config`], [`cli`], [`server`], [`local_cluster`]: settings, commands and process lifecycle.
 
 pub mod admin;
 pub mod bench;
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -22,4 +25,5 @@ pub mod server;
 pub mod shutdown;
 pub mod snapshot_bench;
 pub mod status;
+pub mod tls;
 pub mod transport;

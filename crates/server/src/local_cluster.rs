@@ -45,6 +45,17 @@ pub fn cluster_toml(nodes: u64, base: u16) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Makes the certificates the cluster file's default `[tls]` table names, under `dir/certs`:
+/// a local cluster authenticates its members like any other.
+fn ensure_certs(dir: &Path, nodes: u64) -> anyhow::Result<()> {
+    let members: Vec<u64> = (1..=nodes).collect();
+    crate::certs::ensure(
+        &dir.join("certs"),
+        &members,
+        crate::certs::CLUSTER_ID_DEFAULT,
+    )
+}
+
 /// Starts the members, prints where they are, and waits for Ctrl-C (or a member to exit).
 pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes % 2 == 0 || args.nodes > NODES_MAX {
@@ -58,6 +69,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let config_path = args.data_dir.join("cluster.toml");
     std::fs::write(&config_path, cluster_toml(args.nodes, args.base_port)?)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
+    ensure_certs(&args.data_dir, args.nodes)?;
     let exe = std::env::current_exe().context("cannot find the raftfs executable")?;
 
     let mut members = Vec::new();
@@ -158,6 +170,7 @@ impl LocalCluster {
         let text = format!("{settings}\n{}", cluster_toml(nodes, base_port)?);
         std::fs::write(&config, text)
             .with_context(|| format!("cannot write {}", config.display()))?;
+        ensure_certs(dir, nodes)?;
         let exe = std::env::current_exe().context("cannot find the raftfs executable")?;
         let mut clients = Vec::new();
         let mut https = Vec::new();

@@ -11,7 +11,6 @@ use crate::listener;
 use crate::node::{INBOUND_QUEUE_MAX, Node, PeerInbox};
 use crate::shutdown;
 use crate::{status, transport};
-use raft::NodeId;
 use tokio::sync::mpsc;
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
@@ -89,21 +88,27 @@ pub async fn run(
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
     let (bulk_tx, bulk_inbound) = mpsc::channel(transport::BULK_INBOUND_MAX);
     let (hello_tx, hellos) = mpsc::channel(transport::HELLO_QUEUE_MAX);
-    // Always listen for peers: members may be added to any cluster, a single node's too.
-    let peer_listen = config.peer_listen.as_ref().unwrap_or(&me.peer);
-    let peers = TcpListener::bind(peer_listen)
-        .await
-        .with_context(|| format!("cannot listen for peers on {peer_listen}"))?;
-    tokio::spawn(transport::accept_loop(
-        peers,
-        NodeId(config.id),
-        transport::InboundLanes {
-            raft: inbound_tx,
-            bulk: bulk_tx,
-            hellos: hello_tx,
-        },
-        shutdown.clone(),
-    ));
+    let identity = config
+        .peer_identity()
+        .context("cannot set up TLS between members (make certificates with `raftfs certs`, or set insecure_peers = true on a trusted network)")?;
+    // Listen for peers whenever this node can authenticate them: members may be added to any
+    // cluster, a single node's too (given certificates).
+    if let Some(identity) = &identity {
+        let peer_listen = config.peer_listen.as_ref().unwrap_or(&me.peer);
+        let peers = TcpListener::bind(peer_listen)
+            .await
+            .with_context(|| format!("cannot listen for peers on {peer_listen}"))?;
+        tokio::spawn(transport::accept_loop(
+            peers,
+            identity.clone(),
+            transport::InboundLanes {
+                raft: inbound_tx,
+                bulk: bulk_tx,
+                hellos: hello_tx,
+            },
+            shutdown.clone(),
+        ));
+    }
     let (status_tx, status_queries) = mpsc::channel(status::STATUS_QUEUE_MAX);
     if let Some(http) = &me.http {
         let listener = TcpListener::bind(http)
@@ -113,6 +118,7 @@ pub async fn run(
     }
     let (node, handle) = Node::open(
         config.clone(),
+        identity,
         PeerInbox {
             raft: inbound,
             bulk: bulk_inbound,

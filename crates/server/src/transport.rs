@@ -3,38 +3,51 @@
 //! Each member dials every other member and keeps two persistent connections to each for its
 //! own outgoing messages: one for Raft's messages (and chunk acks), one for snapshot chunks, so
 //! a snapshot streaming to a follower never sits in front of its heartbeats or appends. It
-//! accepts the others' connections for incoming ones. A connection opens with a hello naming
-//! the lane, the sender and the sender's peer address, then carries length-prefixed frames,
+//! accepts the others' connections for incoming ones. A connection is mutual TLS under the
+//! cluster CA ([`crate::tls`]; plaintext only with `insecure_peers`), then a hello naming the
+//! lane, the sender, the cluster and the sender's peer address, then length-prefixed frames,
 //! each one encoded [`replica::PeerMessage`].
+//!
+//! Who may talk: the TLS handshake admits only holders of a certificate of the cluster CA, and
+//! the hello's id must be the one the certificate proves, in the same cluster. Each member
+//! gets one inbound connection per lane (a newer one replaces the older: a restarted member
+//! reconnects at once), connections still in their handshake are capped, and a handshake gets
+//! [`HELLO_TIMEOUT`] to finish, so a flood of connections to the peer port costs a bounded
+//! number of sockets and no memory beyond them.
 //!
 //! Whom to dial follows the live configuration ([`Transport::update`], from the replica's
 //! `Output::Members`), not the starting settings. A hello from a member this node does not know
 //! yet (a new leader it has not heard of, or the leader reaching a member that is joining) is
 //! accepted and its address learned ([`Transport::learn`]), so the answer can go back: the
-//! Raft core decides what a message from outside its configuration may do. (Authenticating
-//! peers is the job of mutual TLS; see the hardening notes in docs.)
+//! Raft core decides what a message from outside its configuration may do (thesis 4.1: a
+//! member that missed a change must still follow the new leader), and the certificate is the
+//! authority to take part at all.
 //!
 //! Nothing here may block the node task or grow without bound: each peer has a bounded outgoing
 //! queue, and a message that does not fit is dropped (Raft retries what matters: heartbeats
 //! repeat, lost appends are resent). A dead peer is redialled with exponential backoff. Incoming
-//! messages go to the node through a bounded channel, so a flood from one peer waits on TCP
-//! rather than on memory.
+//! frames are checked against [`FRAME_BYTES_MAX`] before their bytes are read, and take their
+//! size from a byte budget ([`INBOUND_BYTES_MAX`]) that they return when the node has taken
+//! them, so a flood from peers waits on TCP rather than on memory.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use raft::NodeId;
 use replica::PeerMessage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use crate::shutdown::Shutdown;
+use crate::tls::{CLUSTER_ID_BYTES_MAX, PeerTls, TlsError};
 
 /// Messages queued for one peer before new ones are dropped: a few election timeouts' worth of
 /// heartbeats plus a full pipeline of appends.
@@ -52,6 +65,14 @@ pub const BULK_INBOUND_MAX: usize = 16;
 /// entries and framing. Anything bigger is a broken or hostile peer.
 pub const FRAME_BYTES_MAX: usize = 64 << 20;
 
+/// Bytes of received frames the node has not taken yet, over all peers and lanes: room for two
+/// of the largest frames, so one always fits.
+pub const INBOUND_BYTES_MAX: usize = 2 * FRAME_BYTES_MAX;
+
+/// Accepted peer connections still in their TLS handshake or hello: a few per member while a
+/// cluster restarts, bounded so a flood of connections is turned away at once.
+pub const HANDSHAKES_MAX: usize = 32;
+
 /// Redial backoff bounds: quick first retries so a restarted member rejoins fast, capped so a
 /// long-dead member costs almost nothing.
 const DIAL_BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -62,10 +83,10 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// First bytes of every peer connection for Raft's messages: a magic and a version, so a stray
 /// client (or a member of a newer, incompatible release) is turned away at once.
-const HELLO_MAGIC: &[u8; 8] = b"RAFTFS03";
+const HELLO_MAGIC: &[u8; 8] = b"RAFTFS04";
 
 /// First bytes of a peer connection that carries snapshot chunks.
-const HELLO_MAGIC_BULK: &[u8; 8] = b"RAFTFSB3";
+const HELLO_MAGIC_BULK: &[u8; 8] = b"RAFTFSB4";
 
 /// Longest peer address a hello may carry.
 const HELLO_ADDR_BYTES_MAX: usize = 255;
@@ -77,6 +98,29 @@ pub struct Inbound {
     pub from: NodeId,
     /// The message.
     pub msg: PeerMessage,
+    /// The message's share of the inbound byte budget, returned when this is dropped.
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// How members prove who they are to each other.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// Mutual TLS under the cluster CA.
+    Tls(Arc<PeerTls>),
+    /// Plaintext, unauthenticated: only with `insecure_peers = true`, on a trusted network.
+    Insecure,
+}
+
+/// What every connection of this node says and checks: who it is, in which cluster, and how
+/// peers authenticate.
+#[derive(Debug, Clone)]
+pub struct PeerIdentity {
+    /// This node's id.
+    pub me: NodeId,
+    /// The cluster's id, sent and checked in every hello.
+    pub cluster: String,
+    /// TLS or plaintext.
+    pub security: Security,
 }
 
 /// The two lanes to one peer.
@@ -91,6 +135,10 @@ struct Lanes {
 #[derive(Debug)]
 pub struct Transport {
     me: NodeId,
+    /// `None`: this node has no peer transport (a single-node store without certificates).
+    identity: Option<PeerIdentity>,
+    /// Whether the missing transport was logged.
+    warned_closed: bool,
     /// This node's own peer address, sent in every hello.
     me_addr: String,
     /// Every peer dialled, with the address its tasks dial.
@@ -102,11 +150,19 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport sending as `me`, whose peer address is `me_addr`, dialling from
-    /// `dial_from` if given; it dials nobody until [`Transport::update`] names the members.
-    pub fn new(me: NodeId, me_addr: String, dial_from: Option<IpAddr>) -> Transport {
+    /// A transport sending as `me` with `identity` (`None`: never dials), whose peer address
+    /// is `me_addr`, dialling from `dial_from` if given; it dials nobody until
+    /// [`Transport::update`] names the members.
+    pub fn new(
+        me: NodeId,
+        identity: Option<PeerIdentity>,
+        me_addr: String,
+        dial_from: Option<IpAddr>,
+    ) -> Transport {
         Transport {
             me,
+            identity,
+            warned_closed: false,
             me_addr,
             peers: HashMap::new(),
             learned: HashMap::new(),
@@ -124,12 +180,22 @@ impl Transport {
             self.learned.remove(&id);
         }
         wanted.remove(&self.me);
+        let Some(identity) = self.identity.clone() else {
+            if !wanted.is_empty() && !self.warned_closed {
+                warn!(
+                    "the configuration has other members, but this node has no peer \
+                     certificates (and insecure peers are off): it cannot reach them"
+                );
+                self.warned_closed = true;
+            }
+            return;
+        };
         self.peers
             .retain(|id, (addr, _)| wanted.get(id) == Some(addr));
         for (id, addr) in wanted {
             if !self.peers.contains_key(&id) {
                 info!(peer = id.0, %addr, "dialling peer");
-                let lanes = self.dial(id, &addr);
+                let lanes = self.dial(&identity, id, &addr);
                 self.peers.insert(id, (addr, lanes));
             }
         }
@@ -141,19 +207,23 @@ impl Transport {
         if id == self.me || self.peers.contains_key(&id) {
             return;
         }
+        let Some(identity) = self.identity.clone() else {
+            return;
+        };
         info!(peer = id.0, %addr, "dialling a peer that introduced itself");
-        let lanes = self.dial(id, &addr);
+        let lanes = self.dial(&identity, id, &addr);
         self.peers.insert(id, (addr.clone(), lanes));
         self.learned.insert(id, addr);
     }
 
-    /// Starts the two dialling tasks to `id` at `addr`.
-    fn dial(&self, id: NodeId, addr: &str) -> Lanes {
+    /// Starts the two dialling tasks to `id` at `addr`, speaking as `identity`.
+    fn dial(&self, identity: &PeerIdentity, id: NodeId, addr: &str) -> Lanes {
         let (raft, raft_rx) = mpsc::channel(PEER_QUEUE_MAX);
         let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_MAX);
         let hello = |magic| Hello {
             magic,
             me: self.me,
+            cluster: identity.cluster.clone(),
             addr: self.me_addr.clone(),
         };
         let dial = |magic| Dial {
@@ -161,6 +231,7 @@ impl Transport {
             peer: id,
             addr: addr.to_owned(),
             from: self.dial_from,
+            security: identity.security.clone(),
         };
         tokio::spawn(dial_loop(dial(HELLO_MAGIC), raft_rx));
         tokio::spawn(dial_loop(dial(HELLO_MAGIC_BULK), bulk_rx));
@@ -184,21 +255,27 @@ impl Transport {
     }
 }
 
-/// What a connection says first: its lane, who sends, and where the sender listens.
+/// What a connection says first: its lane, who sends, its cluster, and where the sender
+/// listens.
 #[derive(Debug, Clone)]
 struct Hello {
     magic: &'static [u8; 8],
     me: NodeId,
+    cluster: String,
     addr: String,
 }
 
 impl Hello {
-    /// `magic (8) | id (u64 BE) | address length (u16 BE) | address`.
+    /// `magic (8) | id (u64 BE) | cluster length (u8) | cluster | address length (u16 BE) |
+    /// address`.
     fn encode(&self) -> BytesMut {
+        let cluster = &self.cluster.as_bytes()[..self.cluster.len().min(CLUSTER_ID_BYTES_MAX)];
         let addr = &self.addr.as_bytes()[..self.addr.len().min(HELLO_ADDR_BYTES_MAX)];
-        let mut out = BytesMut::with_capacity(18 + addr.len());
+        let mut out = BytesMut::with_capacity(19 + cluster.len() + addr.len());
         out.extend_from_slice(self.magic);
         out.extend_from_slice(&self.me.0.to_be_bytes());
+        out.extend_from_slice(&[cluster.len() as u8]);
+        out.extend_from_slice(cluster);
         out.extend_from_slice(&(addr.len() as u16).to_be_bytes());
         out.extend_from_slice(addr);
         out
@@ -214,14 +291,31 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
         peer,
         addr,
         from,
+        security,
     } = dial;
     let mut backoff = DIAL_BACKOFF_MIN;
     loop {
         if queue.is_closed() {
             return;
         }
-        let stream = match connect(&addr, from).await {
-            Ok(stream) => stream,
+        let sent = match connect(&addr, from).await {
+            Ok(tcp) => {
+                backoff = DIAL_BACKOFF_MIN;
+                let _ = tcp.set_nodelay(true);
+                match &security {
+                    Security::Insecure => send_stream(&hello, tcp, &mut queue).await,
+                    Security::Tls(tls) => {
+                        match tokio::time::timeout(HELLO_TIMEOUT, tls.connect(tcp, peer)).await {
+                            Ok(Ok(stream)) => send_stream(&hello, stream, &mut queue).await,
+                            Ok(Err(err)) => Err(err),
+                            Err(_) => Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "TLS handshake timed out",
+                            )),
+                        }
+                    }
+                }
+            }
             Err(err) => {
                 debug!(peer = peer.0, %addr, %err, "dial failed");
                 tokio::time::sleep(backoff).await;
@@ -231,11 +325,14 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                 continue;
             }
         };
-        backoff = DIAL_BACKOFF_MIN;
-        debug!(peer = peer.0, %addr, "connected to peer");
-        match send_stream(&hello, stream, &mut queue).await {
+        match sent {
             Ok(()) => return,
-            Err(err) => debug!(peer = peer.0, %err, "peer connection lost"),
+            Err(err) => {
+                debug!(peer = peer.0, %err, "peer connection lost");
+                // A refused handshake (a wrong certificate, say) must not spin either.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
+            }
         }
     }
 }
@@ -247,6 +344,7 @@ struct Dial {
     peer: NodeId,
     addr: String,
     from: Option<IpAddr>,
+    security: Security,
 }
 
 /// Connects to `addr`, from the local address `from` if given.
@@ -279,14 +377,14 @@ async fn connect(addr: &str, from: Option<IpAddr>) -> std::io::Result<TcpStream>
 }
 
 /// Sends what is queued on `stream` until the queue is dropped (`Ok`) or the link fails.
-async fn send_stream(
+async fn send_stream<S: AsyncRead + AsyncWrite + Unpin>(
     hello: &Hello,
-    mut stream: TcpStream,
+    mut stream: S,
     queue: &mut mpsc::Receiver<Bytes>,
 ) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
     stream.write_all(&hello.encode()).await?;
-    let (mut read_half, write_half) = stream.into_split();
+    stream.flush().await?;
+    let (mut read_half, write_half) = tokio::io::split(stream);
     let mut frames = FramedWrite::new(write_half, codec());
     let mut probe = [0u8; 1];
     loop {
@@ -339,10 +437,18 @@ pub const HELLO_QUEUE_MAX: usize = 64;
 /// already open keep delivering until the node stops (a stopping leader hands over first).
 pub async fn accept_loop(
     listener: TcpListener,
-    me: NodeId,
+    identity: PeerIdentity,
     inbound: InboundLanes,
     mut shutdown: Shutdown,
 ) {
+    let acceptor = Arc::new(Acceptor {
+        identity,
+        inbound,
+        handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
+        budget: Arc::new(Semaphore::new(INBOUND_BYTES_MAX)),
+        open: Mutex::new(HashMap::new()),
+        generation: AtomicU64::new(0),
+    });
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -350,10 +456,17 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, addr)) => {
-                let inbound = inbound.clone();
+                let Ok(handshake) = acceptor.handshakes.clone().try_acquire_owned() else {
+                    debug!(%addr, "too many peer handshakes in flight; connection closed");
+                    continue;
+                };
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = receive_stream(stream, me, inbound).await {
-                        debug!(%addr, %err, "peer connection ended");
+                    if let Err(err) = acceptor.receive(stream, handshake).await {
+                        match err {
+                            ReceiveError::Io(_) => debug!(%addr, %err, "peer connection ended"),
+                            err => warn!(%addr, %err, "peer connection refused"),
+                        }
                     }
                 });
             }
@@ -365,74 +478,219 @@ pub async fn accept_loop(
     }
 }
 
+/// The accepting side's shared state.
+struct Acceptor {
+    identity: PeerIdentity,
+    inbound: InboundLanes,
+    /// Permits for connections in their handshake.
+    handshakes: Arc<Semaphore>,
+    /// Bytes of frames received and not yet taken by the node.
+    budget: Arc<Semaphore>,
+    /// The one open connection per (member, bulk lane): its generation, and the sender whose
+    /// drop closes it.
+    open: Mutex<HashMap<(NodeId, bool), OpenConnection>>,
+    generation: AtomicU64,
+}
+
+/// An open inbound connection: its generation, and the sender whose drop closes it.
+type OpenConnection = (u64, oneshot::Sender<()>);
+
 /// Why an incoming peer connection was closed.
 #[derive(Debug, thiserror::Error)]
 enum ReceiveError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("no hello within {HELLO_TIMEOUT:?}")]
+    #[error("no TLS handshake and hello within {HELLO_TIMEOUT:?}")]
     HelloTimeout,
     #[error("not a raftfs peer (bad hello)")]
     BadHello,
     #[error("a hello naming id {0}")]
     BadId(u64),
+    #[error("a hello from cluster {theirs:?}; this is cluster {ours:?}")]
+    OtherCluster { theirs: String, ours: String },
+    #[error("{0}")]
+    Certificate(#[from] TlsError),
+    #[error("a frame of {0} bytes (at most {FRAME_BYTES_MAX})")]
+    FrameTooLarge(usize),
     #[error("undecodable message: {0}")]
     Decode(String),
     #[error("a message on the wrong lane (chunks only on the bulk connection)")]
     WrongLane,
 }
 
-/// Reads a hello: `(lane magic, sender, sender's address)`.
-async fn read_hello(stream: &mut TcpStream) -> Result<([u8; 8], NodeId, String), ReceiveError> {
-    let mut head = [0u8; 18];
+/// A hello as read: lane magic, sender, cluster, sender's address.
+struct ReceivedHello {
+    magic: [u8; 8],
+    from: NodeId,
+    cluster: String,
+    addr: String,
+}
+
+/// Reads a hello, allocating nothing beyond its bounded fields.
+async fn read_hello<S: AsyncRead + Unpin>(stream: &mut S) -> Result<ReceivedHello, ReceiveError> {
+    let mut head = [0u8; 17];
     stream.read_exact(&mut head).await?;
     let mut magic = [0u8; 8];
     magic.copy_from_slice(&head[..8]);
+    if &magic != HELLO_MAGIC && &magic != HELLO_MAGIC_BULK {
+        return Err(ReceiveError::BadHello);
+    }
     let mut id = [0u8; 8];
     id.copy_from_slice(&head[8..16]);
-    let len = usize::from(u16::from_be_bytes([head[16], head[17]]));
+    let cluster_len = usize::from(head[16]);
+    if cluster_len > CLUSTER_ID_BYTES_MAX {
+        return Err(ReceiveError::BadHello);
+    }
+    let mut cluster = vec![0u8; cluster_len];
+    stream.read_exact(&mut cluster).await?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let len = usize::from(u16::from_be_bytes(len));
     if len > HELLO_ADDR_BYTES_MAX {
         return Err(ReceiveError::BadHello);
     }
     let mut addr = vec![0u8; len];
     stream.read_exact(&mut addr).await?;
-    let addr = String::from_utf8(addr).map_err(|_| ReceiveError::BadHello)?;
-    Ok((magic, NodeId(u64::from_be_bytes(id)), addr))
+    Ok(ReceivedHello {
+        magic,
+        from: NodeId(u64::from_be_bytes(id)),
+        cluster: String::from_utf8(cluster).map_err(|_| ReceiveError::BadHello)?,
+        addr: String::from_utf8(addr).map_err(|_| ReceiveError::BadHello)?,
+    })
 }
 
-async fn receive_stream(
-    mut stream: TcpStream,
-    me: NodeId,
-    inbound: InboundLanes,
-) -> Result<(), ReceiveError> {
-    let (magic, from, addr) = tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream))
-        .await
-        .map_err(|_| ReceiveError::HelloTimeout)??;
-    let (lane, bulk) = match &magic {
-        m if m == HELLO_MAGIC => (inbound.raft, false),
-        m if m == HELLO_MAGIC_BULK => (inbound.bulk, true),
-        _ => return Err(ReceiveError::BadHello),
-    };
-    if from == me || from.0 == 0 {
-        return Err(ReceiveError::BadId(from.0));
-    }
-    info!(peer = from.0, %addr, "peer connected");
-    if !addr.is_empty() {
-        let _ = inbound.hellos.try_send((from, addr));
-    }
-    let inbound = lane;
-    let mut frames = FramedRead::new(stream, codec());
-    loop {
-        let Some(frame) = frames.next().await else {
-            return Ok(());
-        };
-        let msg =
-            PeerMessage::decode(&frame?).map_err(|err| ReceiveError::Decode(err.to_string()))?;
-        if bulk != matches!(msg, PeerMessage::Chunk(_)) {
-            return Err(ReceiveError::WrongLane);
+impl Acceptor {
+    /// Authenticates one accepted connection and delivers its messages.
+    async fn receive(
+        &self,
+        tcp: TcpStream,
+        handshake: OwnedSemaphorePermit,
+    ) -> Result<(), ReceiveError> {
+        let _ = tcp.set_nodelay(true);
+        match &self.identity.security {
+            Security::Insecure => {
+                let (stream, hello) = tokio::time::timeout(HELLO_TIMEOUT, async {
+                    let mut stream = BufReader::new(tcp);
+                    let hello = self.checked_hello(&mut stream).await?;
+                    Ok::<_, ReceiveError>((stream, hello))
+                })
+                .await
+                .map_err(|_| ReceiveError::HelloTimeout)??;
+                drop(handshake);
+                self.deliver(stream, hello).await
+            }
+            Security::Tls(tls) => {
+                let (stream, hello) = tokio::time::timeout(HELLO_TIMEOUT, async {
+                    let mut stream = BufReader::new(tls.accept(tcp).await?);
+                    let hello = self.checked_hello(&mut stream).await?;
+                    tls.check_member(stream.get_ref(), hello.from)?;
+                    Ok::<_, ReceiveError>((stream, hello))
+                })
+                .await
+                .map_err(|_| ReceiveError::HelloTimeout)??;
+                drop(handshake);
+                self.deliver(stream, hello).await
+            }
         }
-        if inbound.send(Inbound { from, msg }).await.is_err() {
-            return Ok(()); // The node stopped.
+    }
+
+    /// Reads the hello and checks what needs no certificate: the cluster and a plausible id.
+    async fn checked_hello<S: AsyncRead + Unpin>(
+        &self,
+        stream: &mut S,
+    ) -> Result<ReceivedHello, ReceiveError> {
+        let hello = read_hello(stream).await?;
+        if hello.cluster != self.identity.cluster {
+            return Err(ReceiveError::OtherCluster {
+                theirs: hello.cluster,
+                ours: self.identity.cluster.clone(),
+            });
+        }
+        if hello.from == self.identity.me || hello.from.0 == 0 {
+            return Err(ReceiveError::BadId(hello.from.0));
+        }
+        Ok(hello)
+    }
+
+    /// Delivers the frames of an authenticated connection until it ends, the node stops, or
+    /// a newer connection from the same member on the same lane replaces it.
+    async fn deliver<S: AsyncRead + Unpin>(
+        &self,
+        mut stream: S,
+        hello: ReceivedHello,
+    ) -> Result<(), ReceiveError> {
+        let ReceivedHello {
+            magic, from, addr, ..
+        } = hello;
+        let bulk = &magic == HELLO_MAGIC_BULK;
+        let lane = if bulk {
+            &self.inbound.bulk
+        } else {
+            &self.inbound.raft
+        };
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let (replaced_tx, mut replaced) = oneshot::channel();
+        if let Ok(mut open) = self.open.lock() {
+            // Dropping the older connection's sender closes it.
+            open.insert((from, bulk), (generation, replaced_tx));
+        }
+        info!(peer = from.0, %addr, bulk, "peer connected");
+        if !addr.is_empty() {
+            let _ = self.inbound.hellos.try_send((from, addr));
+        }
+        let result = tokio::select! {
+            result = self.frames(&mut stream, from, bulk, lane) => result,
+            _ = &mut replaced => {
+                debug!(peer = from.0, bulk, "peer connection replaced by a newer one");
+                Ok(())
+            }
+        };
+        if let Ok(mut open) = self.open.lock() {
+            if open
+                .get(&(from, bulk))
+                .is_some_and(|(g, _)| *g == generation)
+            {
+                open.remove(&(from, bulk));
+            }
+        }
+        result
+    }
+
+    /// Reads frames: the length first, checked against the limit, then the frame's share of
+    /// the byte budget, and only then its bytes.
+    async fn frames<S: AsyncRead + Unpin>(
+        &self,
+        stream: &mut S,
+        from: NodeId,
+        bulk: bool,
+        lane: &mpsc::Sender<Inbound>,
+    ) -> Result<(), ReceiveError> {
+        loop {
+            let mut len = [0u8; 4];
+            match stream.read_exact(&mut len).await {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(err) => return Err(err.into()),
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            if len > FRAME_BYTES_MAX {
+                return Err(ReceiveError::FrameTooLarge(len));
+            }
+            // FRAME_BYTES_MAX fits in u32 and in the budget, so this waits, never fails, until
+            // the node has taken enough of what came before (it fails only if closed).
+            let Ok(budget) = self.budget.clone().acquire_many_owned(len as u32).await else {
+                return Ok(());
+            };
+            let mut frame = vec![0u8; len];
+            stream.read_exact(&mut frame).await?;
+            let msg =
+                PeerMessage::decode(&frame).map_err(|err| ReceiveError::Decode(err.to_string()))?;
+            if bulk != matches!(msg, PeerMessage::Chunk(_)) {
+                return Err(ReceiveError::WrongLane);
+            }
+            if lane.send(Inbound { from, msg, budget }).await.is_err() {
+                return Ok(()); // The node stopped.
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::config::NodeConfig;
 use crate::deadline::sleep_until;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
-use crate::transport::{Inbound, Transport};
+use crate::transport::{Inbound, PeerIdentity, Transport};
 use snapshots::Snapshots;
 use storage::{Storage, StorageEvent};
 
@@ -118,6 +118,7 @@ impl Node {
     /// Peer messages arrive on `inbound`; the node starts its own outgoing transport.
     pub async fn open(
         config: NodeConfig,
+        identity: Option<PeerIdentity>,
         inbound: PeerInbox,
         status_queries: mpsc::Receiver<StatusQuery>,
         shutdown: Shutdown,
@@ -151,7 +152,7 @@ impl Node {
         let (admin_tx, admin) = mpsc::channel(ADMIN_QUEUE_MAX);
         let me_peer = config.me().map(|m| m.peer.clone()).unwrap_or_default();
         // Whom to dial comes from the replica's `Output::Members` (the live configuration).
-        let transport = Transport::new(NodeId(config.id), me_peer, config.peer_dial_from);
+        let transport = Transport::new(NodeId(config.id), identity, me_peer, config.peer_dial_from);
         let node = Node {
             inbound,
             transport,
@@ -201,7 +202,7 @@ impl Node {
                 Some(message) = self.inbound.raft.recv(), if !backlogged => {
                     self.on_peer_message(message)?;
                 }
-                Some(Inbound { from, msg }) = self.inbound.bulk.recv(), if !backlogged => {
+                Some(Inbound { from, msg, .. }) = self.inbound.bulk.recv(), if !backlogged => {
                     let now = self.now();
                     self.replica.peer(now, from, msg, &mut self.out);
                     self.carry_out()?;
@@ -338,7 +339,7 @@ impl Node {
     fn on_peer_message(&mut self, first: Inbound) -> anyhow::Result<()> {
         let mut next = Some(first);
         let mut taken = 0;
-        while let Some(Inbound { from, msg }) = next.take() {
+        while let Some(Inbound { from, msg, .. }) = next.take() {
             let now = self.now();
             self.replica.peer(now, from, msg, &mut self.out);
             self.carry_out()?;

@@ -87,6 +87,9 @@ impl TestCluster {
         }
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, text).unwrap();
+        // The default [tls] table names certs/ beside the cluster file.
+        let ids: Vec<u64> = (1..=n as u64).collect();
+        server::certs::ensure(&dir.path().join("certs"), &ids, "raftfs").unwrap();
         let mut members = BTreeMap::new();
         for i in 1..=n {
             let mut member = Member {
@@ -120,6 +123,7 @@ impl TestCluster {
         let advertised = proxy.listen_addr.clone();
         self.proxies.insert(id, proxy);
         let dir = self._dir.path();
+        server::certs::ensure(&dir.join("certs"), &[id as u64], "raftfs").unwrap();
         let mut member = Member {
             child: None,
             client: client.clone(),
@@ -291,6 +295,8 @@ impl Member {
                 self.client.clone().into(),
                 "--http".into(),
                 self.http.clone().into(),
+                "--certs".into(),
+                self.config.with_file_name("certs").into(),
             ],
         };
         args.extend([
@@ -300,6 +306,8 @@ impl Member {
             self.data_dir.clone().into(),
             "--peer-listen".into(),
             self.peer_listen.clone().into(),
+            "--peer-dial-from".into(),
+            super::proxy::dial_from(self.id).into(),
         ]);
         let (child, _) = spawn_raftfs_serve_skewed(&args, self.skew_s);
         self.child = Some(child);

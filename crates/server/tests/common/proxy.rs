@@ -1,18 +1,33 @@
 //! A fault-injecting TCP proxy in front of one member's peer port. Every member dials that
-//! member through it, so the address every configuration names for it is the proxy's. It reads
-//! each connection's hello to learn who dials, so a test can cut the links from some members
-//! only: while a link is cut, its open connections are closed and new ones are dropped at
-//! once, as a network partition looks to the members (messages vanish, reconnects fail).
+//! member through it, so the address every configuration names for it is the proxy's. Peer
+//! links are TLS, so the proxy cannot read who dials: each member dials from its own loopback
+//! address ([`dial_from`]), and the proxy tells senders apart by source address, so a test can
+//! cut the links from some members only: while a link is cut, its open connections are closed
+//! and new ones are dropped at once, as a network partition looks to the members (messages
+//! vanish, reconnects fail). It forwards bytes blindly.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Bytes of a peer hello that name the sender: 8 of magic, then the id (u64 big-endian).
-const HELLO_ID_END: usize = 16;
+/// The loopback address member `id` dials its peers from (`serve --peer-dial-from`).
+pub fn dial_from(id: usize) -> String {
+    assert!(id < 240, "member ids in tests stay below 240");
+    format!("127.0.0.{}", 10 + id)
+}
+
+/// The member that dials from `addr`, if it is one of [`dial_from`]'s addresses.
+fn sender(addr: std::net::SocketAddr) -> Option<u64> {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.octets()[..3] == [127, 0, 0] && ip.octets()[3] > 10 => {
+            Some(u64::from(ip.octets()[3] - 10))
+        }
+        _ => None,
+    }
+}
 
 /// The proxy in front of one member.
 pub struct IngressProxy {
@@ -37,13 +52,16 @@ impl IngressProxy {
         };
         tokio::spawn(async move {
             loop {
-                let Ok((inbound, _)) = listener.accept().await else {
+                let Ok((inbound, from)) = listener.accept().await else {
                     return;
+                };
+                let Some(from) = sender(from) else {
+                    continue; // Not a member's address: only members dial peers here.
                 };
                 let target = target.clone();
                 let cut = cut.clone();
                 let gen_rx = generation.subscribe();
-                tokio::spawn(forward(inbound, target, cut, gen_rx));
+                tokio::spawn(forward(inbound, from, target, cut, gen_rx));
             }
         });
         proxy
@@ -61,21 +79,15 @@ impl IngressProxy {
     }
 }
 
-/// Forwards one connection once its hello names a sender whose link is not cut, until the
-/// link is cut or either side closes.
+/// Forwards one connection from member `from` while its link is not cut, until the link is cut
+/// or either side closes.
 async fn forward(
     mut inbound: TcpStream,
+    from: u64,
     target: String,
     cut: Arc<Mutex<HashSet<u64>>>,
     mut gen_rx: watch::Receiver<u64>,
 ) {
-    let mut hello = [0u8; HELLO_ID_END];
-    if inbound.read_exact(&mut hello).await.is_err() {
-        return;
-    }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&hello[8..HELLO_ID_END]);
-    let from = u64::from_be_bytes(id);
     let is_cut = |cut: &Mutex<HashSet<u64>>| cut.lock().unwrap().contains(&from);
     if is_cut(&cut) {
         let _ = inbound.shutdown().await;
@@ -86,9 +98,6 @@ async fn forward(
     };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
-    if outbound.write_all(&hello).await.is_err() {
-        return;
-    }
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
         // A cut of this sender closes its connections.
