@@ -37,11 +37,31 @@ class Mutant:
     profile: str = "mixed"
     seeds: int = 2000
     # "sim": a campaign of `seeds` seeds; "raft": the core's own tests (`cargo test -p raft`),
-    # for a rule the rest of the system masks, so that no client-visible run can show it.
+    # for a rule the rest of the system masks, so that no client-visible run can show it;
+    # "server": one of the server's integration tests (`test`), for the real transport.
     runner: str = "sim"
+    test: str = ""
 
 
 MUTANTS = [
+    Mutant(
+        "peer-certificate-not-checked",
+        "a peer's certificate must prove the member id its hello claims",
+        "crates/server/src/transport.rs",
+        "tls.check_member(stream.get_ref(), hello.from)?;",
+        "let _ = tls.check_member(stream.get_ref(), hello.from);",
+        runner="server",
+        test="peer_auth",
+    ),
+    Mutant(
+        "peer-cluster-not-checked",
+        "a peer's hello must name this node's cluster",
+        "crates/server/src/transport.rs",
+        "if hello.cluster != self.identity.cluster {",
+        "if false {",
+        runner="server",
+        test="peer_auth",
+    ),
     Mutant(
         "figure-8-commit-rule",
         "commit counts only entries of the leader's own term (Raft figure 8)",
@@ -275,6 +295,18 @@ def run(m, repo, target):
                 return ("does not apply", problem, None)
         profile = cargo_profile(repo)
         env = dict(os.environ, CARGO_TARGET_DIR=target)
+        if m.runner == "server":
+            test = subprocess.run(
+                ["cargo", "test", "--quiet", "-p", "server", "--test", m.test],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            failed = re.findall(r"^---- (\S+) stdout ----", test.stdout, re.M)
+            if test.returncode == 0:
+                return ("survived", f"cargo test -p server --test {m.test} passed", None)
+            return ("caught", f"server test {failed[0] if failed else '(build)'}", "test")
         if m.runner == "raft":
             test = subprocess.run(
                 ["cargo", "test", "--quiet", "-p", "raft"],
@@ -330,7 +362,7 @@ def main(argv):
     bad = 0
     for m in chosen:
         verdict, detail, after = run(m, repo, target)
-        where = m.profile if m.runner == "sim" else "core tests"
+        where = {"sim": m.profile, "raft": "core tests"}.get(m.runner, f"server test {m.test}")
         if verdict == "caught":
             print(f"| {m.name} | {m.rule} | {where} | {detail} | {after} |", flush=True)
         else:

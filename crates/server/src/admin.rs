@@ -39,6 +39,22 @@ pub struct Members {
         default_value = "127.0.0.1:8080"
     )]
     pub members: Vec<String>,
+    /// Speak TLS to the members (they run with client_tls), trusting this CA certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl Members {
+    /// A cluster client for these members.
+    fn client(self) -> Result<Client, AdminError> {
+        let client = Client::new(self.members);
+        Ok(match self.ca {
+            None => client,
+            Some(ca) => {
+                client.with_tls(crate::tls::client_connector(&ca).map_err(anyhow::Error::from)?)
+            }
+        })
+    }
 }
 
 /// The admin subcommands.
@@ -142,7 +158,7 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             http,
             learner,
         } => {
-            let mut c = Client::new(target.members);
+            let mut c = target.client()?;
             let add = Admin::AddMember {
                 id,
                 peer,
@@ -159,17 +175,17 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             Ok(format!("added member {id} as a voter (log index {index})"))
         }
         AdminCommand::Promote { target, id } => {
-            let mut c = Client::new(target.members);
+            let mut c = target.client()?;
             let index = done(c.admin(&Admin::Promote { id }).await)?;
             Ok(format!("promoted member {id} to voter (log index {index})"))
         }
         AdminCommand::RemoveMember { target, id } => {
-            let mut c = Client::new(target.members);
+            let mut c = target.client()?;
             let index = done(c.admin(&Admin::RemoveMember { id }).await)?;
             Ok(format!("removed member {id} (log index {index})"))
         }
         AdminCommand::Members { target } => {
-            let mut c = Client::new(target.members);
+            let mut c = target.client()?;
             match c
                 .admin(&Admin::Members)
                 .await
@@ -180,7 +196,7 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             }
         }
         AdminCommand::TransferLeader { target, to } => {
-            let mut c = Client::new(target.members);
+            let mut c = target.client()?;
             let leader = done(c.admin(&Admin::TransferLeader { to }).await)?;
             Ok(format!("member {leader} leads now"))
         }

@@ -12,9 +12,11 @@ use std::time::Duration;
 use bytes::BytesMut;
 use fs::codec::ReplyDecoder;
 use fs::{Admin, Command, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
 /// Redirects followed at once, without pausing: more than a cluster has members, so a leader
 /// change mid-command costs no delay, but a redirect loop (members disagreeing about the leader
@@ -56,28 +58,59 @@ pub enum ClientError {
     Unavailable(String),
 }
 
+/// A byte stream to a server: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// One TCP connection to one server, speaking the text protocol. Commands may be pipelined:
 /// [`send`](Connection::send) many, then [`recv`](Connection::recv) their replies in order.
-#[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     out: BytesMut,
     input: BytesMut,
     decoder: ReplyDecoder,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
     /// Connects to `addr` (HOST:PORT).
     pub async fn connect(addr: &str) -> Result<Connection, ClientError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Io {
-                addr: addr.to_owned(),
-                source,
-            })?;
+        Connection::connect_with(addr, None).await
+    }
+
+    /// Connects to `addr`, over TLS with `tls` if given (the server's certificate must name
+    /// the host of `addr`).
+    pub async fn connect_with(
+        addr: &str,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Connection, ClientError> {
+        let io = |source| ClientError::Io {
+            addr: addr.to_owned(),
+            source,
+        };
+        let tcp = TcpStream::connect(addr).await.map_err(io)?;
         // Small commands must not wait for Nagle's timer.
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_owned()).map_err(|err| {
+                    io(std::io::Error::new(std::io::ErrorKind::InvalidInput, err))
+                })?;
+                Box::new(tls.connect(name, tcp).await.map_err(io)?)
+            }
+        };
         Ok(Connection {
             addr: addr.to_owned(),
             stream,
@@ -162,12 +195,22 @@ impl Connection {
 
 /// A client of a whole cluster: sends each command to the leader, following redirects and
 /// finding a new leader when one fails.
-#[derive(Debug)]
 pub struct Client {
     addrs: Vec<String>,
     next_addr: usize,
     conn: Option<Connection>,
     deadline: Duration,
+    tls: Option<TlsConnector>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("addrs", &self.addrs)
+            .field("conn", &self.conn)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -178,7 +221,14 @@ impl Client {
             next_addr: 0,
             conn: None,
             deadline: CALL_DEADLINE_DEFAULT,
+            tls: None,
         }
+    }
+
+    /// Speaks TLS to the servers (they run with `client_tls`).
+    pub fn with_tls(mut self, tls: TlsConnector) -> Client {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets how long one command is retried before [`ClientError::Unavailable`].
@@ -269,7 +319,7 @@ impl Client {
                 .cloned()
                 .ok_or_else(|| ClientError::Unavailable("no server addresses".into()))?;
             self.next_addr += 1;
-            self.conn = Some(Connection::connect(&addr).await?);
+            self.conn = Some(Connection::connect_with(&addr, self.tls.as_ref()).await?);
         }
         self.conn
             .as_mut()
@@ -278,7 +328,9 @@ impl Client {
 
     /// Connects to `addr`; false if it cannot be reached.
     async fn reconnect_to(&mut self, addr: String) -> bool {
-        self.conn = Connection::connect(&addr).await.ok();
+        self.conn = Connection::connect_with(&addr, self.tls.as_ref())
+            .await
+            .ok();
         self.conn.is_some()
     }
 

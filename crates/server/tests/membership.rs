@@ -80,6 +80,7 @@ async fn check_acked(addrs: Vec<String>, acked: &BTreeMap<String, u64>) {
 fn target(cluster: &TestCluster) -> Members {
     Members {
         members: cluster.client_addrs(),
+        ca: None,
     }
 }
 

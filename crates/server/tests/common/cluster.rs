@@ -146,6 +146,21 @@ impl TestCluster {
         self.members.get_mut(&i).unwrap().terminate();
     }
 
+    /// Where member `i` really listens for peers (behind its proxy).
+    pub fn peer_listen(&self, i: usize) -> String {
+        self.members[&i].peer_listen.clone()
+    }
+
+    /// Member `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[&i].child.as_ref().map(Child::id)
+    }
+
+    /// The cluster's CA and member certificates.
+    pub fn certs_dir(&self) -> PathBuf {
+        self._dir.path().join("certs")
+    }
+
     /// Member ids.
     pub fn ids(&self) -> Vec<usize> {
         self.members.keys().copied().collect()
