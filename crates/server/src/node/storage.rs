@@ -117,10 +117,19 @@ impl Storage {
         if let Some(torn) = &report.torn_tail {
             tracing::warn!(?torn, "dropped a torn tail from the log");
         }
-        // The entry at the snapshot's own index is read too: reconcile checks its term.
+        // The entry at the snapshot's own index is read too: reconcile checks its term. The log
+        // may end before the snapshot (killed after installing a received snapshot, before
+        // dropping the log it replaced): then there is nothing to read, and reconcile discards
+        // the whole log.
         let lo = log.first_index().max(covered);
+        let hi = log.last_index() + 1;
         let mut entries = Vec::new();
-        for record in log.read(lo, log.last_index() + 1)? {
+        let records = if lo < hi {
+            log.read(lo, hi)?
+        } else {
+            Vec::new()
+        };
+        for record in records {
             let entry =
                 Entry::decode_payload(LogIndex(record.index), Term(record.term), &record.data)
                     .map_err(|err| StorageError::Undecodable {
@@ -292,5 +301,60 @@ impl Storage {
         if let Err(err) = self.writer.shutdown() {
             tracing::error!(%err, "log writer failed while stopping");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+    use super::*;
+
+    /// A member killed after a received snapshot became its snapshot, before the log behind it
+    /// was dropped, holds a log that ends before the snapshot: it starts from the snapshot,
+    /// with the log emptied up to it (the chaos of `snapshots::a_member_killed_in_the_middle_of_
+    /// installs...` found this).
+    #[tokio::test]
+    async fn a_log_that_ends_before_the_snapshot_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let snapshots =
+            super::super::snapshots::Snapshots::new(dir.path(), events_tx.clone()).unwrap();
+        let members = raft::Membership::new(
+            [(
+                NodeId(1),
+                raft::Member {
+                    voter: true,
+                    addresses: raft::Addresses {
+                        peer: "127.0.0.1:1".into(),
+                        client: "127.0.0.1:2".into(),
+                        http: None,
+                    },
+                },
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .unwrap();
+        snapshots.save(LogIndex(2864), Term(3), fs::Store::new(), members);
+        match events.recv().await {
+            Some(NodeEvent::SnapshotSaved(_)) => {}
+            _ => panic!("the snapshot was not saved"),
+        }
+        let noop = Entry {
+            index: LogIndex(1),
+            term: Term(1),
+            payload: raft::Payload::Noop,
+        };
+        let (mut log, _) =
+            wal::Log::open(&dir.path().join("log"), wal::Options::default()).unwrap();
+        log.append(&[wal::Entry::new(1, 1, noop.encode_payload())])
+            .unwrap();
+        log.sync().unwrap();
+        drop(log);
+
+        let (_storage, restored) = Storage::open(dir.path(), events_tx).unwrap();
+        assert!(restored.recovered.entries.is_empty());
+        assert_eq!(restored.snapshot.map(|s| s.index), Some(LogIndex(2864)));
     }
 }

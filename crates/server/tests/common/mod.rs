@@ -228,22 +228,48 @@ pub async fn bulk_write(
     let mut conn = Connection::connect(addr).await.expect("connect");
     let mut acked = BTreeMap::new();
     for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
-        for &i in chunk {
+        let write = |i: usize| {
             let file = format!("{prefix}-{i}");
-            conn.queue(&fs::Command::Write {
+            fs::Command::Write {
                 name: name(&file),
                 content: content(&file),
                 exptime_s: 0,
-            });
-        }
+            }
+        };
         for &i in chunk {
-            match conn.recv().await.expect("reply") {
-                Reply::Written { version } => {
+            conn.queue(&write(i));
+        }
+        let mut unsettled = Vec::new();
+        for &i in chunk {
+            match conn.recv().await {
+                Ok(Reply::Written { version }) => {
                     acked.insert(format!("{prefix}-{i}"), version);
                 }
-                other => panic!("bulk write got {other:?}"),
+                // The leader changed under the pipeline (a busy machine can delay a follower
+                // past an election timeout): ERR_INTERNAL leaves the outcome unknown and later
+                // commands are redirected. Those are not acknowledgements; write them again
+                // below, through a client that finds the new leader.
+                Ok(Reply::Internal | Reply::Redirect(_)) | Err(_) => unsettled.push(i),
+                Ok(other) => panic!("bulk write got {other:?}"),
             }
         }
+        if unsettled.is_empty() {
+            continue;
+        }
+        let mut client = Client::new(vec![addr.to_owned()]);
+        for i in unsettled {
+            // Writing the same content again is harmless: only the newest version counts.
+            let version = loop {
+                match client.call(&write(i)).await {
+                    Ok(Reply::Written { version }) => break version,
+                    Err(server::client::ClientError::Unknown(_)) => continue,
+                    other => panic!("bulk write got {other:?}"),
+                }
+            };
+            acked.insert(format!("{prefix}-{i}"), version);
+        }
+        let leader = client.connected_to().unwrap_or(addr).to_owned();
+        conn = Connection::connect(&leader).await.expect("connect");
     }
     acked
 }
