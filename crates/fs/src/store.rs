@@ -90,10 +90,9 @@ fn mix(mut x: u64) -> u64 {
 fn file_hash(name: &Name, version: u64, expires_at_ms: u64, content: &[u8]) -> u64 {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let name_hash = name
-        .as_bytes()
-        .iter()
-        .fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME));
+    let name_hash = name.as_bytes().iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    });
     let mut h = mix(name_hash);
     for field in [
         version,
@@ -427,7 +426,12 @@ impl Store {
         let expires_at_ms =
             (exptime_s > 0).then(|| now_ms.saturating_add(exptime_s.saturating_mul(MS_PER_S)));
         self.remove(name);
-        let file = File::new(name, version, Bytes::copy_from_slice(content), expires_at_ms);
+        let file = File::new(
+            name,
+            version,
+            Bytes::copy_from_slice(content),
+            expires_at_ms,
+        );
         self.insert(name.clone(), file);
         Reply::Written { version }
     }
