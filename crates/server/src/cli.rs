@@ -24,6 +24,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Parsed once at start: the size of the largest variant (serve's many flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one server: a single-node store by default, or one member of a cluster with --config.

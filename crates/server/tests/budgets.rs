@@ -2,6 +2,7 @@
 //! item 3): thousands of idle connections, the connection cap's reply, a client that pipelines
 //! reads of a large file and never reads the replies, a slowloris client, and the idle timeout.
 //! Other clients must keep being served throughout; nothing here asserts a speed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
 
@@ -245,4 +246,47 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     // A new connection is served as usual.
     let mut conn = server.connect().await;
     write_and_read(&mut conn, "after", Bytes::from_static(b"ok")).await;
+}
+
+#[tokio::test]
+async fn a_pipelining_client_that_reads_its_replies_is_served_in_full_under_tiny_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        dir.path(),
+        &["--reply-buffer-bytes", "1024", "--pipeline-bytes", "1024"],
+    );
+    let mut conn = server.connect().await;
+    // A command larger than either budget is still admitted (one always is), and a reply
+    // larger than the reply budget is still sent.
+    write_and_read(&mut conn, "large", Bytes::from(vec![b'l'; 64 * 1024])).await;
+    // Hundreds of pipelined commands, far beyond both budgets, all answered in order.
+    const N: usize = 500;
+    for i in 0..N {
+        conn.queue(&Command::Write {
+            name: name(&format!("p{i}")),
+            content: Bytes::from(format!("value {i}")),
+            exptime_s: 0,
+        });
+        conn.queue(&Command::Read {
+            name: name("large"),
+        });
+    }
+    for i in 0..N {
+        let written = tokio::time::timeout(PATIENCE, conn.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(written, Reply::Written { .. }),
+            "write {i}: {written:?}"
+        );
+        let read = tokio::time::timeout(PATIENCE, conn.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&read, Reply::Contents { content, .. } if content.len() == 64 * 1024),
+            "read {i}"
+        );
+    }
 }
