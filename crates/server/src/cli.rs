@@ -82,9 +82,6 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes [default: 1048576, or the cluster file's max_file_size].
     #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
-    /// Client connection budgets (each overrides the cluster file's [client_limits]).
-    #[command(flatten)]
-    pub client_limits: crate::limits::ClientLimitArgs,
     /// Snapshot the store once this many log entries were applied since the last snapshot
     /// [default: 10000, or the cluster file's snapshot_entries].
     #[arg(long, value_name = "N")]
@@ -97,6 +94,10 @@ pub struct ServeArgs {
     /// [default: 1000, or the cluster file's snapshot_trailing_entries].
     #[arg(long, value_name = "N")]
     pub snapshot_trailing_entries: Option<u64>,
+    /// Client connection budgets (each overrides the cluster file's [client_limits]); last, so
+    /// their help heading covers only them.
+    #[command(flatten)]
+    pub client_limits: crate::limits::ClientLimitArgs,
 }
 
 /// Arguments of `raftfs cluster`.

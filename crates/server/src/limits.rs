@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [client_limits]                 # optional, every key too
-//! max_connections = 9000          # default: computed from the descriptor limit
+//! # max_connections = 9000        # default: computed from the descriptor limit
 //! reply_buffer_bytes = 2097152    # replies buffered but not yet sent, per connection (2 MiB)
 //! pipeline_bytes = 2097152        # commands read but not yet answered, per connection (2 MiB)
 //! partial_command_timeout_s = 120 # a half-sent command is closed this long after its first byte
@@ -243,19 +243,20 @@ pub struct ClientLimitArgs {
     pub max_client_connections: Option<usize>,
     /// Bytes of replies a connection may have waiting to be sent before its commands are no
     /// longer read (a client that never reads cannot grow the server's memory) [default:
-    /// 2097152].
+    /// 2097152, or client_limits.reply_buffer_bytes].
     #[arg(long, value_name = "BYTES")]
     pub reply_buffer_bytes: Option<usize>,
     /// Bytes of commands a connection may have read but not yet answered before more are not
-    /// read [default: 2097152].
+    /// read [default: 2097152, or client_limits.pipeline_bytes].
     #[arg(long, value_name = "BYTES")]
     pub pipeline_bytes: Option<usize>,
     /// Seconds a command may take to arrive, from its first byte (a line without its end,
-    /// content not yet complete), before its connection is closed [default: 120].
+    /// content not yet complete), before its connection is closed [default: 120, or
+    /// client_limits.partial_command_timeout_s].
     #[arg(long, value_name = "SECONDS")]
     pub partial_command_timeout: Option<u64>,
     /// Seconds a connection with nothing in flight (or whose client reads none of its replies)
-    /// stays open [default: 3600].
+    /// stays open [default: 3600, or client_limits.idle_timeout_s].
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
 }
