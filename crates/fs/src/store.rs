@@ -46,6 +46,15 @@
 //! form, so `snapshot(restore(b)) == b` whenever `restore(b)` succeeds. The snapshot has no
 //! checksum of its own: the storage layer that keeps it (the WAL crate) checksums what it writes.
 //! The Raft index a snapshot covers is the caller's to record beside it.
+//!
+//! # Digest
+//! [`Store::digest`] summarises the whole store in 64 bits at no cost: every file has a hash of
+//! its name, version, expiry and content (taken once, when it is written or restored), the store
+//! keeps the wrapping sum of those hashes (order-independent, so insertions and removals update
+//! it in O(1)), and the digest mixes that sum with the file count, version counter and clock.
+//! Equal stores have equal digests on every replica and build; unequal stores collide only by
+//! accident (the content is covered by its CRC-32C), so members with equal digests hold equal
+//! stores.
 
 use crate::binary::{self, NameFieldError, Reader, Truncated};
 use crate::command::{Command, Name, NameError};
@@ -65,6 +74,37 @@ const MS_PER_S: u64 = 1000;
 /// Bytes of the fixed snapshot header: magic, format version, counter, clock, file count.
 const SNAPSHOT_HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 8;
 
+/// Starts the digest's mixing, so an empty store's digest is not 0.
+const DIGEST_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A bijective 64-bit finaliser (SplitMix64's): every input bit affects every output bit, so
+/// sums of mixed values behave like sums of random values.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// One file's contribution to [`Store::digest`]: its name (FNV-1a, names are short), version,
+/// expiry (0 = never), content length and content CRC-32C, mixed.
+fn file_hash(name: &Name, version: u64, expires_at_ms: u64, content: &[u8]) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let name_hash = name.as_bytes().iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    });
+    let mut h = mix(name_hash);
+    for field in [
+        version,
+        expires_at_ms,
+        content.len() as u64,
+        u64::from(crc32c::crc32c(content)),
+    ] {
+        h = mix(h ^ field);
+    }
+    h
+}
+
 /// One stored file.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct File {
@@ -74,9 +114,22 @@ struct File {
     content: Bytes,
     /// The instant it expires, in milliseconds; `None` if it never does.
     expires_at_ms: Option<u64>,
+    /// [`file_hash`] of this file, kept so that removing it updates the digest in O(1).
+    hash: u64,
 }
 
 impl File {
+    /// A file with its hash computed (one pass over the content, when it enters the store).
+    fn new(name: &Name, version: u64, content: Bytes, expires_at_ms: Option<u64>) -> File {
+        let hash = file_hash(name, version, expires_at_ms.unwrap_or(0), &content);
+        File {
+            version,
+            content,
+            expires_at_ms,
+            hash,
+        }
+    }
+
     /// Whether the file still exists at effective clock `now_ms`.
     fn is_live(&self, now_ms: u64) -> bool {
         self.expires_at_ms.is_none_or(|at| now_ms < at)
@@ -102,6 +155,8 @@ pub struct Store {
     clock_ms: u64,
     /// Sum of the content lengths of `files`.
     content_bytes: u64,
+    /// Wrapping sum of the `hash` of every file in `files` (see the module's Digest section).
+    hash_sum: u64,
 }
 
 /// Why [`Store::restore`] refused a snapshot.
@@ -250,6 +305,17 @@ impl Store {
         self.clock_ms
     }
 
+    /// A 64-bit digest of the whole store, in O(1): equal on replicas holding equal stores (same
+    /// files, versions, expiries, version counter and clock), different otherwise except by
+    /// accident. See the module's Digest section.
+    pub fn digest(&self) -> u64 {
+        let mut h = mix(self.hash_sum ^ DIGEST_SEED);
+        for field in [self.files.len() as u64, self.version, self.clock_ms] {
+            h = mix(h ^ field);
+        }
+        h
+    }
+
     /// The whole store in the binary layout of the module's FORMAT section.
     pub fn snapshot(&self) -> Vec<u8> {
         let files_bytes: usize = self
@@ -326,11 +392,7 @@ impl Store {
             at => Some(at),
         };
         let content = input.content()?;
-        let file = File {
-            version,
-            content,
-            expires_at_ms,
-        };
+        let file = File::new(&name, version, content, expires_at_ms);
         Ok((name, file))
     }
 
@@ -364,11 +426,12 @@ impl Store {
         let expires_at_ms =
             (exptime_s > 0).then(|| now_ms.saturating_add(exptime_s.saturating_mul(MS_PER_S)));
         self.remove(name);
-        let file = File {
+        let file = File::new(
+            name,
             version,
-            content: Bytes::copy_from_slice(content),
+            Bytes::copy_from_slice(content),
             expires_at_ms,
-        };
+        );
         self.insert(name.clone(), file);
         Reply::Written { version }
     }
@@ -379,6 +442,7 @@ impl Store {
             self.expiries.insert((at, name.clone()));
         }
         self.content_bytes += file.content.len() as u64;
+        self.hash_sum = self.hash_sum.wrapping_add(file.hash);
         let replaced = self.files.insert(name, file);
         debug_assert!(replaced.is_none(), "insert over a present file");
     }
@@ -390,6 +454,7 @@ impl Store {
             self.expiries.remove(&(at, name.clone()));
         }
         self.content_bytes -= file.content.len() as u64;
+        self.hash_sum = self.hash_sum.wrapping_sub(file.hash);
         Some(file)
     }
 

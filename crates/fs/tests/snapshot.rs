@@ -75,6 +75,24 @@ fn equal_stores_reached_by_different_histories_give_equal_bytes() {
     assert_eq!(a, b);
     assert_eq!(a.snapshot(), b.snapshot());
     assert_eq!(Store::restore(&a.snapshot()).unwrap(), b);
+    assert_eq!(a.digest(), b.digest());
+}
+
+#[test]
+fn digest_tells_apart_stores_that_differ_in_one_field() {
+    let base = sample_store();
+    let mut content = base.clone();
+    content.apply(&write("zz", b"x", 0), 0);
+    let mut other = base.clone();
+    other.apply(&write("zz", b"y", 0), 0);
+    assert_ne!(content.digest(), other.digest(), "content");
+    let mut expiring = base.clone();
+    expiring.apply(&write("zz", b"x", 9), 0);
+    assert_ne!(content.digest(), expiring.digest(), "expiry");
+    let mut clock = base.clone();
+    clock.tick(base.last_clock_ms() + 1);
+    assert_ne!(base.digest(), clock.digest(), "clock");
+    assert_ne!(Store::new().digest(), 0);
 }
 
 #[test]
@@ -279,11 +297,29 @@ proptest! {
         let mut restored = Store::restore(&bytes).unwrap();
         prop_assert_eq!(&restored, &original);
         prop_assert_eq!(restored.snapshot(), bytes);
+        prop_assert_eq!(restored.digest(), original.digest());
         for (command, stamp) in &after {
             let stamp = end + stamp;
             prop_assert_eq!(restored.apply(command, stamp), original.apply(command, stamp));
+            // The incrementally kept digest equals one computed from scratch by a restore.
+            let fresh = Store::restore(&original.snapshot()).unwrap();
+            prop_assert_eq!(original.digest(), fresh.digest());
         }
         prop_assert_eq!(restored.snapshot(), original.snapshot());
+        prop_assert_eq!(restored.digest(), original.digest());
+    }
+
+    #[test]
+    fn digests_are_equal_exactly_when_snapshots_are(a in history(), b in history()) {
+        let build = |history: &[(Command, u64)]| {
+            let mut store = Store::new();
+            for (command, stamp) in history {
+                store.apply(command, *stamp);
+            }
+            store
+        };
+        let (a, b) = (build(&a), build(&b));
+        prop_assert_eq!(a.snapshot() == b.snapshot(), a.digest() == b.digest());
     }
 
     #[test]

@@ -101,10 +101,6 @@ pub struct ServeArgs {
     /// Largest file accepted, in bytes [default: 1048576, or the cluster file's max_file_size].
     #[arg(long, value_name = "BYTES")]
     pub max_file_size: Option<u64>,
-    /// Seconds a client may leave a command half sent (a line without its end, content not yet
-    /// complete) before its connection is closed.
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT.as_secs())]
-    pub partial_command_timeout: u64,
     /// Snapshot the store once this many log entries were applied since the last snapshot
     /// [default: 10000, or the cluster file's snapshot_entries].
     #[arg(long, value_name = "N")]
@@ -117,6 +113,10 @@ pub struct ServeArgs {
     /// [default: 1000, or the cluster file's snapshot_trailing_entries].
     #[arg(long, value_name = "N")]
     pub snapshot_trailing_entries: Option<u64>,
+    /// Client connection budgets (each overrides the cluster file's [client_limits]); last, so
+    /// their help heading covers only them.
+    #[command(flatten)]
+    pub client_limits: crate::limits::ClientLimitArgs,
 }
 
 /// Arguments of `raftfs cluster`.
@@ -232,11 +232,7 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(bytes) = args.max_file_size {
         config.file_bytes_max = bytes;
     }
-    anyhow::ensure!(
-        args.partial_command_timeout > 0,
-        "--partial-command-timeout must be at least 1 second"
-    );
-    config.partial_command_timeout = std::time::Duration::from_secs(args.partial_command_timeout);
+    config.client_limits = args.client_limits.apply(config.client_limits)?;
     if let Some(n) = args.snapshot_entries {
         config.snapshot.entries = n;
     }

@@ -16,6 +16,9 @@
 //! cert = "certs/member-{id}.pem" # the file's directory; {id} is the member's id.
 //! key = "certs/member-{id}-key.pem"
 //!
+//! [client_limits]             # optional: see crate::limits for every key and default
+//! idle_timeout_s = 3600
+//!
 //! [[member]]
 //! id = 1                      # unsigned, unique, non-zero
 //! peer = "127.0.0.1:9001"     # Raft traffic between members
@@ -109,6 +112,9 @@ pub struct ClusterFile {
     /// Where the members' certificates are.
     #[serde(default)]
     pub tls: TlsSection,
+    /// Budgets of client connections (the `[client_limits]` table; every key optional).
+    #[serde(default)]
+    pub client_limits: crate::limits::ClientLimits,
     /// Every member of the cluster.
     pub member: Vec<Member>,
     /// The directory of the file, which relative paths start from.
@@ -270,7 +276,10 @@ impl ClusterFile {
         )?;
         crate::tls::check_cluster_id(&self.cluster_id)
             .map_err(|err| ConfigError::Invalid(err.to_string()))?;
-        check_snapshot(&self.snapshot_policy())
+        check_snapshot(&self.snapshot_policy())?;
+        self.client_limits
+            .validate()
+            .map_err(|err| ConfigError::Invalid(err.to_string()))
     }
 
     /// The snapshot settings.
@@ -359,8 +368,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Largest file accepted, in bytes.
     pub file_bytes_max: u64,
-    /// How long a client connection may sit in the middle of a command before it is closed.
-    pub partial_command_timeout: std::time::Duration,
+    /// Budgets of client connections: their number, buffered bytes and timeouts.
+    pub client_limits: crate::limits::ClientLimits,
     /// Minimum election timeout in milliseconds.
     pub election_timeout_ms: u64,
     /// Leader heartbeat interval in milliseconds.
@@ -400,7 +409,7 @@ impl NodeConfig {
             peer_dial_from: None,
             data_dir,
             file_bytes_max,
-            partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
+            client_limits: crate::limits::ClientLimits::default(),
             election_timeout_ms: ELECTION_TIMEOUT_MS_DEFAULT,
             heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS_DEFAULT,
             snapshot: replica::SnapshotPolicy::default(),
@@ -434,7 +443,7 @@ impl NodeConfig {
             peer_dial_from: None,
             data_dir,
             file_bytes_max: file.max_file_size,
-            partial_command_timeout: crate::connection::PARTIAL_COMMAND_TIMEOUT_DEFAULT,
+            client_limits: file.client_limits,
             election_timeout_ms: file.election_timeout_ms,
             heartbeat_interval_ms: file.heartbeat_interval_ms,
             snapshot: file.snapshot_policy(),

@@ -3,174 +3,437 @@
 //! ones (pipelining).
 //!
 //! Two halves run concurrently: the reader decodes and submits, pushing a reply slot per command
-//! onto a bounded queue; the writer takes slots in order, waits for each reply, and writes them,
-//! flushing whenever no further reply is ready. The bounded queue is the back-pressure: a client
-//! that pipelines faster than the cluster commits is simply not read from.
+//! onto a bounded queue; the writer takes slots in order, waits for each reply, encodes it into
+//! its output buffer and writes that buffer out, collecting further replies while a write is
+//! blocked.
+//!
+//! Budgets (see [`crate::limits`]) bound what one connection makes the server hold. The reader
+//! stops reading, so TCP pushes back on the client, while
+//! - the writer holds more than `reply_buffer_bytes` of encoded replies not yet sent (the
+//!   writer collects replies only while under that budget, so a client that never reads holds
+//!   at most the budget plus one reply, plus the replies of commands already in flight, which
+//!   share the store's buffers), or
+//! - the commands read and not yet answered add up to more than `pipeline_bytes` (one command
+//!   is always admitted), or `PIPELINE_DEPTH_MAX` of them are queued.
+//!
+//! A command still incomplete `partial_command_timeout` after its first byte closes the
+//! connection, however slowly it trickles in. A connection with nothing in flight for
+//! `idle_timeout`, or whose client has read none of its unsent replies for as long, is closed.
+//!
+//! The handler is generic over the byte stream, so a TLS stream serves the same way as TCP.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use fs::Reply;
 use fs::codec::{Decoded, Decoder, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::debug;
 
 use crate::deadline::sleep_until;
+use crate::limits::ClientLimits;
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
 
 /// Commands one connection may have in flight before we stop reading from it. Deep enough to
-/// keep a pipelining client's batches full, small enough to bound per-connection memory.
+/// keep a pipelining client's batches full, small enough to bound per-connection bookkeeping.
 pub const PIPELINE_DEPTH_MAX: usize = 1024;
 
 /// Bytes asked of the socket per read; the decoder keeps at most about one line plus one file.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Default for how long a connection may sit in the middle of a command (a line without its
-/// end, content not yet complete) before it is closed: generous for a person typing into telnet,
-/// short enough that a client that announced bytes it never sends does not hold its slot forever.
-pub const PARTIAL_COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
+/// Encoded replies gathered before the writer prefers writing to collecting more.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// The reply a client over the connection cap gets before it is closed (SPEC: the server could
+/// not complete the command).
+pub const REFUSED_REPLY: &[u8] = b"ERR_INTERNAL\r\n";
+
+/// How long a refused connection is drained (so the client's kernel does not reset the
+/// connection over unread commands and lose the reply) before it is closed.
+const REFUSE_DRAIN: Duration = Duration::from_millis(500);
 
 /// What bounds one client connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// The protocol limits (largest file).
     pub codec: Limits,
-    /// How long a connection may sit in the middle of a command.
+    /// How long a command may take to arrive, from its first byte.
     pub partial_command_timeout: Duration,
+    /// How long a connection may sit with nothing in flight, or with its replies unread.
+    pub idle_timeout: Duration,
+    /// Encoded reply bytes unsent before the reader stops.
+    pub reply_buffer_bytes: usize,
+    /// Command bytes read and unanswered before the reader stops.
+    pub pipeline_bytes: usize,
 }
 
-/// Output buffered before a write is forced even if more replies are ready.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
+impl ConnectionLimits {
+    /// The limits of a connection under `limits`, with files of at most `file_bytes_max`.
+    pub fn new(limits: &ClientLimits, file_bytes_max: u64) -> ConnectionLimits {
+        ConnectionLimits {
+            codec: Limits { file_bytes_max },
+            partial_command_timeout: limits.partial_command_timeout(),
+            idle_timeout: limits.idle_timeout(),
+            reply_buffer_bytes: limits.reply_buffer_bytes,
+            pipeline_bytes: limits.pipeline_bytes,
+        }
+    }
+}
 
-/// The place of one command's reply in the connection's reply order.
-enum Slot {
+/// The reply of one command, in the connection's reply order.
+enum Answer {
     /// The reply is known already (a parse error, say).
     Ready(Reply),
     /// The node will answer.
     Pending(oneshot::Receiver<Reply>),
 }
 
-impl Slot {
-    /// Waits for the reply. A node that dropped the command without answering (it is shutting
-    /// down) gets `ERR_INTERNAL`, as SPEC says.
-    async fn reply(self) -> Reply {
-        match self {
-            Slot::Ready(reply) => reply,
-            Slot::Pending(rx) => rx.await.unwrap_or(Reply::Internal),
+/// One command's place in the reply order, with its share of the pipeline budget.
+struct Slot {
+    answer: Answer,
+    /// The command's wire bytes, counted against `pipeline_bytes` until it is answered.
+    command_bytes: usize,
+}
+
+/// The budgets' levels, shared by the reader and the writer of one connection.
+struct Shared {
+    /// Encoded reply bytes the writer holds, not yet written to the stream.
+    unsent_reply_bytes: AtomicUsize,
+    /// Wire bytes of commands submitted whose replies the writer has not taken yet.
+    pending_command_bytes: AtomicUsize,
+    /// Commands submitted whose replies the writer has not taken yet.
+    unanswered: AtomicUsize,
+    /// When the writer last wrote something, in milliseconds since `start`.
+    last_write_ms: AtomicU64,
+    /// Wakes a reader paused over budget (one waiter, so a stored permit is never lost).
+    progress: Notify,
+    /// Tells the reader the writer has stopped (the client is gone or reads nothing).
+    closed: Notify,
+    /// The connection's start, the origin of `last_write_ms`.
+    start: Instant,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            unsent_reply_bytes: AtomicUsize::new(0),
+            pending_command_bytes: AtomicUsize::new(0),
+            unanswered: AtomicUsize::new(0),
+            last_write_ms: AtomicU64::new(0),
+            progress: Notify::new(),
+            closed: Notify::new(),
+            start: Instant::now(),
         }
+    }
+
+    fn over_budget(&self, limits: &ConnectionLimits) -> bool {
+        self.unsent_reply_bytes.load(Ordering::Acquire) >= limits.reply_buffer_bytes
+            || self.pending_command_bytes.load(Ordering::Acquire) >= limits.pipeline_bytes
+    }
+
+    fn last_write(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_write_ms.load(Ordering::Acquire))
+    }
+
+    fn mark_write(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_write_ms.store(ms, Ordering::Release);
     }
 }
 
-/// Serves one client until it disconnects, framing is lost, or shutdown is signalled (shutdown
-/// stops reading between commands; replies for commands already read are still written).
-pub async fn serve(
-    stream: TcpStream,
-    node: NodeHandle,
-    limits: ConnectionLimits,
-    shutdown: Shutdown,
-) {
-    if let Err(err) = stream.set_nodelay(true) {
-        debug!(%err, "set_nodelay failed");
-    }
-    let (reader, writer) = stream.into_split();
+/// Serves one client until it disconnects, framing is lost, a budget's timeout closes it, or
+/// shutdown is signalled (shutdown stops reading between commands; replies for commands already
+/// read are still written).
+pub async fn serve<S>(stream: S, node: NodeHandle, limits: ConnectionLimits, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
     let (slots_tx, slots_rx) = mpsc::channel(PIPELINE_DEPTH_MAX);
-    let write_task = tokio::spawn(write_replies(writer, slots_rx));
-    read_commands(reader, node, limits, slots_tx, shutdown).await;
+    let shared = Arc::new(Shared::new());
+    let write_task = tokio::spawn(write_replies(writer, slots_rx, shared.clone(), limits));
+    read_commands(reader, node, limits, slots_tx, shared, shutdown).await;
     // The reader dropped its sender: the writer ends once every queued reply is written.
     if let Err(err) = write_task.await {
         debug!(%err, "reply writer ended abnormally");
     }
 }
 
-async fn read_commands(
-    mut reader: OwnedReadHalf,
+/// Answers a client over the connection cap with [`REFUSED_REPLY`] and closes it, after a brief
+/// drain of whatever it sent.
+pub async fn refuse<S>(mut stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let answered = async {
+        stream.write_all(REFUSED_REPLY).await?;
+        stream.shutdown().await
+    };
+    if tokio::time::timeout(REFUSE_DRAIN, answered).await.is_err() {
+        return;
+    }
+    // Read until the client closes or the drain time is up, so unread commands do not make the
+    // kernel reset the connection before the client has read the reply.
+    let _ = tokio::time::timeout(REFUSE_DRAIN, async {
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+async fn read_commands<R: AsyncRead + Unpin>(
+    mut reader: R,
     node: NodeHandle,
     limits: ConnectionLimits,
     slots: mpsc::Sender<Slot>,
+    shared: Arc<Shared>,
     mut shutdown: Shutdown,
 ) {
     let mut decoder = Decoder::new(limits.codec);
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    // Bytes the decoder consumed towards the command it has not yet produced.
+    let mut consumed = 0usize;
+    // When the first byte of the incomplete command at the buffer's head arrived.
+    let mut partial_since: Option<Instant> = None;
+    // When the reader paused over budget (the client is not to blame for that time).
+    let mut paused_at: Option<Instant> = None;
+    let mut last_read = Instant::now();
     loop {
-        // Take every whole command already buffered before reading again.
-        while let Some(decoded) = decoder.decode(&mut buf) {
-            let (slot, close) = match decoded {
-                Decoded::Command(command) => match node.submit(command).await {
-                    Some(rx) => (Slot::Pending(rx), false),
-                    None => (Slot::Ready(Reply::Internal), true),
-                },
-                Decoded::Admin(admin) => match node.admin(admin).await {
-                    Some(rx) => (Slot::Pending(rx), false),
-                    None => (Slot::Ready(Reply::Internal), true),
-                },
-                Decoded::Error(err) => {
-                    debug!(%err, "malformed command");
-                    (Slot::Ready(Reply::CmdErr), err.closes_connection())
+        let over_budget = shared.over_budget(&limits);
+        if over_budget {
+            paused_at.get_or_insert_with(Instant::now);
+        } else {
+            if let Some(at) = paused_at.take() {
+                partial_since = partial_since.map(|since| since + at.elapsed());
+            }
+            let before = buf.len();
+            let decoded = decoder.decode(&mut buf);
+            consumed += before - buf.len();
+            if let Some(decoded) = decoded {
+                let command_bytes = std::mem::take(&mut consumed);
+                // The next command, if any, starts in what is buffered now.
+                partial_since = (!buf.is_empty()).then_some(last_read);
+                let (answer, close) = match decoded {
+                    Decoded::Command(command) => match node.submit(command).await {
+                        Some(rx) => (Answer::Pending(rx), false),
+                        None => (Answer::Ready(Reply::Internal), true),
+                    },
+                    Decoded::Admin(admin) => match node.admin(admin).await {
+                        Some(rx) => (Answer::Pending(rx), false),
+                        None => (Answer::Ready(Reply::Internal), true),
+                    },
+                    Decoded::Error(err) => {
+                        debug!(%err, "malformed command");
+                        (Answer::Ready(Reply::CmdErr), err.closes_connection())
+                    }
+                };
+                shared
+                    .pending_command_bytes
+                    .fetch_add(command_bytes, Ordering::AcqRel);
+                shared.unanswered.fetch_add(1, Ordering::AcqRel);
+                let slot = Slot {
+                    answer,
+                    command_bytes,
+                };
+                if slots.send(slot).await.is_err() || close {
+                    return; // The writer is gone (client closed), or framing is lost.
                 }
-            };
-            if slots.send(slot).await.is_err() || close {
-                return; // The writer is gone (client closed), or framing is lost.
+                continue;
             }
         }
         if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
             buf.reserve(READ_CHUNK_BYTES);
         }
-        let between_commands = decoder.at_command_boundary() && buf.is_empty();
+        let between_commands = decoder.at_command_boundary() && buf.is_empty() && consumed == 0;
+        if between_commands {
+            partial_since = None;
+        } else if partial_since.is_none() {
+            // The bytes of this command arrived with the latest read.
+            partial_since = Some(last_read);
+        }
         if between_commands && shutdown.is_triggered() {
             return;
         }
-        let idle_limit = if between_commands {
-            None
-        } else {
-            Some(tokio::time::Instant::now() + limits.partial_command_timeout)
+        // A half-sent command's deadline runs from its first byte, not its latest, and not
+        // while we are the ones not reading.
+        let partial_deadline = match (partial_since, over_budget) {
+            (Some(since), false) => Some(since + limits.partial_command_timeout),
+            _ => None,
         };
+        // Idle: nothing in flight at all. A command waiting for the cluster is not idle, and a
+        // client that reads none of its replies is the writer's to time out.
+        let idle = between_commands
+            && shared.unanswered.load(Ordering::Acquire) == 0
+            && shared.unsent_reply_bytes.load(Ordering::Acquire) == 0;
+        let idle_deadline = idle.then(|| last_read.max(shared.last_write()) + limits.idle_timeout);
         tokio::select! {
-            read = reader.read_buf(&mut buf) => match read {
+            read = reader.read_buf(&mut buf), if !over_budget => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => last_read = Instant::now(),
             },
+            // Over budget: wait for the writer to make room. Between commands with something
+            // in flight: wait for it to finish, when the idle clock starts.
+            _ = shared.progress.notified(), if over_budget || (between_commands && !idle) => {}
+            _ = shared.closed.notified() => return,
             // Shutdown stops a connection between commands; one in the middle of a command
             // may finish it (the listener's drain timeout bounds how long that can take).
             _ = shutdown.wait(), if between_commands => return,
-            _ = sleep_until(idle_limit) => {
-                debug!("connection idle in the middle of a command; closing");
+            _ = sleep_until(partial_deadline) => {
+                debug!("command still incomplete after the partial-command timeout; closing");
                 return;
+            }
+            _ = sleep_until(idle_deadline) => {
+                // The writer may have written meanwhile: only close if still quiet.
+                if last_read.max(shared.last_write()) + limits.idle_timeout <= Instant::now() {
+                    debug!("connection idle for the idle timeout; closing");
+                    return;
+                }
             }
         }
     }
 }
 
-async fn write_replies(mut writer: OwnedWriteHalf, mut slots: mpsc::Receiver<Slot>) {
+/// Waits for the next reply in order: takes the next slot off the queue unless one is held
+/// already, then waits for its answer. `None` once the queue is closed and empty. Cancel-safe:
+/// a slot taken but not yet answered stays in `current`.
+async fn next_reply(
+    current: &mut Option<Slot>,
+    slots: &mut mpsc::Receiver<Slot>,
+) -> Option<(Reply, usize)> {
+    if current.is_none() {
+        *current = Some(slots.recv().await?);
+    }
+    if let Some(Slot { answer, .. }) = current
+        && let Answer::Pending(rx) = answer
+    {
+        // A node that dropped the command without answering (it is shutting down) gets
+        // `ERR_INTERNAL`, as SPEC says.
+        let reply = rx.await.unwrap_or(Reply::Internal);
+        *answer = Answer::Ready(reply);
+    }
+    let slot = current.take()?;
+    match slot.answer {
+        Answer::Ready(reply) => Some((reply, slot.command_bytes)),
+        Answer::Pending(_) => Some((Reply::Internal, slot.command_bytes)),
+    }
+}
+
+/// The next reply in order if it is ready now, without waiting.
+fn try_next_reply(
+    current: &mut Option<Slot>,
+    slots: &mut mpsc::Receiver<Slot>,
+) -> Option<(Reply, usize)> {
+    if current.is_none() {
+        *current = Some(slots.try_recv().ok()?);
+    }
+    if let Some(Slot { answer, .. }) = current
+        && let Answer::Pending(rx) = answer
+    {
+        let reply = match rx.try_recv() {
+            Ok(reply) => reply,
+            Err(oneshot::error::TryRecvError::Empty) => return None,
+            Err(oneshot::error::TryRecvError::Closed) => Reply::Internal,
+        };
+        *answer = Answer::Ready(reply);
+    }
+    let slot = current.take()?;
+    match slot.answer {
+        Answer::Ready(reply) => Some((reply, slot.command_bytes)),
+        Answer::Pending(_) => Some((Reply::Internal, slot.command_bytes)),
+    }
+}
+
+/// Encodes a reply taken off the queue and moves the budgets: its bytes are now unsent
+/// replies, its command no longer counts as unanswered.
+fn took_reply(shared: &Shared, out: &mut BytesMut, reply: &Reply, command_bytes: usize) {
+    reply.encode(out);
+    shared
+        .unsent_reply_bytes
+        .store(out.len(), Ordering::Release);
+    shared
+        .pending_command_bytes
+        .fetch_sub(command_bytes, Ordering::AcqRel);
+    shared.unanswered.fetch_sub(1, Ordering::AcqRel);
+    shared.progress.notify_one();
+}
+
+/// Writes some of `out`, giving up after `stall` without progress (a client that reads none
+/// of its replies).
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &[u8],
+    stall: Duration,
+) -> std::io::Result<usize> {
+    match tokio::time::timeout(stall, writer.write(out)).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut slots: mpsc::Receiver<Slot>,
+    shared: Arc<Shared>,
+    limits: ConnectionLimits,
+) {
+    let stall = limits.idle_timeout;
     let mut out = BytesMut::with_capacity(4096);
-    while let Some(slot) = slots.recv().await {
-        slot.reply().await.encode(&mut out);
-        // Gather every reply that is ready now into one write.
-        while out.len() < WRITE_BATCH_BYTES {
-            match slots.try_recv() {
-                Ok(Slot::Ready(reply)) => reply.encode(&mut out),
-                Ok(Slot::Pending(mut rx)) => match rx.try_recv() {
-                    Ok(reply) => reply.encode(&mut out),
-                    Err(oneshot::error::TryRecvError::Closed) => Reply::Internal.encode(&mut out),
-                    Err(oneshot::error::TryRecvError::Empty) => {
-                        // Not ready: send what we have, then wait for it.
-                        if writer.write_all(&out).await.is_err() {
-                            return;
-                        }
-                        out.clear();
-                        rx.await.unwrap_or(Reply::Internal).encode(&mut out);
+    let mut current: Option<Slot> = None;
+    let mut queue_open = true;
+    while queue_open || !out.is_empty() {
+        // Gather the replies ready now into one write.
+        while out.len() < WRITE_BATCH_BYTES.min(limits.reply_buffer_bytes)
+            && let Some((reply, command_bytes)) = try_next_reply(&mut current, &mut slots)
+        {
+            took_reply(&shared, &mut out, &reply, command_bytes);
+        }
+        // Write when the stream takes bytes; while it does not, keep collecting replies up to
+        // the reply budget (the reader stops once it is reached).
+        let collect = queue_open && out.len() < limits.reply_buffer_bytes;
+        let written = tokio::select! {
+            biased;
+            written = write_some(&mut writer, &out, stall), if !out.is_empty() => Some(written),
+            reply = next_reply(&mut current, &mut slots), if collect => {
+                match reply {
+                    Some((reply, command_bytes)) => {
+                        took_reply(&shared, &mut out, &reply, command_bytes);
                     }
-                },
-                Err(_) => break,
+                    None => queue_open = false,
+                }
+                None
+            }
+            else => None,
+        };
+        match written {
+            None => {}
+            Some(Ok(0)) => break,
+            Some(Err(err)) => {
+                debug!(%err, "writing replies failed; closing");
+                break;
+            }
+            Some(Ok(n)) => {
+                out.advance(n);
+                shared
+                    .unsent_reply_bytes
+                    .store(out.len(), Ordering::Release);
+                shared.mark_write();
+                shared.progress.notify_one();
+                // A TLS stream may hold written bytes until flushed.
+                if out.is_empty()
+                    && tokio::time::timeout(stall, writer.flush())
+                        .await
+                        .map_or(true, |flushed| flushed.is_err())
+                {
+                    break;
+                }
             }
         }
-        if writer.write_all(&out).await.is_err() {
-            return;
-        }
-        out.clear();
     }
-    let _ = writer.shutdown().await;
+    shared.closed.notify_one();
+    let _ = tokio::time::timeout(stall, writer.shutdown()).await;
 }

@@ -2,7 +2,8 @@
 //! listener, the command line, and a client library.
 //!
 //! - [`node`]: the task that owns the Raft core and the store, and its storage.
-//! - [`connection`] and [`listener`]: the client side of the text protocol.
+//! - [`connection`] and [`listener`]: the client side of the text protocol, bounded by
+//!   [`limits`].
 //! - [`client`]: a Rust client that follows redirects (used by tests, the CLI and benchmarks).
 //! - [`transport`] and [`tls`]: members' links, mutually authenticated; [`certs`] makes the
 //!   certificates.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod connection;
 pub mod deadline;
 pub mod failover;
+pub mod limits;
 pub mod listener;
 pub mod local_cluster;
 pub mod node;

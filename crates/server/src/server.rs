@@ -7,9 +7,9 @@ use tracing::info;
 
 use crate::config::NodeConfig;
 use crate::connection::ConnectionLimits;
-use crate::listener;
 use crate::node::{INBOUND_QUEUE_MAX, Node, PeerInbox};
 use crate::shutdown;
+use crate::{limits, listener};
 use crate::{status, transport};
 use tokio::sync::mpsc;
 
@@ -78,6 +78,17 @@ pub async fn run(
         .me()
         .context("this node is not in the member list")?
         .clone();
+    // Descriptors first: the connection cap is derived from the limit in force.
+    let descriptors =
+        limits::raise_descriptor_limit().context("cannot read the file descriptor limit")?;
+    let max_connections = limits::connection_cap(&config.client_limits, descriptors.soft)?;
+    info!(
+        was = descriptors.was,
+        soft = descriptors.soft,
+        hard = descriptors.hard,
+        max_client_connections = max_connections,
+        "file descriptor limit (soft raised to hard); client connections capped"
+    );
     let clients = TcpListener::bind(&me.client)
         .await
         .with_context(|| format!("cannot listen for clients on {}", me.client))?;
@@ -128,19 +139,28 @@ pub async fn run(
         shutdown.clone(),
     )
     .await?;
-    // Tests and scripts wait for this line; it names the bound address (useful with port 0).
-    info!(id = config.id, client = %bound, data_dir = %config.data_dir.display(), "raftfs serving");
-
-    let limits = ConnectionLimits {
-        codec: fs::codec::Limits {
-            file_bytes_max: config.file_bytes_max,
-        },
-        partial_command_timeout: config.partial_command_timeout,
+    let client_tls = match (&config.tls, config.client_tls) {
+        (Some(files), true) => {
+            Some(crate::tls::client_acceptor(files).context("cannot set up TLS for clients")?)
+        }
+        (None, true) => anyhow::bail!("client_tls needs the member's certificate"),
+        (_, false) => None,
     };
+    // Tests and scripts wait for this line; it names the bound address (useful with port 0).
+    info!(id = config.id, client = %bound, tls = client_tls.is_some(), data_dir = %config.data_dir.display(), "raftfs serving");
+
+    let limits = ConnectionLimits::new(&config.client_limits, config.file_bytes_max);
     if config.joining {
         tokio::spawn(announce_join(config.clone()));
     }
-    let listener_task = tokio::spawn(listener::run(clients, handle, limits, shutdown));
+    let listener_task = tokio::spawn(listener::run(
+        clients,
+        handle,
+        limits,
+        max_connections,
+        client_tls,
+        shutdown,
+    ));
     let node_task = tokio::spawn(node.run());
     tokio::pin!(node_task);
     let outcome = tokio::select! {

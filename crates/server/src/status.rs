@@ -1,7 +1,8 @@
 //! Status and metrics over HTTP, on the member's optional `http` address:
 //!
 //! - `GET /status`: JSON with the node's role, term, leader, log and store figures, and a digest
-//!   of the whole store (CRC32C of its snapshot), so replicas can be compared.
+//!   of the whole store (kept up to date by the store itself, so O(1)), so replicas can be
+//!   compared.
 //! - `GET /metrics`: the same figures and counters in the Prometheus text format.
 //! - `GET /health`: 200 when the node knows a leader, 503 otherwise.
 //!
@@ -59,8 +60,9 @@ pub struct Status {
     pub content_bytes: u64,
     /// The store's version counter.
     pub version: u64,
-    /// CRC32C of the store's snapshot, as hex: equal on replicas that applied the same entries.
-    /// Computed only for `/status`, since it serialises the whole store.
+    /// The store's digest ([`fs::Store::digest`]) as 16 hex digits: members with equal digests
+    /// hold equal stores. Reported only by `/status`. Costs O(1): the node task does no work
+    /// proportional to the store for any status query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_digest: Option<String>,
     /// Client commands received, by kind.
@@ -97,7 +99,7 @@ pub struct RequestCounts {
 /// A question for the node: answer with a fresh [`Status`].
 #[derive(Debug)]
 pub struct StatusQuery {
-    /// Whether to compute the store digest (it costs a pass over every file).
+    /// Whether to report the store digest (`/status` does; it is O(1)).
     pub with_digest: bool,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Status>,

@@ -89,6 +89,11 @@ impl Server {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A new client connection.
     pub async fn connect(&self) -> Connection {
         Connection::connect(&self.addr)
