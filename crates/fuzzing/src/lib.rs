@@ -31,8 +31,11 @@ pub use peer::peer_message;
 pub use snapshot::snapshot;
 pub use wal_log::wal_recovery;
 
+/// A fuzz target's property: panics if it fails for the input.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/` and the corpus directories name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("client_command", client_command),
     ("client_reply", client_reply),
     ("peer_message", peer_message),
