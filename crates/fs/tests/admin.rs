@@ -114,3 +114,14 @@ fn an_err_member_reason_stays_on_one_line() {
     let wire = Reply::MemberError("a\r\nb".into()).to_bytes();
     assert_eq!(&wire[..], b"ERR_MEMBER a  b\r\n");
 }
+
+#[test]
+fn an_err_member_reason_with_control_characters_is_refused() {
+    // Found by fuzzing (fuzz/regressions/client_reply): the server never sends one (see above),
+    // so the client refused nothing and handed on a reason that did not round-trip.
+    let mut wire = BytesMut::from(&b"ERR_MEMBER member 7 al\r\0ready exists\r\n"[..]);
+    assert_eq!(
+        ReplyDecoder::default().decode(&mut wire),
+        Err(fs::ReplyError::Unrecognised)
+    );
+}

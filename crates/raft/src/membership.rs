@@ -54,9 +54,28 @@ pub struct Member {
 
 /// A configuration: every member with its role and addresses. Always valid (see
 /// [`Membership::new`]); the empty configuration is that of a node waiting to join.
+///
+/// Deserialising checks the rules too, so a configuration inside a peer message is as valid as
+/// one from [`Membership::decode`]: a follower stores what a leader sends, and an invalid one in
+/// its log or snapshot would refuse to decode when it restarts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedMembership")]
 pub struct Membership {
     members: BTreeMap<NodeId, Member>,
+}
+
+/// The serialised form of a [`Membership`] (the same fields), before its rules are checked.
+#[derive(Deserialize)]
+struct UncheckedMembership {
+    members: BTreeMap<NodeId, Member>,
+}
+
+impl TryFrom<UncheckedMembership> for Membership {
+    type Error = MembershipError;
+
+    fn try_from(unchecked: UncheckedMembership) -> Result<Membership, MembershipError> {
+        Membership::new(unchecked.members)
+    }
 }
 
 /// One single-server change.
@@ -397,5 +416,26 @@ mod tests {
             .into(),
         };
         assert!(Membership::decode(&learners_only.encode()).is_err());
+    }
+
+    #[test]
+    fn messages_refuse_invalid_configurations() {
+        // Found by fuzzing (fuzz/regressions/peer_message): a configuration inside a message
+        // used to decode unchecked, so a follower could store one it cannot read back.
+        let mut bad_address = three();
+        if let Some(member) = bad_address.members.get_mut(&NodeId(3)) {
+            member.addresses.client = "127.0.0.1\0:3".into();
+        }
+        let msg = crate::Message::InstallSnapshot(crate::InstallSnapshotRequest {
+            term: crate::Term(1),
+            leader: NodeId(1),
+            index: LogIndex(1),
+            snapshot_term: crate::Term(1),
+            membership: bad_address,
+        });
+        assert!(matches!(
+            crate::Message::decode(&msg.encode()),
+            Err(WireError::Malformed(_))
+        ));
     }
 }

@@ -238,8 +238,13 @@ fn parse_line(line: &[u8]) -> Result<Line, ReplyError> {
         return parse_addr(addr).map(|addr| Line::Reply(Reply::Redirect(addr)));
     }
     if let Some(reason) = line.strip_prefix(b"ERR_MEMBER ") {
-        let reason = String::from_utf8(reason.to_vec()).map_err(|_| ReplyError::Unrecognised)?;
-        return Ok(Line::Reply(Reply::MemberError(reason)));
+        let reason = std::str::from_utf8(reason).map_err(|_| ReplyError::Unrecognised)?;
+        // The server blanks control characters out of a reason (`Reply::encode`), so one here
+        // means a damaged stream, not a reason to hand on.
+        if reason.chars().any(char::is_control) {
+            return Err(ReplyError::Unrecognised);
+        }
+        return Ok(Line::Reply(Reply::MemberError(reason.to_owned())));
     }
     let fields = Fields::collect(line.split(|&b| b == b' '));
     let number = |field: &[u8]| parse_u64(field).ok_or(ReplyError::Unrecognised);
