@@ -300,13 +300,19 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
         }
         let sent = match connect(&addr, from).await {
             Ok(tcp) => {
-                backoff = DIAL_BACKOFF_MIN;
                 let _ = tcp.set_nodelay(true);
                 match &security {
-                    Security::Insecure => send_stream(&hello, tcp, &mut queue).await,
+                    Security::Insecure => {
+                        backoff = DIAL_BACKOFF_MIN;
+                        send_stream(&hello, tcp, &mut queue).await
+                    }
                     Security::Tls(tls) => {
                         match tokio::time::timeout(HELLO_TIMEOUT, tls.connect(tcp, peer)).await {
-                            Ok(Ok(stream)) => send_stream(&hello, stream, &mut queue).await,
+                            Ok(Ok(stream)) => {
+                                // The peer proved who it is: a link worth redialling at once.
+                                backoff = DIAL_BACKOFF_MIN;
+                                send_stream(&hello, stream, &mut queue).await
+                            }
                             Ok(Err(err)) => Err(err),
                             Err(_) => Err(std::io::Error::new(
                                 std::io::ErrorKind::TimedOut,
@@ -316,22 +322,19 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                     }
                 }
             }
-            Err(err) => {
-                debug!(peer = peer.0, %addr, %err, "dial failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
-                // Messages queued while the peer was away are stale; Raft resends what matters.
-                while queue.try_recv().is_ok() {}
-                continue;
-            }
+            Err(err) => Err(err),
         };
         match sent {
             Ok(()) => return,
             Err(err) => {
-                debug!(peer = peer.0, %err, "peer connection lost");
-                // A refused handshake (a wrong certificate, say) must not spin either.
+                // A refused connection or handshake (a wrong certificate, a proxy in front of
+                // a member that is down) must not spin.
+                debug!(peer = peer.0, %addr, %err, "peer link failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
+                // Messages queued while the peer was away are stale (Raft resends what
+                // matters), and a dead peer must not pin a full queue of appends.
+                while queue.try_recv().is_ok() {}
             }
         }
     }

@@ -138,7 +138,10 @@ pub fn spawn_raftfs_serve_skewed(args: &[std::ffi::OsString], skew_s: i64) -> (C
     let mut child = command
         .arg("serve")
         .args(args)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("RAFTFS_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
