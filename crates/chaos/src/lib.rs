@@ -216,12 +216,14 @@ pub async fn run(options: Options) -> Result<Report, Error> {
         history.len(),
         files.len()
     );
+    let check_started = std::time::Instant::now();
     let checked = tokio::task::spawn_blocking({
         let history = history.clone();
         move || sim::linearizability::check_with_budget(&history, 2_000_000)
     })
     .await
     .map_err(|e| Error::Member(format!("the checker panicked: {e}")))?;
+    let check_time = check_started.elapsed();
 
     let report = Report::new(report::Inputs {
         seed: options.seed,
@@ -239,6 +241,7 @@ pub async fn run(options: Options) -> Result<Report, Error> {
         leader_after_heal: leader,
         convergence,
         checked,
+        check_time,
         strangers: cluster.links.strangers(),
         skew_note: skew_note.map(str::to_owned),
         dir: dir.clone(),

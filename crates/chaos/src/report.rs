@@ -110,6 +110,8 @@ pub struct Inputs<'a> {
     pub convergence: Convergence,
     /// The checker's answer.
     pub checked: Result<CheckResult, Violation>,
+    /// How long the checker took.
+    pub check_time: Duration,
     /// Peer connections from unknown addresses.
     pub strangers: u64,
     /// Why clock skew was skipped, if it was.
@@ -297,8 +299,12 @@ fn render(
         Ok(CheckResult::Linearizable(stats)) => {
             let _ = writeln!(
                 out,
-                "  linearizable: yes ({} files, {} configurations searched, clocks bounded to +{} ms / -{} ms)",
-                stats.files, stats.states, b.ahead_ms, b.behind_ms
+                "  linearizable: yes ({} files, {} configurations searched in {:.1} s, clocks bounded to +{} ms / -{} ms)",
+                stats.files,
+                stats.states,
+                inputs.check_time.as_secs_f64(),
+                b.ahead_ms,
+                b.behind_ms
             );
         }
         Ok(CheckResult::Inconclusive { file, stats }) => {
