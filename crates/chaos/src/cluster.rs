@@ -106,6 +106,7 @@ impl Cluster {
         }
         let config = dir.join("cluster.toml");
         std::fs::write(&config, text).map_err(|e| Error::io("write cluster.toml", e))?;
+        make_certs(raftfs, dir, n).await?;
         let mut cluster = Cluster {
             members,
             links,
@@ -371,6 +372,33 @@ impl Cluster {
         for id in self.ids() {
             self.kill9(id).await;
         }
+    }
+}
+
+/// Makes the cluster CA and every member's certificate in `dir/certs`, where the cluster
+/// file's default `[tls]` table looks for them: peers speak mutual TLS, which the proxies
+/// forward without reading.
+async fn make_certs(raftfs: &Path, dir: &Path, n: usize) -> Result<(), Error> {
+    let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    let output = Command::new(raftfs)
+        .arg("certs")
+        .arg("--out")
+        .arg(dir.join("certs"))
+        .arg("--members")
+        .arg(ids.join(","))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| Error::io(format!("run {} certs", raftfs.display()), e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Member(format!(
+            "{} certs failed ({}): {}",
+            raftfs.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
     }
 }
 
