@@ -61,6 +61,8 @@ pub struct Cluster {
     config: PathBuf,
     raftfs: PathBuf,
     faketime: Option<PathBuf>,
+    /// Members found already gone when the nemesis came to kill them: (id, exit status).
+    found_dead: Vec<(usize, String)>,
 }
 
 impl Cluster {
@@ -113,6 +115,7 @@ impl Cluster {
             config,
             raftfs: raftfs.to_owned(),
             faketime: find_libfaketime(),
+            found_dead: Vec::new(),
         };
         for id in 1..=n {
             cluster.spawn(id).await?;
@@ -213,11 +216,19 @@ impl Cluster {
     /// process too) and reaps it.
     pub async fn kill9(&mut self, id: usize) {
         let member = self.member(id);
+        let mut found_dead = None;
         if let Some(mut child) = member.child.take() {
+            // A member that died by itself must not pass for one the nemesis killed.
+            if let Ok(Some(status)) = child.try_wait() {
+                found_dead = Some(status.to_string());
+            }
             let _ = child.start_kill();
             let _ = child.wait().await;
         }
         member.paused = false;
+        if let Some(status) = found_dead {
+            self.found_dead.push((id, status));
+        }
     }
 
     /// SIGSTOPs member `id`.
@@ -246,7 +257,7 @@ impl Cluster {
 
     /// Members that exited without being killed: (id, exit status), reaped.
     pub fn exited(&mut self) -> Vec<(usize, String)> {
-        let mut gone = Vec::new();
+        let mut gone = std::mem::take(&mut self.found_dead);
         for member in &mut self.members {
             let Some(child) = member.child.as_mut() else {
                 continue;

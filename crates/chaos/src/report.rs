@@ -120,6 +120,40 @@ pub struct Inputs<'a> {
     pub dir: PathBuf,
 }
 
+/// Files whose final read (the last definite read, by the final reader, client 0) found an
+/// older version than an acknowledged write or cas of that file: versions only grow, so that
+/// write was lost. (A final `ERR_FILE_NOT_FOUND` may be a delete or an expiry; the checker
+/// judges those.) Returns (file, acknowledged version, version read).
+pub fn lost_writes(history: &History) -> Vec<(String, u64, u64)> {
+    let mut acked: BTreeMap<String, u64> = BTreeMap::new();
+    let mut last_read: BTreeMap<String, u64> = BTreeMap::new();
+    for op in history.operations() {
+        let file = op.command().name().as_str().to_owned();
+        match (op.command(), op.outcome()) {
+            (
+                Command::Write { .. } | Command::Cas { .. },
+                Outcome::Ok(Reply::Written { version }),
+            ) => {
+                let v = acked.entry(file).or_default();
+                *v = (*v).max(*version);
+            }
+            (Command::Read { .. }, Outcome::Ok(Reply::Contents { version, .. }))
+                if op.client() == 0 =>
+            {
+                last_read.insert(file, *version);
+            }
+            _ => {}
+        }
+    }
+    last_read
+        .into_iter()
+        .filter_map(|(file, seen)| {
+            let acked = acked.get(&file).copied()?;
+            (acked > seen).then_some((file, acked, seen))
+        })
+        .collect()
+}
+
 /// Counts of operations of one kind, by outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpCounts {
@@ -173,7 +207,13 @@ impl Report {
             *faults_by_kind.entry(fault.kind).or_insert(0) += 1;
         }
 
+        let lost = lost_writes(inputs.history);
         let mut failures = Vec::new();
+        for (file, acked, seen) in &lost {
+            failures.push(format!(
+                "acknowledged write lost: {file} was acknowledged at version {acked}, the final read found version {seen}"
+            ));
+        }
         match &inputs.checked {
             Ok(CheckResult::Linearizable(_)) => {}
             Ok(CheckResult::Inconclusive { file, .. }) => failures.push(format!(
@@ -320,9 +360,10 @@ fn render(
     }
     let _ = writeln!(
         out,
-        "  final reads: {} of {} files answered definitely",
+        "  final reads: {} of {} files answered definitely; acknowledged writes lost: {}",
         inputs.files - inputs.unread.len(),
-        inputs.files
+        inputs.files,
+        lost_writes(inputs.history).len()
     );
     let _ = writeln!(
         out,
@@ -372,4 +413,54 @@ fn render(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use fs::Name;
+
+    fn name(s: &str) -> Name {
+        Name::new(Bytes::copy_from_slice(s.as_bytes())).unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn a_final_read_older_than_an_acknowledged_write_is_a_lost_write() {
+        let mut history = History::new();
+        let write = |v: &str| Command::Write {
+            name: name("f"),
+            content: Bytes::copy_from_slice(v.as_bytes()),
+            exptime_s: 0,
+        };
+        let w1 = history.invoke(1, 1, write("a"));
+        history
+            .complete(w1, 2, Reply::Written { version: 1 })
+            .unwrap_or_else(|_| unreachable!());
+        let w2 = history.invoke(1, 3, write("b"));
+        history
+            .complete(w2, 4, Reply::Written { version: 2 })
+            .unwrap_or_else(|_| unreachable!());
+        // A client's own read of the older version does not count; the final reader's does.
+        let read = |h: &mut History, client, t, version| {
+            let op = h.invoke(client, t, Command::Read { name: name("f") });
+            let content = Bytes::from_static(b"a");
+            h.complete(
+                op,
+                t + 1,
+                Reply::Contents {
+                    version,
+                    exptime_s: 0,
+                    content,
+                },
+            )
+            .unwrap_or_else(|_| unreachable!());
+        };
+        read(&mut history, 3, 5, 1);
+        assert!(lost_writes(&history).is_empty());
+        read(&mut history, 0, 7, 1);
+        assert_eq!(lost_writes(&history), vec![("f".to_owned(), 2, 1)]);
+        read(&mut history, 0, 9, 2);
+        assert!(lost_writes(&history).is_empty());
+    }
 }
