@@ -533,3 +533,24 @@ async fn catch_up(cluster: &Cluster, id: usize, within: Duration) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_the_first_round_has_every_kind() {
+        let clock = tokio::time::Instant::now();
+        let draws = |seed| {
+            let mut n = Nemesis::new(seed, clock);
+            let round = n.first_round.clone();
+            let holds: Vec<Duration> = (0..20).map(|_| n.hold(500, 5000)).collect();
+            (round, holds)
+        };
+        assert_eq!(draws(42), draws(42));
+        assert_ne!(draws(42), draws(43));
+        let (mut round, _) = draws(42);
+        round.sort();
+        assert_eq!(round, FaultKind::ALL.to_vec());
+    }
+}
