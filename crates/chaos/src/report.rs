@@ -219,7 +219,16 @@ impl Report {
             Ok(CheckResult::Inconclusive { file, .. }) => failures.push(format!(
                 "the checker gave up on file {file} (too concurrent to decide within its budget)"
             )),
-            Err(violation) => failures.push(format!("{violation}")),
+            // The first line names the file and what is wrong; the excerpt follows in the
+            // checks above, once.
+            Err(violation) => failures.push(
+                violation
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("not linearizable")
+                    .to_owned(),
+            ),
         }
         for file in &inputs.unread {
             failures.push(format!(
