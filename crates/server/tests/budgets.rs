@@ -69,6 +69,9 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
+/// Resident memory allowed with 5,000 idle clients connected: 256 MiB, about 50 KiB each.
+const IDLE_CLIENTS_RSS_KIB_MAX: u64 = 256 * 1024;
+
 #[tokio::test]
 async fn five_thousand_idle_clients_and_another_is_still_served() {
     const IDLE: usize = 5000;
@@ -91,6 +94,13 @@ async fn five_thousand_idle_clients_and_another_is_still_served() {
     for stream in &mut idle {
         common::expect_bytes(stream, b"CONTENTS 20 8 0\r\nround 19\r\n").await;
     }
+    // What 5,000 open connections cost: a task and small buffers each.
+    let rss_kib = proc_kib(server.pid().expect("running"), "VmRSS");
+    eprintln!("{IDLE} open client connections: {rss_kib} KiB resident");
+    assert!(
+        rss_kib < IDLE_CLIENTS_RSS_KIB_MAX,
+        "{IDLE} idle clients cost {rss_kib} KiB resident"
+    );
     assert!(Server::is_running(&mut { server }), "the server still runs");
 }
 
