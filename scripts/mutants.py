@@ -286,6 +286,21 @@ def cargo_profile(repo):
         return "sim" if "[profile.sim]" in f.read() else "release"
 
 
+def cargo_tests(selection, tree, env, label, after):
+    """Runs `cargo test SELECTION` in the mutated tree: caught if any test (or the build) fails."""
+    test = subprocess.run(
+        ["cargo", "test", "--quiet", *selection],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    failed = re.findall(r"^---- (\S+) stdout ----", test.stdout, re.M)
+    if test.returncode == 0:
+        return ("survived", f"cargo test {' '.join(selection)} passed", None)
+    return ("caught", f"{label} {failed[0] if failed else '(build)'}", after)
+
+
 def run(m, repo, target):
     with tempfile.TemporaryDirectory(prefix="raftfs-mutant-") as tree:
         copy_tree(repo, tree)
@@ -296,29 +311,9 @@ def run(m, repo, target):
         profile = cargo_profile(repo)
         env = dict(os.environ, CARGO_TARGET_DIR=target)
         if m.runner == "server":
-            test = subprocess.run(
-                ["cargo", "test", "--quiet", "-p", "server", "--test", m.test],
-                cwd=tree,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            failed = re.findall(r"^---- (\S+) stdout ----", test.stdout, re.M)
-            if test.returncode == 0:
-                return ("survived", f"cargo test -p server --test {m.test} passed", None)
-            return ("caught", f"server test {failed[0] if failed else '(build)'}", "test")
+            return cargo_tests(["-p", "server", "--test", m.test], tree, env, "server test", "test")
         if m.runner == "raft":
-            test = subprocess.run(
-                ["cargo", "test", "--quiet", "-p", "raft"],
-                cwd=tree,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            failed = re.findall(r"^---- (\S+) stdout ----", test.stdout, re.M)
-            if test.returncode == 0:
-                return ("survived", "cargo test -p raft passed", None)
-            return ("caught", f"raft test {failed[0] if failed else '(build)'}", "unit")
+            return cargo_tests(["-p", "raft"], tree, env, "raft test", "unit")
         build = subprocess.run(
             ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
             cwd=tree,
