@@ -316,6 +316,11 @@ async fn next_reply(
         let reply = rx.await.unwrap_or(Reply::Internal);
         *answer = Answer::Ready(reply);
     }
+    take_answered(current)
+}
+
+/// Takes the held slot once answered: its reply and its command's bytes.
+fn take_answered(current: &mut Option<Slot>) -> Option<(Reply, usize)> {
     let slot = current.take()?;
     match slot.answer {
         Answer::Ready(reply) => Some((reply, slot.command_bytes)),
@@ -341,11 +346,7 @@ fn try_next_reply(
         };
         *answer = Answer::Ready(reply);
     }
-    let slot = current.take()?;
-    match slot.answer {
-        Answer::Ready(reply) => Some((reply, slot.command_bytes)),
-        Answer::Pending(_) => Some((Reply::Internal, slot.command_bytes)),
-    }
+    take_answered(current)
 }
 
 /// Encodes a reply taken off the queue and moves the budgets: its bytes are now unsent
