@@ -124,45 +124,20 @@ async fn write_bench(args: WriteArgs) -> anyhow::Result<()> {
 
 /// Runs `connections` clients, each writing `size`-byte files in a loop for the given time.
 pub async fn measure_writes(args: &WriteArgs, connections: usize) -> anyhow::Result<WriteFigures> {
-    let stop = Arc::new(AtomicBool::new(false));
     let content = Bytes::from(vec![b'x'; args.size]);
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let mut client = Client::new(args.addrs.clone());
-        let stop = stop.clone();
-        let content = content.clone();
-        let files = args.files.max(1);
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Histogram::<u64>::new(3)?;
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let name = fs::Name::new(Bytes::from(format!("bench-{c}-{}", i % files)))?;
-                let started = Instant::now();
-                let reply = client
-                    .call(&fs::Command::Write {
-                        name,
-                        content: content.clone(),
-                        exptime_s: 0,
-                    })
-                    .await?;
-                anyhow::ensure!(
-                    matches!(reply, fs::Reply::Written { .. }),
-                    "unexpected reply {reply:?}"
-                );
-                latencies.record(started.elapsed().as_micros() as u64)?;
-                i += 1;
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Histogram::<u64>::new(3)?;
-    for task in tasks {
-        all.add(task.await.context("bench client panicked")??)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let files = args.files.max(1);
+    let clients = (0..connections)
+        .map(|_| Client::new(args.addrs.clone()))
+        .collect();
+    let write = move |c: usize, n: usize| {
+        Ok(fs::Command::Write {
+            name: fs::Name::new(Bytes::from(format!("bench-{c}-{}", n % files)))?,
+            content: content.clone(),
+            exptime_s: 0,
+        })
+    };
+    let written = |reply: &fs::Reply| matches!(reply, fs::Reply::Written { .. });
+    let (all, elapsed) = closed_loop(clients, args.seconds, write, written).await?;
     Ok(WriteFigures {
         connections,
         writes: all.len(),
@@ -173,6 +148,56 @@ pub async fn measure_writes(args: &WriteArgs, connections: usize) -> anyhow::Res
             all.max(),
         ),
     })
+}
+
+/// Runs one task per client for `seconds`, each sending `command(client, n)` for n = 0, 1, ...
+/// one at a time and checking every reply with `ok`. Returns every latency (µs) and how many
+/// seconds the clients ran.
+pub(crate) async fn closed_loop(
+    clients: Vec<Client>,
+    seconds: u64,
+    command: impl Fn(usize, usize) -> anyhow::Result<fs::Command> + Clone + Send + 'static,
+    ok: impl Fn(&fs::Reply) -> bool + Copy + Send + 'static,
+) -> anyhow::Result<(Histogram<u64>, f64)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (c, mut client) in clients.into_iter().enumerate() {
+        let stop = stop.clone();
+        let command = command.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Histogram::<u64>::new(3)?;
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let request = command(c, n)?;
+                let started = Instant::now();
+                let reply = client.call(&request).await?;
+                anyhow::ensure!(ok(&reply), "unexpected reply {reply:?} to {request:?}");
+                latencies.record(started.elapsed().as_micros() as u64)?;
+                n += 1;
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        all.add(task.await.context("bench client panicked")??)?;
+    }
+    Ok((all, started.elapsed().as_secs_f64()))
+}
+
+/// A figure of process `pid`'s `/proc/PID/status` given in KiB, such as `VmRSS` (resident
+/// memory) or `VmHWM` (its peak).
+pub fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .with_context(|| format!("no {field} in {path}"))
 }
 
 fn fsync_bench(args: FsyncArgs) -> anyhow::Result<()> {

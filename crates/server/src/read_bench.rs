@@ -4,11 +4,7 @@
 //! redirects, a client follows to the leader, so only follower reads spread the load.
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -100,41 +96,21 @@ async fn measure(args: &ReadsArgs, addrs: &[String]) -> anyhow::Result<(u64, f64
             "prefill got {reply:?}"
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for c in 0..args.connections {
-        // Start at member c: a member that serves reads keeps the connection.
-        let mut order = addrs.to_vec();
-        order.rotate_left(c % addrs.len());
-        let mut client = Client::new(order);
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Histogram::<u64>::new(3)?;
-            let mut i = c;
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let reply = client
-                    .call(&fs::Command::Read {
-                        name: name(i % files)?,
-                    })
-                    .await?;
-                anyhow::ensure!(
-                    matches!(reply, fs::Reply::Contents { .. }),
-                    "read got {reply:?}"
-                );
-                latencies.record(started.elapsed().as_micros() as u64)?;
-                i += 7;
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Histogram::<u64>::new(3)?;
-    for task in tasks {
-        all.add(task.await.context("bench client panicked")??)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    // Start client c at member c: a member that serves reads keeps the connection.
+    let clients = (0..args.connections)
+        .map(|c| {
+            let mut order = addrs.to_vec();
+            order.rotate_left(c % addrs.len());
+            Client::new(order)
+        })
+        .collect();
+    // Client c reads files c, c + 7, c + 14, ... (mod the file count).
+    let read = move |c: usize, n: usize| {
+        Ok(fs::Command::Read {
+            name: name((c + 7 * n) % files)?,
+        })
+    };
+    let contents = |reply: &fs::Reply| matches!(reply, fs::Reply::Contents { .. });
+    let (all, elapsed) = crate::bench::closed_loop(clients, args.seconds, read, contents).await?;
     Ok((all.len(), all.len() as f64 / elapsed, all))
 }
