@@ -448,7 +448,7 @@ async fn member_figures(cluster: &LocalCluster, id: u64) -> anyhow::Result<Membe
     Ok(MemberFigures {
         id,
         role: s["role"].as_str().unwrap_or("?").to_owned(),
-        rss: rss_bytes(pid)?,
+        rss: crate::bench::proc_status_kib(pid, "VmRSS")? * 1024,
         dir_bytes: dir_bytes(&cluster.data_dir(id))?,
         snapshot_index: field("snapshot_index"),
         first_index: field("first_index"),
@@ -956,19 +956,6 @@ async fn try_status(http: &str) -> Option<Value> {
         .await
         .ok()
         .flatten()
-}
-
-/// Resident memory of process `pid` (VmRSS), bytes.
-fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    let kib = text
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .with_context(|| format!("no VmRSS in {path}"))?;
-    Ok(kib * 1024)
 }
 
 /// The sum of the lengths of every file under `dir` (files that vanish meanwhile count 0).

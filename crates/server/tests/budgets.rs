@@ -61,12 +61,7 @@ async fn await_close(stream: &mut TcpStream) -> Vec<u8> {
 
 /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
 fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+    server::bench::proc_status_kib(pid, field).unwrap()
 }
 
 /// Resident memory allowed with 5,000 idle clients connected: 256 MiB, about 50 KiB each.

@@ -192,7 +192,7 @@ async fn a_flood_of_peer_connections_costs_bounded_memory_and_clients_keep_being
             write(&mut client, &format!("during-{i}")).await;
         }
     }
-    let rss = resident_bytes(cluster.pid(leader).unwrap());
+    let rss = server::bench::proc_status_kib(cluster.pid(leader).unwrap(), "VmRSS").unwrap() * 1024;
     eprintln!(
         "flooded leader: {} connections open against it, {} MiB resident",
         flood.len(),
@@ -209,15 +209,4 @@ async fn a_flood_of_peer_connections_costs_bounded_memory_and_clients_keep_being
         assert!(cluster.pid(i).is_some() && cluster.status(i).await["term"].as_u64().is_some());
     }
     drop(flood);
-}
-
-/// A process's resident memory, from /proc.
-fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
 }
