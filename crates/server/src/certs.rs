@@ -18,6 +18,9 @@ use rcgen::{
 
 use crate::tls::{check_cluster_id, member_name};
 
+/// Hosts the member certificates name besides the member name, when none are given.
+pub const HOSTS_DEFAULT: &str = "localhost,127.0.0.1";
+
 /// Cluster id used when none is given.
 pub const CLUSTER_ID_DEFAULT: &str = "raftfs";
 
@@ -41,7 +44,7 @@ pub struct CertsArgs {
         long,
         value_name = "HOST,...",
         value_delimiter = ',',
-        default_value = "localhost,127.0.0.1"
+        default_value = HOSTS_DEFAULT
     )]
     pub hosts: Vec<String>,
 }
@@ -56,7 +59,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
 }
 
 /// Makes sure `dir` holds the CA and certificates of `members` of cluster `cluster` for
-/// `localhost` and `127.0.0.1`, issuing only the missing ones (local clusters and tests).
+/// [`HOSTS_DEFAULT`], issuing only the missing ones (local clusters and tests).
 pub fn ensure(dir: &Path, members: &[u64], cluster: &str) -> anyhow::Result<()> {
     let missing: Vec<u64> = members
         .iter()
@@ -69,7 +72,7 @@ pub fn ensure(dir: &Path, members: &[u64], cluster: &str) -> anyhow::Result<()> 
     if missing.is_empty() && ca_path(dir).exists() {
         return Ok(());
     }
-    let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let hosts: Vec<String> = HOSTS_DEFAULT.split(',').map(str::to_owned).collect();
     generate(dir, &missing, cluster, &hosts).map(drop)
 }
 
