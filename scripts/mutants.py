@@ -38,7 +38,7 @@ class Mutant:
     seeds: int = 2000
     # "sim": a campaign of `seeds` seeds; "raft": the core's own tests (`cargo test -p raft`),
     # for a rule the rest of the system masks, so that no client-visible run can show it;
-    # "server": one of the server's integration tests (`test`), for the real transport.
+    # "server": one of the raftfs integration tests (crates/raftfs/tests) (`test`), for the real transport.
     runner: str = "sim"
     test: str = ""
 
@@ -311,7 +311,7 @@ def run(m, repo, target):
         profile = cargo_profile(repo)
         env = dict(os.environ, CARGO_TARGET_DIR=target)
         if m.runner == "server":
-            return cargo_tests(["-p", "server", "--test", m.test], tree, env, "server test", "test")
+            return cargo_tests(["-p", "raftfs", "--test", m.test], tree, env, "server test", "test")
         if m.runner == "raft":
             return cargo_tests(["-p", "raft"], tree, env, "raft test", "unit")
         build = subprocess.run(

@@ -60,7 +60,7 @@ fn run() -> anyhow::Result<bool> {
     };
     anyhow::ensure!(
         raftfs.exists(),
-        "no raftfs binary at {} (build it with `cargo build --release -p server`, or pass --raftfs)",
+        "no raftfs binary at {} (build it with `cargo build --release -p raftfs`, or pass --raftfs)",
         raftfs.display()
     );
     let seconds = match (args.minutes, args.seconds) {

@@ -160,7 +160,7 @@ impl TlsSection {
 }
 
 fn cluster_id_default() -> String {
-    crate::certs::CLUSTER_ID_DEFAULT.to_owned()
+    crate::tls::CLUSTER_ID_DEFAULT.to_owned()
 }
 fn tls_ca_default() -> String {
     "certs/ca.pem".into()

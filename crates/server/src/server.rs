@@ -42,8 +42,8 @@ async fn announce_join(config: NodeConfig) {
     let Some(me) = config.me().cloned() else {
         return;
     };
-    let mut client = crate::client::Client::new(config.join.clone())
-        .with_deadline(std::time::Duration::from_secs(10));
+    let mut client =
+        client::Client::new(config.join.clone()).with_deadline(std::time::Duration::from_secs(10));
     match client.admin(&fs::Admin::Members).await {
         Ok(fs::Reply::Members(members)) => {
             let ids: Vec<u64> = members.iter().map(|m| m.id).collect();

@@ -20,6 +20,9 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+/// Cluster id used when none is given.
+pub const CLUSTER_ID_DEFAULT: &str = "raftfs";
+
 /// The TLS name a member's certificate carries: member `id` of cluster `cluster`.
 pub fn member_name(cluster: &str, id: NodeId) -> String {
     format!("member-{}.{cluster}.raftfs", id.0)

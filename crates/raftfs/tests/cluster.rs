@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use client::{Client, ClientError, Connection};
 use common::cluster::{TestCluster, content_for};
 use common::name;
 use fs::{Command, Reply};
-use server::client::{Client, ClientError, Connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;

@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use client::Connection;
 use common::{Server, name};
 use fs::{Command, Reply};
-use server::client::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -61,7 +61,7 @@ async fn await_close(stream: &mut TcpStream) -> Vec<u8> {
 
 /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
 fn proc_kib(pid: u32, field: &str) -> u64 {
-    server::bench::proc_status_kib(pid, field).unwrap()
+    raftfs::bench::proc_status_kib(pid, field).unwrap()
 }
 
 /// Resident memory allowed with 5,000 idle clients connected: 256 MiB, about 50 KiB each.

@@ -1,5 +1,10 @@
 //! `raftfs bench`: load against a running store (writes/s and latency at several connection
-//! counts) and the disk's own fsync rate, so the two can be compared in one run.
+//! counts) and the disk's own fsync rate, so the two can be compared in one run; leader
+//! failover ([`failover`]), linearizable reads ([`read`]) and snapshots ([`snapshot`]).
+
+pub mod failover;
+pub mod read;
+pub mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 
-use crate::client::Client;
+use client::Client;
 
 /// Arguments of `raftfs bench`.
 #[derive(Debug, Args)]
@@ -30,14 +35,14 @@ pub enum BenchKind {
     Fsync(FsyncArgs),
     /// Leader failover time: start a local cluster, SIGKILL its leader repeatedly under load,
     /// and time each kill until a write is acknowledged again.
-    Failover(crate::failover::FailoverArgs),
+    Failover(crate::bench::failover::FailoverArgs),
     /// Snapshots and log compaction: memory and disk of a local cluster under many writes, a
     /// stopped follower's catch-up, and single-node restart time after a short and a long
     /// history.
-    Snapshots(crate::snapshot_bench::SnapshotsArgs),
+    Snapshots(crate::bench::snapshot::SnapshotsArgs),
     /// Linearizable reads/s of a local cluster with ReadIndex, with lease reads, and with
     /// follower reads, one after the other in one run.
-    Reads(crate::read_bench::ReadsArgs),
+    Reads(crate::bench::read::ReadsArgs),
 }
 
 /// Arguments of `raftfs bench write`.
@@ -81,15 +86,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Fsync(args) => fsync_bench(args),
         BenchKind::Failover(args) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::failover::run(args))
+            runtime.block_on(crate::bench::failover::run(args))
         }
         BenchKind::Snapshots(args) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::snapshot_bench::run(args))
+            runtime.block_on(crate::bench::snapshot::run(args))
         }
         BenchKind::Reads(args) => {
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::read_bench::run(args))
+            runtime.block_on(crate::bench::read::run(args))
         }
     }
 }

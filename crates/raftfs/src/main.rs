@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::Cli;
+use raftfs::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    server::cli::init_logging();
-    match server::cli::run(cli) {
+    raftfs::cli::init_logging();
+    match raftfs::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line, as SPEC asks: the reason and its causes.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ClusterFile, NodeConfig};
+use server::config::{self, ClusterFile, NodeConfig};
 
 /// raftfs: a small replicated file store built on Raft, spoken to over a telnet-compatible text
 /// protocol (read, write, cas, delete).
@@ -116,7 +116,7 @@ pub struct ServeArgs {
     /// Client connection budgets (each overrides the cluster file's [client_limits]); last, so
     /// their help heading covers only them.
     #[command(flatten)]
-    pub client_limits: crate::limits::ClientLimitArgs,
+    pub client_limits: server::limits::ClientLimitArgs,
 }
 
 /// Arguments of `raftfs cluster`.
@@ -150,7 +150,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = serve_config(*args)?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::server::run_until_signal(config))
+            runtime.block_on(server::run_until_signal(config))
         }
         Command::Cluster(args) => crate::local_cluster::run(args),
         Command::Bench(args) => crate::bench::run(args),
@@ -205,12 +205,12 @@ fn serve_config(args: ServeArgs) -> anyhow::Result<NodeConfig> {
         }
     };
     if let Some(cluster) = args.cluster_id {
-        crate::tls::check_cluster_id(&cluster)?;
+        server::tls::check_cluster_id(&cluster)?;
         config.cluster_id = cluster;
     }
     if let Some(dir) = &args.certs {
         let (cert, key) = crate::certs::member_paths(dir, config.id);
-        config.tls = Some(crate::tls::TlsFiles {
+        config.tls = Some(server::tls::TlsFiles {
             ca: crate::certs::ca_path(dir),
             cert,
             key,

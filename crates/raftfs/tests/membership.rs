@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use client::{Client, ClientError};
 use common::cluster::TestCluster;
 use common::name;
 use fs::{Command, Reply};
-use server::admin::{AdminCommand, AdminError, Members, execute};
-use server::client::{Client, ClientError};
+use raftfs::admin::{AdminCommand, AdminError, Members, execute};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use client::{Client, ClientError};
 use common::cluster::TestCluster;
 use common::name;
 use fs::{Command, Reply};
-use server::client::{Client, ClientError};
 
 /// Files written so far are named `x0`, `x1`, ...; readers look at the newest this many.
 const WINDOW: u64 = 40;

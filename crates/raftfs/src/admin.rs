@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use fs::{Admin, MemberInfo, Reply};
 use tokio::time::Instant;
 
-use crate::client::Client;
+use client::Client;
 
 /// How long `add-member` waits for a new learner to catch up before promoting it.
 const CATCH_UP_WAIT: Duration = Duration::from_secs(120);
@@ -51,7 +51,7 @@ impl Members {
         Ok(match self.ca {
             None => client,
             Some(ca) => {
-                client.with_tls(crate::tls::client_connector(&ca).map_err(anyhow::Error::from)?)
+                client.with_tls(server::tls::client_connector(&ca).map_err(anyhow::Error::from)?)
             }
         })
     }
@@ -224,7 +224,7 @@ fn retryable(why: &str) -> bool {
 }
 
 /// The number in an `OK N` reply, or the refusal.
-fn done(reply: Result<Reply, crate::client::ClientError>) -> Result<u64, AdminError> {
+fn done(reply: Result<Reply, client::ClientError>) -> Result<u64, AdminError> {
     match reply.map_err(anyhow::Error::from)? {
         Reply::Written { version } | Reply::Done(version) => Ok(version),
         Reply::MemberError(why) => Err(AdminError::Refused(why)),

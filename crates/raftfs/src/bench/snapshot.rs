@@ -28,8 +28,8 @@ use fs::Reply;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::{Client, ClientError, Connection};
 use crate::local_cluster::{LocalCluster, member_ports, stop_all};
+use client::{Client, ClientError, Connection};
 
 /// Arguments of `raftfs bench snapshots`.
 #[derive(Debug, Args)]
@@ -191,9 +191,9 @@ fn check_args(args: &SnapshotsArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
     anyhow::ensure!(args.pipeline > 0, "--pipeline must be at least 1");
     anyhow::ensure!(
-        args.size > 0 && args.size as u64 <= crate::config::FILE_BYTES_MAX_DEFAULT,
+        args.size > 0 && args.size as u64 <= server::config::FILE_BYTES_MAX_DEFAULT,
         "--size must be between 1 and {}",
-        crate::config::FILE_BYTES_MAX_DEFAULT
+        server::config::FILE_BYTES_MAX_DEFAULT
     );
     if matches!(args.part, Part::Soak | Part::All) {
         anyhow::ensure!(

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::client::{Client, Connection};
 use crate::local_cluster::LocalCluster;
+use client::{Client, Connection};
 
 /// Arguments of `raftfs bench failover`.
 #[derive(Debug, Args)]

@@ -5,22 +5,22 @@
 
 mod common;
 
+use client::Connection;
 use common::{Server, name};
 use fs::{Command, Reply};
-use server::client::Connection;
 
 #[tokio::test]
 async fn a_tls_client_is_served_and_a_plaintext_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
-    server::certs::generate(&certs, &[1], "raftfs", &hosts).unwrap();
+    raftfs::certs::generate(&certs, &[1], "raftfs", &hosts).unwrap();
     let certs_arg = certs.to_str().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
         &["--certs", certs_arg, "--client-tls"],
     );
-    let tls = server::tls::client_connector(&server::certs::ca_path(&certs)).unwrap();
+    let tls = server::tls::client_connector(&raftfs::certs::ca_path(&certs)).unwrap();
 
     let mut conn = Connection::connect_with(&server.addr, Some(&tls))
         .await

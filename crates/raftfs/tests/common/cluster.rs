@@ -8,8 +8,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use bytes::Bytes;
+use client::Connection;
 use fs::Reply;
-use server::client::Connection;
 use tokio::net::TcpListener;
 
 use super::proxy::IngressProxy;
@@ -89,7 +89,7 @@ impl TestCluster {
         std::fs::write(&config, text).unwrap();
         // The default [tls] table names certs/ beside the cluster file.
         let ids: Vec<u64> = (1..=n as u64).collect();
-        server::certs::ensure(&dir.path().join("certs"), &ids, "raftfs").unwrap();
+        raftfs::certs::ensure(&dir.path().join("certs"), &ids, "raftfs").unwrap();
         let mut members = BTreeMap::new();
         for i in 1..=n {
             let mut member = Member {
@@ -123,7 +123,7 @@ impl TestCluster {
         let advertised = proxy.listen_addr.clone();
         self.proxies.insert(id, proxy);
         let dir = self._dir.path();
-        server::certs::ensure(&dir.join("certs"), &[id as u64], "raftfs").unwrap();
+        raftfs::certs::ensure(&dir.join("certs"), &[id as u64], "raftfs").unwrap();
         let mut member = Member {
             child: None,
             client: client.clone(),

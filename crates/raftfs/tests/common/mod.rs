@@ -10,8 +10,8 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use client::{Client, Connection};
 use fs::{Name, Reply};
-use server::client::{Client, Connection};
 
 /// How long a server may take to start listening. Generous: CI machines are slow and busy.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -270,7 +270,7 @@ pub async fn bulk_write(
             let version = loop {
                 match client.call(&write(i)).await {
                     Ok(Reply::Written { version }) => break version,
-                    Err(server::client::ClientError::Unknown(_)) => continue,
+                    Err(client::ClientError::Unknown(_)) => continue,
                     other => panic!("bulk write got {other:?}"),
                 }
             };
@@ -319,7 +319,7 @@ pub async fn raw_exchange(conn: &mut Connection, bytes: &[u8], n: usize) -> Vec<
 
 /// GETs `/status` from a server's HTTP address and parses the JSON.
 pub async fn http_status(addr: &str) -> serde_json::Value {
-    server::status::fetch(addr).await.expect("status JSON")
+    raftfs::status::fetch(addr).await.expect("status JSON")
 }
 
 /// Test ports come from below the kernel's ephemeral range (32768 and up by default on Linux),

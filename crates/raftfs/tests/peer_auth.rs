@@ -94,7 +94,7 @@ fn tls_connector(
 async fn forged_peers_without_the_right_certificate_are_refused_and_change_nothing() {
     let cluster = TestCluster::start(3).await;
     let leader = cluster.leader().await;
-    let mut client = server::client::Client::new(cluster.client_addrs());
+    let mut client = client::Client::new(cluster.client_addrs());
     let before = write(&mut client, "before").await;
     let terms_before: Vec<u64> = terms(&cluster).await;
     let target = 1;
@@ -107,9 +107,9 @@ async fn forged_peers_without_the_right_certificate_are_refused_and_change_nothi
 
     // 2. A certificate for "member 2" from another CA (an impostor's own CA).
     let other = tempfile::tempdir().unwrap();
-    server::certs::generate(other.path(), &[2], "raftfs", &["localhost".into()]).unwrap();
-    let (cert, key) = server::certs::member_paths(other.path(), 2);
-    let connector = tls_connector(&server::certs::ca_path(&certs), &cert, &key);
+    raftfs::certs::generate(other.path(), &[2], "raftfs", &["localhost".into()]).unwrap();
+    let (cert, key) = raftfs::certs::member_paths(other.path(), 2);
+    let connector = tls_connector(&raftfs::certs::ca_path(&certs), &cert, &key);
     let server_name = ServerName::try_from(server::tls::member_name("raftfs", NodeId(1))).unwrap();
     let tcp = TcpStream::connect(&peer_port).await.unwrap();
     // (An error here is a refusal in the handshake itself.)
@@ -118,8 +118,8 @@ async fn forged_peers_without_the_right_certificate_are_refused_and_change_nothi
     }
 
     // 3. Member 3's genuine certificate, claiming to be member 2.
-    let (cert, key) = server::certs::member_paths(&certs, 3);
-    let connector = tls_connector(&server::certs::ca_path(&certs), &cert, &key);
+    let (cert, key) = raftfs::certs::member_paths(&certs, 3);
+    let connector = tls_connector(&raftfs::certs::ca_path(&certs), &cert, &key);
     let tcp = TcpStream::connect(&peer_port).await.unwrap();
     let tls = connector.connect(server_name.clone(), tcp).await.unwrap();
     expect_closed(tls, &forged_hello_and_heartbeat(2, "raftfs")).await;
@@ -140,7 +140,7 @@ async fn forged_peers_without_the_right_certificate_are_refused_and_change_nothi
 }
 
 /// Writes `content` to file `f` and returns its version.
-async fn write(client: &mut server::client::Client, content: &str) -> u64 {
+async fn write(client: &mut client::Client, content: &str) -> u64 {
     let command = fs::Command::Write {
         name: name("f"),
         content: bytes::Bytes::from(content.to_owned()),
@@ -172,7 +172,7 @@ const FLOODED_RSS_BYTES_MAX: u64 = 256 << 20;
 async fn a_flood_of_peer_connections_costs_bounded_memory_and_clients_keep_being_served() {
     let cluster = TestCluster::start(3).await;
     let leader = cluster.leader().await;
-    let mut client = server::client::Client::new(cluster.client_addrs());
+    let mut client = client::Client::new(cluster.client_addrs());
     write(&mut client, "before").await;
     let peer_port = cluster.peer_listen(leader);
     // Half send nothing (a handshake that never starts), half send a few bytes of garbage.
@@ -192,7 +192,7 @@ async fn a_flood_of_peer_connections_costs_bounded_memory_and_clients_keep_being
             write(&mut client, &format!("during-{i}")).await;
         }
     }
-    let rss = server::bench::proc_status_kib(cluster.pid(leader).unwrap(), "VmRSS").unwrap() * 1024;
+    let rss = raftfs::bench::proc_status_kib(cluster.pid(leader).unwrap(), "VmRSS").unwrap() * 1024;
     eprintln!(
         "flooded leader: {} connections open against it, {} MiB resident",
         flood.len(),

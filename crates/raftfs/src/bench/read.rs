@@ -9,8 +9,8 @@ use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 
-use crate::client::Client;
 use crate::local_cluster::LocalCluster;
+use client::Client;
 
 /// Arguments of `raftfs bench reads`.
 #[derive(Debug, Args)]

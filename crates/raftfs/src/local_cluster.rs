@@ -52,7 +52,7 @@ fn ensure_certs(dir: &Path, nodes: u64) -> anyhow::Result<()> {
     crate::certs::ensure(
         &dir.join("certs"),
         &members,
-        crate::certs::CLUSTER_ID_DEFAULT,
+        server::tls::CLUSTER_ID_DEFAULT,
     )
 }
 
@@ -294,7 +294,7 @@ fn member_data_dir(dir: &Path, id: u64) -> PathBuf {
 /// Waits for Ctrl-C or SIGTERM (None), or for a member to exit on its own (its id and status).
 async fn wait_for_stop(members: &mut [Child]) -> Option<(usize, std::process::ExitStatus)> {
     let mut poll = tokio::time::interval(Duration::from_millis(200));
-    let signal = crate::server::stop_signal();
+    let signal = server::stop_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(member_ports(8080, 5).unwrap(), (8084, 9084, 7084));
         assert!(member_ports(65000, 1).is_err());
         let text = cluster_toml(3, 8080).unwrap();
-        let file: crate::config::ClusterFile = toml::from_str(&text).unwrap();
+        let file: server::config::ClusterFile = toml::from_str(&text).unwrap();
         file.validate().unwrap();
         assert_eq!(file.member.len(), 3);
     }

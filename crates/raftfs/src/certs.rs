@@ -16,13 +16,10 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use crate::tls::{check_cluster_id, member_name};
+use server::tls::{CLUSTER_ID_DEFAULT, check_cluster_id, member_name};
 
 /// Hosts the member certificates name besides the member name, when none are given.
 pub const HOSTS_DEFAULT: &str = "localhost,127.0.0.1";
-
-/// Cluster id used when none is given.
-pub const CLUSTER_ID_DEFAULT: &str = "raftfs";
 
 /// Arguments of `raftfs certs`.
 #[derive(Debug, Args)]

@@ -1,0 +1,16 @@
+//! The `raftfs` command line and its tools, on top of the server runtime (crates/server) and the
+//! client library (crates/client).
+//!
+//! - [`cli`]: the commands and `raftfs serve`'s settings.
+//! - [`admin`]: membership and leadership changes.
+//! - [`bench`]: load, fsync, failover, read and snapshot benchmarks.
+//! - [`certs`]: the cluster CA and member certificates.
+//! - [`local_cluster`]: `raftfs cluster`, member processes on loopback.
+//! - [`status`]: members' `/status` over HTTP.
+
+pub mod admin;
+pub mod bench;
+pub mod certs;
+pub mod cli;
+pub mod local_cluster;
+pub mod status;
