@@ -1,4 +1,4 @@
-//! `raftfs-chaos`: a Jepsen-style fault run of real raftfs processes (see docs/CHAOS.md).
+//! `raftfs-chaos`: a Jepsen-style fault run of real raftfs processes (see docs/chaos.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

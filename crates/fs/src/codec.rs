@@ -21,13 +21,13 @@ mod reply_decoder;
 pub use command_decoder::{Decoded, Decoder, NumberField, ParseError, Verb};
 pub use reply_decoder::{ReplyDecoder, ReplyError};
 
-/// Longest command or reply line, in bytes, not counting its terminator (SPEC: a longer line is
+/// Longest command or reply line, in bytes, not counting its terminator (docs/protocol.md: a longer line is
 /// malformed). The longest valid command line, `cas` with a 250-byte name and three 20-digit
 /// numbers, is about 320 bytes; 1024 leaves room for padding spaces while bounding what a client
 /// can make the server buffer.
 pub const LINE_BYTES_MAX: usize = 1024;
 
-/// Default for [`Limits::file_bytes_max`]: 1 MiB, SPEC's default `--max-file-size`.
+/// Default for [`Limits::file_bytes_max`]: 1 MiB, docs/protocol.md's default `--max-file-size`.
 pub const FILE_BYTES_MAX_DEFAULT: u64 = 1 << 20;
 
 /// Fields in the longest valid line (`cas NAME VERSION NUMBYTES EXPTIME`, `CONTENTS V N E`).

@@ -1,9 +1,9 @@
-//! The client commands of SPEC.md as typed values.
+//! The client commands of docs/protocol.md as typed values.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
-/// Longest file name accepted, in bytes (SPEC: 1 to 250 bytes).
+/// Longest file name accepted, in bytes (docs/protocol.md: 1 to 250 bytes).
 pub const NAME_BYTES_MAX: usize = 250;
 
 /// A validated file name: 1 to [`NAME_BYTES_MAX`] bytes of printable ASCII without spaces.
@@ -65,7 +65,7 @@ impl fmt::Display for Name {
     }
 }
 
-/// One client command. Wire forms (SPEC.md):
+/// One client command. Wire forms (docs/protocol.md):
 ///
 /// ```text
 /// read NAME\r\n

@@ -1,4 +1,4 @@
-//! Guards the server-side command parser against SPEC.md: every command form parses, every kind
+//! Guards the server-side command parser against docs/protocol.md: every command form parses, every kind
 //! of malformed input is answered ERR_CMD_ERR with the connection kept exactly when framing
 //! allows, and over-long lines and over-large content are never buffered.
 
@@ -66,7 +66,7 @@ fn delete_cmd(n: &str) -> Decoded {
     Decoded::Command(Command::Delete { name: name(n) })
 }
 
-// ---- The SPEC command table: each form parses ----
+// ---- The docs/protocol.md command table: each form parses ----
 
 #[test]
 fn every_command_form_parses() {

@@ -1,4 +1,4 @@
-//! Guards the file store's semantics against SPEC.md: every row of the command table, the
+//! Guards the file store's semantics against docs/protocol.md: every row of the command table, the
 //! store-wide version counter, and expiry judged deterministically from clock stamps that never
 //! go backwards.
 
@@ -45,7 +45,7 @@ fn contents(version: u64, exptime_s: u64, content: &str) -> Reply {
     }
 }
 
-// ---- The SPEC command table, row by row ----
+// ---- The docs/protocol.md command table, row by row ----
 
 #[test]
 fn read_of_missing_file_is_file_not_found() {
@@ -82,7 +82,7 @@ fn first_write_on_a_fresh_store_is_version_1_and_versions_grow() {
 
 #[test]
 fn seed_transcript_write_cas_read() {
-    // The session in seeds/000: write foo 6 / cas foo 1 7 0 / read foo.
+    // The example session of the original protocol description: write foo 6 / cas foo 1 7 0 / read foo.
     let mut store = Store::new();
     assert_eq!(store.apply(&read("foo"), 0), Reply::FileNotFound);
     assert_eq!(

@@ -1,5 +1,5 @@
 //! Guards the store's bookkeeping (expiry index, purging, version counter, byte counts) against
-//! drift from the SPEC semantics, by checking it against a naive reference model under random
+//! drift from the docs/protocol.md semantics, by checking it against a naive reference model under random
 //! command sequences with a non-decreasing but sometimes lagging clock.
 
 // Test helpers unwrap like tests do: a failure there is a test failure.
@@ -41,7 +41,7 @@ struct ModelFile {
     expires_at_ms: Option<u64>,
 }
 
-/// The SPEC semantics, computed naively: nothing is ever purged, expiry is checked on lookup.
+/// The docs/protocol.md semantics, computed naively: nothing is ever purged, expiry is checked on lookup.
 #[derive(Default)]
 struct Model {
     files: BTreeMap<usize, ModelFile>,

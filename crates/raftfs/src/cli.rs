@@ -1,4 +1,4 @@
-//! The command line of SPEC.md: `raftfs serve` and `raftfs cluster`.
+//! The command line of docs/protocol.md: `raftfs serve` and `raftfs cluster`.
 
 use std::path::PathBuf;
 

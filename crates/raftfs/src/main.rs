@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match raftfs::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line, as SPEC asks: the reason and its causes.
+            // One line, as docs/protocol.md asks: the reason and its causes.
             eprintln!("raftfs: error: {}", one_line(&err));
             ExitCode::FAILURE
         }

@@ -109,7 +109,7 @@ async fn a_client_over_the_connection_cap_is_told_and_the_others_are_unaffected(
         write_and_read(&mut conn, &format!("f{i}"), Bytes::from_static(b"x")).await;
         served.push(conn);
     }
-    // The fourth is answered ERR_INTERNAL (SPEC: the server could not complete the command)
+    // The fourth is answered ERR_INTERNAL (docs/protocol.md: the server could not complete the command)
     // and closed, even though it sent a command.
     let mut over = TcpStream::connect(&server.addr).await.unwrap();
     over.write_all(b"read f0\r\n").await.unwrap();

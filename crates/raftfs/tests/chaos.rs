@@ -1,4 +1,4 @@
-//! The Jepsen-style fault run (crates/chaos, docs/CHAOS.md) for two minutes: five real members
+//! The Jepsen-style fault run (crates/chaos, docs/chaos.md) for two minutes: five real members
 //! killed, paused, partitioned, slowed, skewed and torn while ten clients record a history;
 //! after healing, the history must be linearizable, every member must hold the same store and
 //! nothing may have crashed. `RAFTFS_CHAOS_SEED` replays a seed, `RAFTFS_CHAOS_SECONDS` changes

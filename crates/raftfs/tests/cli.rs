@@ -1,4 +1,4 @@
-//! Guards the command-line contract of SPEC.md: every subcommand has --help, and a bad argument,
+//! Guards the command-line contract of docs/protocol.md: every subcommand has --help, and a bad argument,
 //! config file or data directory exits non-zero with a one-line reason.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 

@@ -156,7 +156,7 @@ impl<T> Book<T> {
             let answer = match reply {
                 Some(reply) if waiting_index == index && waiting_term == term => reply.clone(),
                 // Another entry took the slot (or a slot below was skipped): the command was not
-                // applied; the client learns "unknown", as SPEC allows for ERR_INTERNAL.
+                // applied; the client learns "unknown", as docs/protocol.md allows for ERR_INTERNAL.
                 _ => Reply::Internal,
             };
             answers.push((token, answer));

@@ -19,7 +19,7 @@
 //!   entry. A file therefore disappears for readers within `clock_tick_ms` plus one commit
 //!   after its expiry instant by the leader's clock; across a change of leader, up to the skew
 //!   between the two members' clocks later (never earlier: the clock never goes backwards).
-//! - **Parking.** A request that finds no known leader waits up to `Config::park_ms` (SPEC:
+//! - **Parking.** A request that finds no known leader waits up to `Config::park_ms` (docs/protocol.md:
 //!   about two election timeouts) and is handled again as soon as a leader is known.
 //! - **Read barriers.** A read is served once the store has applied both the core's ReadIndex
 //!   and the log's last index when the read arrived, so a pipelined read sees the same
@@ -395,7 +395,7 @@ impl<T> Replica<T> {
         let mut found = false;
         for request in requests {
             if self.core.leader().is_none() {
-                // Nobody to run it yet: hold it briefly (SPEC: wait about two election timeouts).
+                // Nobody to run it yet: hold it briefly (docs/protocol.md: wait about two election timeouts).
                 let deadline = now.mono.after(self.config.park_ms);
                 self.book.park(request, deadline);
                 continue;

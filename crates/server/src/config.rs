@@ -1,4 +1,4 @@
-//! Cluster and node settings: the TOML member list of SPEC.md and the settings with defaults.
+//! Cluster and node settings: the TOML member list of docs/protocol.md and the settings with defaults.
 //!
 //! ```toml
 //! election_timeout_ms = 500      # optional, default 500
@@ -44,7 +44,7 @@ pub const ELECTION_TIMEOUT_MS_DEFAULT: u64 = 500;
 /// before a follower starts an election.
 pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 50;
 
-/// Default largest file, in bytes (SPEC: `--max-file-size`, default 1 MiB).
+/// Default largest file, in bytes (docs/protocol.md: `--max-file-size`, default 1 MiB).
 pub const FILE_BYTES_MAX_DEFAULT: u64 = 1 << 20;
 
 /// Largest file size that may be configured: a Raft entry must fit in one WAL record and one

@@ -49,7 +49,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Encoded replies gathered before the writer prefers writing to collecting more.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
-/// The reply a client over the connection cap gets before it is closed (SPEC: the server could
+/// The reply a client over the connection cap gets before it is closed (docs/protocol.md: the server could
 /// not complete the command).
 pub const REFUSED_REPLY: &[u8] = b"ERR_INTERNAL\r\n";
 
@@ -312,7 +312,7 @@ async fn next_reply(
         && let Answer::Pending(rx) = answer
     {
         // A node that dropped the command without answering (it is shutting down) gets
-        // `ERR_INTERNAL`, as SPEC says.
+        // `ERR_INTERNAL`, as docs/protocol.md says.
         let reply = rx.await.unwrap_or(Reply::Internal);
         *answer = Answer::Ready(reply);
     }

@@ -2,7 +2,7 @@
 //!
 //! A history is linearizable when every operation can be given a point between its invocation
 //! and its completion such that, applied one after another at those points, the raftfs store
-//! (SPEC.md) answers exactly what the clients were told. [`check`] decides that in three steps:
+//! (docs/protocol.md) answers exactly what the clients were told. [`check`] decides that in three steps:
 //!
 //! 1. Every reply must fit its command (a read never answers `OK 5`).
 //! 2. Whole-history checks on versions, which come from one store-wide counter and so tie files
@@ -62,7 +62,7 @@
 //! - Versions need only grow: the model never assumes the counter steps by exactly one.
 //! - Equal times count as concurrent: an operation precedes another only if it completed
 //!   strictly before the other was invoked.
-//! - That commands pipelined on one connection take effect in the order sent (SPEC.md) is not
+//! - That commands pipelined on one connection take effect in the order sent (docs/protocol.md) is not
 //!   checked: the history records clients, not connections, and orders operations by time.
 //!
 //! # Cost

@@ -1,5 +1,5 @@
 //! Guards against a pruned search that loses linearizations: an independent brute-force
-//! linearizability check of SPEC.md's semantics, which runs the reference store over every
+//! linearizability check of docs/protocol.md's semantics, which runs the reference store over every
 //! order of a small history, and is the ground truth the checker's verdicts are compared with.
 
 use super::generate::{Spec, Store};
@@ -10,7 +10,7 @@ pub const BRUTE_OPS_MAX: usize = 8;
 
 /// Whether some order of the operations, respecting real time, makes the reference store give
 /// every definite reply; unknown mutations may take effect anywhere after their invocation, or
-/// not at all; unknown reads are ignored. Versions only have to grow (SPEC.md): a mutation may
+/// not at all; unknown reads are ignored. Versions only have to grow (docs/protocol.md): a mutation may
 /// take any version above the last one given.
 pub fn linearizable(specs: &[Spec]) -> bool {
     assert!(specs.len() <= BRUTE_OPS_MAX);

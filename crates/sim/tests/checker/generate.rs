@@ -23,7 +23,7 @@ pub struct Params {
     pub gap_max: u64,
     /// Relative weights of read, write, cas and delete.
     pub mix: [u32; 4],
-    /// Whether the store's counter sometimes skips numbers (SPEC only promises growth).
+    /// Whether the store's counter sometimes skips numbers (docs/protocol.md only promises growth).
     pub version_gaps: bool,
 }
 
@@ -167,7 +167,7 @@ pub fn record(specs: &[Spec]) -> History {
     history
 }
 
-/// The sequential reference: SPEC.md's store without expiry.
+/// The sequential reference: docs/protocol.md's store without expiry.
 #[derive(Clone, Default)]
 pub struct Store {
     files: HashMap<Name, (u64, Bytes)>,

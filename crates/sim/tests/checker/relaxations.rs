@@ -22,7 +22,7 @@ fn version_order_of_concurrent_writes_to_different_files() {
 
 #[test]
 fn version_steps_larger_than_one() {
-    // Not a relaxation of SPEC.md, which only promises growth, but worth stating.
+    // Not a relaxation of docs/protocol.md, which only promises growth, but worth stating.
     let mut s = Script::new();
     s.op(1, (0, 1), write("f", "a"), ok(3));
     s.op(1, (2, 3), write("f", "b"), ok(10));
