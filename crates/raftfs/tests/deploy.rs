@@ -30,7 +30,8 @@ fn parses(args: &[String]) -> raftfs::cli::Cli {
 
 #[test]
 fn the_five_host_cluster_file_loads() {
-    let file = ClusterFile::load(&deploy().join("cluster.toml")).expect("deploy/cluster.toml loads");
+    let file =
+        ClusterFile::load(&deploy().join("cluster.toml")).expect("deploy/cluster.toml loads");
     let ids: Vec<u64> = file.member.iter().map(|m| m.id).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
     for m in &file.member {
@@ -76,7 +77,10 @@ fn the_five_host_cluster_file_loads() {
     let mut minimal = ClusterFile::load(&minimal_path).unwrap();
     minimal.tls = file.tls.clone();
     minimal.dir = file.dir.clone();
-    assert_eq!(minimal, file, "deploy/cluster.toml's settings are the defaults");
+    assert_eq!(
+        minimal, file,
+        "deploy/cluster.toml's settings are the defaults"
+    );
 }
 
 #[test]
@@ -150,7 +154,9 @@ fn the_compose_file_has_five_members_and_their_certificates() {
     let names: Vec<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["certs", "raftfs-1", "raftfs-2", "raftfs-3", "raftfs-4", "raftfs-5"]
+        [
+            "certs", "raftfs-1", "raftfs-2", "raftfs-3", "raftfs-4", "raftfs-5"
+        ]
     );
 
     // The init service makes the certificates the members' cluster file expects.
@@ -214,10 +220,7 @@ fn the_compose_file_has_five_members_and_their_certificates() {
         let ports = strings(key(service, "ports"));
         assert_eq!(
             ports,
-            [
-                format!("{}:8080", 8079 + id),
-                format!("{}:7080", 7079 + id)
-            ]
+            [format!("{}:8080", 8079 + id), format!("{}:7080", 7079 + id)]
         );
         // The address it listens on, on the compose network, is the one the cluster file
         // gives it (and what redirects name).
