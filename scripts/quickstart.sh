@@ -48,6 +48,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -119,6 +121,17 @@ def reply_line(addr, send):
             got += chunk
         return got.decode().strip()
 
+def alive(pid):
+    """Whether `pid` runs (an exited child not yet reaped is a zombie: not running)."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+def cmd_alive(pid):
+    sys.exit(0 if alive(pid) else 1)
+
 def cmd_block(name):
     print("\n".join(block(name)))
 
@@ -130,9 +143,7 @@ def cmd_wait(log, marker, count, timeout, pid):
             seen = sum(marker in line for line in f)
         if seen >= int(count):
             return
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if not alive(pid):
             sys.exit(f"the process exited before it logged {marker!r} {count} times; see {log}")
         if time.monotonic() > deadline:
             sys.exit(f"no {count} lines {marker!r} in {log} within {timeout} s")
@@ -222,7 +233,7 @@ start() {
 interrupt() {
   local group=$1 deadline=$((SECONDS + 60)) status=0
   kill -INT -- "-$group"
-  while kill -0 "$group" 2>/dev/null; do
+  while qs alive "$group"; do
     if ((SECONDS > deadline)); then
       echo "quickstart: process group $group did not stop within 60 s of Ctrl-C" >&2
       return 1
