@@ -192,6 +192,7 @@ def cmd_redirect(name, base, nodes):
                 return
             if not reply.startswith("OK "):
                 break  # ERR_INTERNAL: no leader yet; the server waited for one already
+            print(f"({addr} leads: it answered {reply}; the README allows that, so another member)")
         if time.monotonic() > deadline:
             sys.exit(f"no follower redirected within 60 s: {replies}")
 
