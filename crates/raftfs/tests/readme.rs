@@ -1,8 +1,9 @@
 //! Walks the README's quick start as a new user would, with the built binary standing for
 //! `cargo run --release --`. The commands and the telnet sessions are read from README.md (the
 //! code blocks after `<!-- quickstart: NAME -->` markers), so the README and this test cannot
-//! drift apart: the single-node session is replayed verbatim, byte for byte, and the local
-//! cluster must redirect a write sent to a follower to its leader. scripts/quickstart.sh walks
+//! drift apart: the single-node session is replayed verbatim, byte for byte, the local
+//! cluster must redirect a write sent to a follower to its leader, and the cluster file the
+//! README shows must load. scripts/quickstart.sh walks
 //! the same blocks in a fresh clone, building with cargo.
 //!
 //! The one liberty taken: each server gets free ports (`--listen 127.0.0.1:0`, `--base-port`)
@@ -369,4 +370,17 @@ fn the_local_cluster_of_the_readme_redirects_a_follower_write_to_its_leader() {
     }
     assert!(dir.path().join("raftfs-cluster/cluster.toml").is_file());
     assert!(dir.path().join("raftfs-cluster/certs/ca.pem").is_file());
+}
+
+#[test]
+fn the_cluster_file_the_readme_shows_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let text = std::fs::read_to_string(&path).expect("read README.md");
+    let (_, rest) = text.split_once("```toml\n").expect("a TOML block");
+    let (toml, _) = rest.split_once("```").expect("its end");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, toml).unwrap();
+    let cluster = server::config::ClusterFile::load(&file).expect("the README's cluster file");
+    assert_eq!(cluster.member.len(), 1);
 }
