@@ -3,8 +3,8 @@
 //! code blocks after `<!-- quickstart: NAME -->` markers), so the README and this test cannot
 //! drift apart: the single-node session is replayed verbatim, byte for byte, the local
 //! cluster must redirect a write sent to a follower to its leader, and the cluster file the
-//! README shows must load. scripts/quickstart.sh walks
-//! the same blocks in a fresh clone, building with cargo.
+//! README shows must load. scripts/quickstart.sh walks the same blocks in a fresh clone,
+//! building with cargo.
 //!
 //! The one liberty taken: each server gets free ports (`--listen 127.0.0.1:0`, `--base-port`)
 //! instead of the README's 8080, so that this test runs beside others on a shared machine.
