@@ -38,8 +38,8 @@ pub enum Command {
     /// Make a cluster CA and member certificates for mutual TLS between members (and for
     /// clients, with client_tls).
     Certs(crate::certs::CertsArgs),
-    /// Read, write, cas and delete files: one command (read, write, cas, delete), or a shell
-    /// without one (interactive on a terminal, commands line by line from a pipe).
+    /// Read, write, cas and delete files: one command, or a shell (interactive on a terminal,
+    /// line by line from a pipe).
     Client(crate::client_cmd::ClientArgs),
 }
 

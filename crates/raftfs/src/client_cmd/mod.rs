@@ -40,6 +40,7 @@ pub struct ClientArgs {
 /// Where the store is and how long to try: the options every `raftfs client` command takes
 /// (before or after the subcommand).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Target {
     /// Client addresses of members (any one is enough: commands follow redirects to the
     /// leader; comma-separated).

@@ -26,6 +26,9 @@ pub enum OneShot {
         verbose: bool,
     },
     /// Create or replace a file; prints its new version.
+    #[command(
+        override_usage = "raftfs client write [OPTIONS] <NAME> (--value <TEXT> | --file <PATH> | -)"
+    )]
     Write {
         /// The file.
         name: OsString,
@@ -38,6 +41,9 @@ pub enum OneShot {
     },
     /// Replace a file only if its version is VERSION; prints its new version. Exit status 1
     /// if the version differs (ERR_VERSION CURRENT) or there is no such file.
+    #[command(
+        override_usage = "raftfs client cas [OPTIONS] <NAME> <VERSION> (--value <TEXT> | --file <PATH> | -)"
+    )]
     Cas {
         /// The file.
         name: OsString,
@@ -68,7 +74,11 @@ pub struct Content {
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
     /// `-`: the content is all of stdin, byte for byte.
-    #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]))]
+    #[arg(
+        value_name = "-",
+        value_parser = clap::builder::PossibleValuesParser::new(["-"]),
+        hide_possible_values = true
+    )]
     pub stdin: Option<String>,
 }
 
