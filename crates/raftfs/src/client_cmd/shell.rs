@@ -3,7 +3,7 @@
 //! stdin line by line without a prompt (so a script can pipe commands into it) and exits at the
 //! end of input with the worst exit status of its commands.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use bytes::Bytes;
 use fs::{Command, Name, Reply};
@@ -37,6 +37,12 @@ Content that is not plain text is shown in that quoted form.
 Replies: OK VERSION (write, cas), OK (delete), ERR_FILE_NOT_FOUND, ERR_VERSION CURRENT,
 ERR_CMD_ERR (e.g. content over the store's maximum file size).
 "#;
+
+/// Longest line the shell reads from a pipe. A line carries at most one VALUE, which the store
+/// bounds by its maximum file size (1 MiB by default, `--max-file-size`), and an escaped byte
+/// takes up to 4 characters (`\xff`): 64 MiB leaves room for a 16 MiB file written out in
+/// escapes, and keeps a binary file piped in by mistake from being held whole in memory.
+const LINE_BYTES_MAX: usize = 64 << 20;
 
 /// History lines kept in `$HOME/.raftfs_history`.
 const HISTORY_ENTRIES_MAX: usize = 1000;
@@ -74,14 +80,36 @@ pub fn run(session: Session) -> i32 {
 
 /// Reads commands from a pipe or file: no prompt, no echo, exit status the worst of them.
 fn piped(mut session: Session) -> i32 {
-    let mut stdin = std::io::stdin().lock();
-    let mut stdout = std::io::stdout().lock();
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::stdout().lock();
+    run_lines(&mut session, stdin, stdout)
+}
+
+/// Runs each line of `input`, answering on `out`, until `quit` or the end; returns the worst
+/// exit status.
+fn run_lines(session: &mut Session, mut input: impl BufRead, mut out: impl Write) -> i32 {
     let mut worst = 0;
     let mut line = Vec::new();
+    // One byte beyond the longest line tells a line that fits from one that does not.
+    let limit = u64::try_from(LINE_BYTES_MAX + 1).unwrap_or(u64::MAX);
     loop {
         line.clear();
-        match stdin.read_until(b'\n', &mut line) {
+        match (&mut input).take(limit).read_until(b'\n', &mut line) {
             Ok(0) => break,
+            Ok(_) if line.len() > LINE_BYTES_MAX && !line.ends_with(b"\n") => {
+                // Report it once and skip the rest of it, up to the next line.
+                let skipped = skip_line(&mut input);
+                let said = writeln!(
+                    out,
+                    "error: line longer than {LINE_BYTES_MAX} bytes, not run"
+                );
+                if let Err(err) = skipped.and(said) {
+                    eprintln!("raftfs client: {err}");
+                    return 2;
+                }
+                worst = 2;
+                continue;
+            }
             Ok(_) => {}
             Err(err) => {
                 eprintln!("raftfs client: cannot read stdin: {err}");
@@ -91,7 +119,7 @@ fn piped(mut session: Session) -> i32 {
         // Lines may end in \r\n (a file from another system) as well as \n.
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        match execute(&mut session, text, &mut stdout) {
+        match execute(session, text, &mut out) {
             Ok(Step::Next(code)) => worst = worst.max(code),
             Ok(Step::Quit) => break,
             Err(err) => {
@@ -101,6 +129,26 @@ fn piped(mut session: Session) -> i32 {
         }
     }
     worst
+}
+
+/// Reads and drops input up to and including the next newline (or the end).
+fn skip_line(input: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                input.consume(at + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
 }
 
 /// The interactive shell: a prompt naming the member it talks to, line editing, history.
@@ -371,6 +419,26 @@ mod tests {
         assert_eq!(parsed("help"), Line::Help);
         assert_eq!(parsed("quit"), Line::Quit);
         assert_eq!(parsed("  exit "), Line::Quit);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_skipped_whole() {
+        // No command here reaches a member, so the session never connects.
+        let target = super::super::Target {
+            members: vec!["127.0.0.1:1".into()],
+            ca: None,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let mut session = Session::new(target).unwrap();
+        let mut input = vec![b'#'; LINE_BYTES_MAX];
+        input.extend_from_slice(b"\n"); // Exactly the longest line: a comment, fine.
+        input.extend(std::iter::repeat_n(b'x', LINE_BYTES_MAX + 10));
+        input.extend_from_slice(b"\nhelp\nquit\nread never\n");
+        let mut out = Vec::new();
+        assert_eq!(run_lines(&mut session, &input[..], &mut out), 2);
+        // The long line reported once, the help, and nothing after quit.
+        let expected = format!("error: line longer than {LINE_BYTES_MAX} bytes, not run\n{HELP}");
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
 
     #[test]
