@@ -82,30 +82,43 @@ pub struct Content {
     pub stdin: Option<String>,
 }
 
+/// Most content a write or cas reads from a file or stdin. Far above any sensible store
+/// maximum (`--max-file-size`, 1 MiB by default; the store refuses what is over its own): this
+/// only keeps `--file /dev/zero`, or a huge file given by mistake, from filling memory.
+pub const CONTENT_BYTES_MAX: u64 = 1 << 30;
+
 impl Content {
     /// The content's bytes.
     fn bytes(self) -> Result<Bytes, CommandError> {
         if let Some(value) = self.value {
             return Ok(Bytes::copy_from_slice(value.as_bytes()));
         }
-        if let Some(path) = self.file {
-            return std::fs::read(&path)
-                .map(Bytes::from)
-                .map_err(|source| CommandError::Input {
-                    what: path.display().to_string(),
+        match self.file {
+            Some(path) => {
+                let what = path.display().to_string();
+                let file = std::fs::File::open(&path).map_err(|source| CommandError::Input {
+                    what: what.clone(),
                     source,
-                });
+                })?;
+                read_bounded(file, what)
+            }
+            None => read_bounded(std::io::stdin().lock(), "stdin".into()),
         }
-        let mut content = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut content)
-            .map_err(|source| CommandError::Input {
-                what: "stdin".into(),
-                source,
-            })?;
-        Ok(Bytes::from(content))
     }
+}
+
+/// All of `input`, unless it holds more than [`CONTENT_BYTES_MAX`] bytes.
+fn read_bounded(input: impl Read, what: String) -> Result<Bytes, CommandError> {
+    let mut content = Vec::new();
+    let read = input.take(CONTENT_BYTES_MAX + 1).read_to_end(&mut content);
+    if let Err(source) = read {
+        return Err(CommandError::Input { what, source });
+    }
+    if content.len() as u64 > CONTENT_BYTES_MAX {
+        let source = std::io::Error::other(format!("more than {CONTENT_BYTES_MAX} bytes"));
+        return Err(CommandError::Input { what, source });
+    }
+    Ok(Bytes::from(content))
 }
 
 /// Runs one command and prints its result: content or a version on stdout, and with
