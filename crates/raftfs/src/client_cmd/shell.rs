@@ -20,7 +20,8 @@ terminal it reads commands line by line, without a prompt, and exits at the end 
 
 Exit status: 0 on success, 1 for ERR_FILE_NOT_FOUND or ERR_VERSION, 2 for anything else (no
 member reachable, ERR_CMD_ERR, an unknown outcome, a bad argument), with the reason on stderr.
-A shell reading stdin exits with the worst status of its commands.";
+The shell prints replies and errors on stdout, in order; reading stdin, it exits with the
+worst status of its commands.";
 
 /// The shell's `help`.
 pub const HELP: &str = r#"Commands (one a line; they go to the leader, redirects are followed):
