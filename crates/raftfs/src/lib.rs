@@ -3,7 +3,7 @@
 //!
 //! - [`cli`]: the commands and `raftfs serve`'s settings.
 //! - [`admin`]: membership and leadership changes.
-//! - [`bench`]: load, fsync, failover, read and snapshot benchmarks.
+//! - [`bench`](mod@bench): load, fsync, failover, read and snapshot benchmarks.
 //! - [`certs`]: the cluster CA and member certificates.
 //! - [`client_cmd`]: `raftfs client`, the user's shell and one-shot commands.
 //! - [`local_cluster`]: `raftfs cluster`, member processes on loopback.
