@@ -242,8 +242,8 @@ fn unexpected(reply: &Reply) -> AdminError {
     ))
 }
 
-/// The members as an aligned table.
-fn table(members: &[MemberInfo]) -> String {
+/// The members as an aligned table (also the `raftfs client` shell's `members`).
+pub(crate) fn table(members: &[MemberInfo]) -> String {
     let mut rows = vec![[
         "ID".to_string(),
         "ROLE".into(),

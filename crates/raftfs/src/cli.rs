@@ -38,6 +38,9 @@ pub enum Command {
     /// Make a cluster CA and member certificates for mutual TLS between members (and for
     /// clients, with client_tls).
     Certs(crate::certs::CertsArgs),
+    /// Read, write, cas and delete files: one command, or a shell (interactive on a terminal,
+    /// line by line from a pipe).
+    Client(crate::client_cmd::ClientArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -159,6 +162,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(err.exit_code())
         }),
         Command::Certs(args) => crate::certs::run(args),
+        Command::Client(args) => match crate::client_cmd::run(args) {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 

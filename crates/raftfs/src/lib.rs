@@ -3,8 +3,9 @@
 //!
 //! - [`cli`]: the commands and `raftfs serve`'s settings.
 //! - [`admin`]: membership and leadership changes.
-//! - [`bench`]: load, fsync, failover, read and snapshot benchmarks.
+//! - [`bench`](mod@bench): load, fsync, failover, read and snapshot benchmarks.
 //! - [`certs`]: the cluster CA and member certificates.
+//! - [`client_cmd`]: `raftfs client`, the user's shell and one-shot commands.
 //! - [`local_cluster`]: `raftfs cluster`, member processes on loopback.
 //! - [`status`]: members' `/status` over HTTP.
 
@@ -12,5 +13,6 @@ pub mod admin;
 pub mod bench;
 pub mod certs;
 pub mod cli;
+pub mod client_cmd;
 pub mod local_cluster;
 pub mod status;
