@@ -28,8 +28,10 @@ pub struct AdminArgs {
     pub command: AdminCommand,
 }
 
-/// Where to send an admin command.
+/// Where to send an admin command. (Its argument group has an id of its own: the default, the
+/// struct's name, is also the `members` subcommand's, which clap's debug assertions refuse.)
 #[derive(Debug, Args)]
+#[group(id = "target")]
 pub struct Members {
     /// Client addresses of members (any one is enough; comma-separated).
     #[arg(

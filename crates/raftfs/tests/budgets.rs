@@ -1,5 +1,5 @@
-//! Client-side resource budgets on a real `raftfs serve` process over real sockets (issue 9,
-//! item 3): thousands of idle connections, the connection cap's reply, a client that pipelines
+//! Client-side resource budgets on a real `raftfs serve` process over real sockets:
+//! thousands of idle connections, the connection cap's reply, a client that pipelines
 //! reads of a large file and never reads the replies, a slowloris client, and the idle timeout.
 //! Other clients must keep being served throughout; nothing here asserts a speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.

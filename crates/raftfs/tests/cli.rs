@@ -33,6 +33,13 @@ fn every_subcommand_has_help() {
         &["bench", "fsync", "--help"],
         &["bench", "failover", "--help"],
         &["bench", "snapshots", "--help"],
+        &["admin", "--help"],
+        &["admin", "members", "--help"],
+        &["admin", "add-member", "--help"],
+        &["admin", "promote", "--help"],
+        &["admin", "remove-member", "--help"],
+        &["admin", "transfer-leader", "--help"],
+        &["certs", "--help"],
     ] {
         let output = raftfs(args);
         assert!(output.status.success(), "{args:?}");

@@ -1,4 +1,4 @@
-//! Guards the single-node store's promises over real TCP against the real binary: the seed's
+//! Guards the single-node store's promises over real TCP against the real binary: the README's
 //! telnet session, pipelining, arbitrary framing and binary content, large files, expiry, cas
 //! under contention, and that malformed input neither crashes the server nor disturbs others.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.

@@ -98,7 +98,7 @@ pub struct RunOptions {
     /// convergence once faults heal) and Raft's published safety properties (see
     /// [`crate::invariants`]), to show those catch a broken cluster on their own.
     pub check_durability: bool,
-    /// What a crash may keep of a disk's writes in flight: a prefix (the brief's model, the
+    /// What a crash may keep of a disk's writes in flight: a prefix (the simplest model, the
     /// default) or what the production WAL writer's batch order allows.
     pub crash_order: CrashOrder,
     /// Events the run may process before it fails with [`Check::Budget`]; [`RunOptions::new`]
