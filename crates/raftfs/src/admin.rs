@@ -144,8 +144,17 @@ pub fn run(args: AdminArgs) -> Result<(), AdminError> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
         let out = execute(args.command).await?;
-        println!("{out}");
-        Ok(())
+        // Not println!, which panics when the reader has gone (`raftfs admin members | head`):
+        // the change is done either way, and a closed pipe is the reader's choice.
+        use std::io::Write;
+        match writeln!(std::io::stdout(), "{out}") {
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(anyhow::Error::new(err)
+                    .context("cannot write to stdout")
+                    .into())
+            }
+            _ => Ok(()),
+        }
     })
 }
 
