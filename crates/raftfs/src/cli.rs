@@ -38,6 +38,10 @@ pub enum Command {
     /// Make a cluster CA and member certificates for mutual TLS between members (and for
     /// clients, with client_tls).
     Certs(crate::certs::CertsArgs),
+    /// Print a commented example cluster file, or check one.
+    Config(crate::config_cmd::ConfigArgs),
+    /// Seed a member of a new cluster from a backup (`raftfs admin snapshot save`).
+    Restore(crate::restore::RestoreArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -159,6 +163,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(err.exit_code())
         }),
         Command::Certs(args) => crate::certs::run(args),
+        Command::Config(args) => crate::config_cmd::run(args),
+        Command::Restore(args) => crate::restore::run(args),
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`admin`]: membership and leadership changes.
 //! - [`bench`]: load, fsync, failover, read and snapshot benchmarks.
 //! - [`certs`]: the cluster CA and member certificates.
+//! - [`config_cmd`]: `raftfs config example|check`.
+//! - [`restore`]: `raftfs restore`, a new cluster's member seeded from a backup.
 //! - [`local_cluster`]: `raftfs cluster`, member processes on loopback.
 //! - [`status`]: members' `/status` over HTTP.
 
@@ -12,5 +14,7 @@ pub mod admin;
 pub mod bench;
 pub mod certs;
 pub mod cli;
+pub mod config_cmd;
 pub mod local_cluster;
+pub mod restore;
 pub mod status;
