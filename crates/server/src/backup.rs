@@ -28,7 +28,10 @@ use crate::node::storage::{Storage, StorageError};
 pub enum BackupError {
     /// The file is not a whole, intact snapshot file (bad checksum, truncated, not a
     /// snapshot): it must not be used.
-    #[error("backup {path} is corrupt or not a raftfs backup: {source}")]
+    #[error(
+        "backup {path} is corrupt (it fails its checksum or layout check; do not use it): \
+         {source}"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -140,7 +143,7 @@ impl Backup {
     /// One line about the backup, for operators: index, term, checksum, files, digest.
     pub fn summary(&self) -> String {
         format!(
-            "index {} term {} bytes {} crc32c {:08x} files {} store_digest {}",
+            "index {} term {} bytes {} crc32c {:08x} files {} store_digest {:016x}",
             self.index,
             self.term,
             self.file.len(),
