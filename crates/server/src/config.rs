@@ -1,4 +1,6 @@
 //! Cluster and node settings: the TOML member list of docs/protocol.md and the settings with defaults.
+//! [`example`] is the whole file with every key at its default (`raftfs config example`); an
+//! unknown key anywhere is an error naming it, its line and its table.
 //!
 //! ```toml
 //! election_timeout_ms = 500      # optional, default 500
@@ -7,6 +9,8 @@
 //! snapshot_entries = 10000       # optional: snapshot after this many entries ...
 //! snapshot_bytes = 67108864      # optional: ... or this many command bytes (64 MiB)
 //! snapshot_trailing_entries = 1000  # optional: log entries kept behind a snapshot
+//! read_mode = "index"            # optional: "index" (ReadIndex) or "lease"
+//! follower_reads = false         # optional: followers serve reads at the leader's read index
 //! cluster_id = "raftfs"          # optional: in every hello and member certificate name
 //! insecure_peers = false         # optional: plaintext, unauthenticated peer links
 //! client_tls = false             # optional: clients must speak TLS
