@@ -249,10 +249,7 @@ async fn snapshot(command: SnapshotCommand) -> Result<String, AdminError> {
                 .await
                 .context("export task failed")?
                 .map_err(anyhow::Error::from)?;
-            exported
-                .backup
-                .write(&file)
-                .map_err(anyhow::Error::from)?;
+            exported.backup.write(&file).map_err(anyhow::Error::from)?;
             Ok(format!(
                 "saved {}: {} commit {} (exported offline)",
                 file.display(),

@@ -234,11 +234,14 @@ async fn check_files(client: &mut Client, acked: &BTreeMap<String, Option<(u64, 
             .unwrap();
         match (expected, reply) {
             (None, Reply::FileNotFound) => {}
-            (Some((version, bytes)), Reply::Contents {
-                version: v,
-                content,
-                ..
-            }) if *version == v && *bytes == content => {}
+            (
+                Some((version, bytes)),
+                Reply::Contents {
+                    version: v,
+                    content,
+                    ..
+                },
+            ) if *version == v && *bytes == content => {}
             (expected, reply) => panic!("{file}: expected {expected:?}, read {reply:?}"),
         }
     }
@@ -266,7 +269,14 @@ async fn a_backup_restores_into_a_new_cluster_and_a_corrupt_one_is_refused() {
     let follower = &source[(lead + 1) % 3].client;
     let backup = dir.path().join("backup.snap");
     let backup_arg = backup.to_str().unwrap();
-    let out = raftfs(&["admin", "snapshot", "save", backup_arg, "--members", follower]);
+    let out = raftfs(&[
+        "admin",
+        "snapshot",
+        "save",
+        backup_arg,
+        "--members",
+        follower,
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let saved = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(field(&saved, "store_digest"), digest, "{saved}");
@@ -297,7 +307,10 @@ async fn a_backup_restores_into_a_new_cluster_and_a_corrupt_one_is_refused() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("corrupt"), "{stderr}");
     assert!(stderr.contains("checksum"), "{stderr}");
-    assert!(!target[0].data_dir.exists(), "a refused restore wrote nothing");
+    assert!(
+        !target[0].data_dir.exists(),
+        "a refused restore wrote nothing"
+    );
     let inspect = raftfs(&["admin", "snapshot", "inspect", corrupt.to_str().unwrap()]);
     assert_eq!(inspect.status.code(), Some(2), "{}", text(&inspect));
 

@@ -109,10 +109,12 @@ impl Backup {
         let membership = if meta.config.is_empty() {
             None
         } else {
-            Some(Membership::decode(&meta.config).map_err(|err| BackupError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other(format!("bad configuration: {err}")),
-            })?)
+            Some(
+                Membership::decode(&meta.config).map_err(|err| BackupError::Io {
+                    path: path.to_owned(),
+                    source: std::io::Error::other(format!("bad configuration: {err}")),
+                })?,
+            )
         };
         Ok(Backup {
             index: meta.index,

@@ -679,21 +679,36 @@ mod tests {
     fn unknown_keys_are_named_with_their_table() {
         let member = "[[member]]\nid = 1\npeer = \"a:1\"\nclient = \"a:2\"\n";
         let cases = [
-            (format!("electon_timeout_ms = 5\n{member}"), "line 1 (top level)", "electon_timeout_ms"),
-            (format!("[tls]\nca = \"x\"\ncerts = \"y\"\n{member}"), "line 3 (in [tls])", "certs"),
+            (
+                format!("electon_timeout_ms = 5\n{member}"),
+                "line 1 (top level)",
+                "electon_timeout_ms",
+            ),
+            (
+                format!("[tls]\nca = \"x\"\ncerts = \"y\"\n{member}"),
+                "line 3 (in [tls])",
+                "certs",
+            ),
             (
                 format!("[client_limits]\nidle_timeout = 5\n{member}"),
                 "line 2 (in [client_limits])",
                 "idle_timeout",
             ),
-            (format!("{member}colour = \"red\"\n"), "line 5 (in [[member]])", "colour"),
+            (
+                format!("{member}colour = \"red\"\n"),
+                "line 5 (in [[member]])",
+                "colour",
+            ),
         ];
         let dir = tempfile::tempdir().unwrap();
         for (text, place, key) in cases {
             let path = dir.path().join("cluster.toml");
             std::fs::write(&path, &text).unwrap();
             let message = ClusterFile::load(&path).unwrap_err().to_string();
-            assert!(message.contains(place), "{message:?} does not say {place:?}");
+            assert!(
+                message.contains(place),
+                "{message:?} does not say {place:?}"
+            );
             assert!(message.contains(key), "{message:?} does not name {key:?}");
             assert!(!message.contains('\n'), "{message:?} is not one line");
         }

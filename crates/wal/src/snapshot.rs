@@ -125,16 +125,13 @@ pub fn snapshot_checksum(bytes: &[u8]) -> Option<u32> {
 /// Writes verified snapshot file bytes to `path` atomically (temp file beside it, fdatasync,
 /// rename, directory fsync): a backup is either whole at `path` or not there at all.
 pub fn write_snapshot_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            Error::io(
-                "name",
-                path.to_path_buf(),
-                std::io::ErrorKind::InvalidInput.into(),
-            )
-        })?;
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::io(
+            "name",
+            path.to_path_buf(),
+            std::io::ErrorKind::InvalidInput.into(),
+        )
+    })?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -246,6 +246,9 @@ fn an_encoded_snapshot_is_the_saved_file_and_checks_itself() {
         let mut bad = encoded.clone();
         bad[offset] ^= 0x01;
         let err = decode_snapshot(&backup, &Bytes::from(bad)).unwrap_err();
-        assert!(matches!(err, Error::Corrupt { .. }), "offset {offset}: {err}");
+        assert!(
+            matches!(err, Error::Corrupt { .. }),
+            "offset {offset}: {err}"
+        );
     }
 }
