@@ -2,6 +2,7 @@
 //! holds every acknowledged write and restores into a new cluster with the same store; a
 //! damaged backup is refused; the admin command's exit codes; and the documented procedure
 //! after losing a majority for good (docs/backup.md) keeps every acknowledged write.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
 
