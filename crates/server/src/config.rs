@@ -380,6 +380,10 @@ partial_command_timeout_s = {partial}
 # Seconds a connection with nothing in flight stays open.
 idle_timeout_s = {idle}
 
+# Not in this file, on purpose: what differs per host is a flag of `raftfs serve` (--data-dir,
+# --peer-listen, --peer-dial-from); the driver's own timings (parking, snapshot transfer
+# retries) follow election_timeout_ms.
+
 # The founding members (the log's configuration wins once the first leader wrote it):
 # id (unique, non-zero), peer (Raft traffic), client (the text protocol, what ERR_REDIRECT
 # names), http (optional: /status, /metrics, /health).
