@@ -199,8 +199,13 @@ impl Snapshots {
         membership: Membership,
     ) {
         tokio::task::spawn_blocking(move || {
-            let (meta, image) = serialise(index, term, &store, &membership);
-            let reply = match wal::encode_snapshot(&meta, &image) {
+            // The image is dropped once sealed into the file: one copy of the store is held
+            // while the reply waits to be sent, not two.
+            let file = {
+                let (meta, image) = serialise(index, term, &store, &membership);
+                wal::encode_snapshot(&meta, &image)
+            };
+            let reply = match file {
                 Ok(file) => fs::Reply::Snapshot {
                     index: index.0,
                     term: term.0,
