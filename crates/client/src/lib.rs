@@ -254,7 +254,8 @@ impl Client {
     /// election). A membership change or transfer whose connection failed, or that got
     /// `ERR_INTERNAL`, has an unknown outcome: [`ClientError::Unknown`].
     pub async fn admin(&mut self, admin: &Admin) -> Result<Reply, ClientError> {
-        let changes = !matches!(admin, Admin::Members);
+        // Listing and backups change nothing: they are retried like reads.
+        let changes = !matches!(admin, Admin::Members | Admin::Snapshot);
         self.call_bytes(admin.encode().as_bytes(), changes).await
     }
 

@@ -1,5 +1,6 @@
-//! Administrative commands on the client port: the cluster's membership and its leadership.
-//! They are not file commands: the replica driver answers them, the store never sees them.
+//! Administrative commands on the client port: the cluster's membership and its leadership,
+//! and backups. They are not file commands: the replica driver answers them, the store never
+//! sees them.
 //!
 //! ```text
 //! members\r\n                                -> MEMBERS N\r\n then N lines:
@@ -8,11 +9,16 @@
 //! member-promote ID\r\n                      -> OK INDEX     (a caught-up learner becomes a voter)
 //! member-remove ID\r\n                       -> OK INDEX
 //! transfer-leader [ID]\r\n                   -> OK ID        (the new leader)
+//! snapshot\r\n                               -> SNAPSHOT INDEX TERM NUMBYTES CRC32C\r\n<NUMBYTES bytes>\r\n
+//!                                               (a backup: a snapshot file of the leader's store)
 //! any of them: ERR_MEMBER REASON\r\n | ERR_REDIRECT HOST:PORT\r\n | ERR_INTERNAL\r\n
 //! ```
 //!
 //! `OK INDEX` is sent once the change has committed (it is then in force on the leader);
-//! a malformed line gets `ERR_CMD_ERR`, like any other.
+//! a malformed line gets `ERR_CMD_ERR`, like any other. `snapshot` is answered by the leader
+//! after a read barrier (ReadIndex), so the backup holds every write acknowledged before the
+//! command was sent; its bytes are a whole snapshot file (docs/backup.md), INDEX and TERM are
+//! the last entry it covers, CRC32C (decimal) is the checksum the file ends with.
 
 use crate::codec::ParseError;
 
@@ -47,7 +53,14 @@ pub enum Admin {
         /// The target, if named.
         to: Option<u64>,
     },
+    /// Send a backup: a snapshot file of the store, taken after a read barrier.
+    Snapshot,
 }
+
+/// Largest backup a client accepts in a `SNAPSHOT` reply (16 GiB, the bound on a snapshot file
+/// a follower stages): far above any store raftfs means to hold, and it keeps a broken stream
+/// from making the client reserve absurd amounts of memory.
+pub const SNAPSHOT_REPLY_BYTES_MAX: u64 = 16 << 30;
 
 /// One line of a `MEMBERS` reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +83,12 @@ pub struct MemberInfo {
 pub(crate) fn is_admin_verb(verb: &[u8]) -> bool {
     matches!(
         verb,
-        b"members" | b"member-add" | b"member-promote" | b"member-remove" | b"transfer-leader"
+        b"members"
+            | b"member-add"
+            | b"member-promote"
+            | b"member-remove"
+            | b"transfer-leader"
+            | b"snapshot"
     )
 }
 
@@ -96,6 +114,7 @@ pub(crate) fn parse(fields: &[&[u8]]) -> Result<Admin, ParseError> {
         [b"member-remove", i] => Ok(Admin::RemoveMember { id: id(i)? }),
         [b"transfer-leader"] => Ok(Admin::TransferLeader { to: None }),
         [b"transfer-leader", i] => Ok(Admin::TransferLeader { to: Some(id(i)?) }),
+        [b"snapshot"] => Ok(Admin::Snapshot),
         _ => Err(ParseError::BadAdminField),
     }
 }
@@ -127,6 +146,7 @@ impl Admin {
             Admin::RemoveMember { id } => format!("member-remove {id}\r\n"),
             Admin::TransferLeader { to: None } => "transfer-leader\r\n".into(),
             Admin::TransferLeader { to: Some(id) } => format!("transfer-leader {id}\r\n"),
+            Admin::Snapshot => "snapshot\r\n".into(),
         }
     }
 }

@@ -42,6 +42,18 @@ pub enum Reply {
     Members(Vec<crate::admin::MemberInfo>),
     /// `ERR_MEMBER REASON`: an administrative command was refused; the reason is one line.
     MemberError(String),
+    /// `SNAPSHOT INDEX TERM NUMBYTES CRC32C\r\n<file>\r\n`: a backup (see [`crate::admin`]).
+    Snapshot {
+        /// The last log index the backup covers.
+        index: u64,
+        /// The term of that entry.
+        term: u64,
+        /// The CRC32C the file ends with (the file checks itself; this lets a reader say
+        /// which backup it holds without parsing it).
+        crc32c: u32,
+        /// The whole snapshot file.
+        file: Bytes,
+    },
 }
 
 impl Reply {
@@ -76,6 +88,18 @@ impl Reply {
                     .map(|c| if c.is_control() { ' ' } else { c })
                     .collect();
                 dst.put_slice(format!("ERR_MEMBER {reason}\r\n").as_bytes());
+            }
+            Reply::Snapshot {
+                index,
+                term,
+                crc32c,
+                file,
+            } => {
+                dst.reserve(file.len() + 80);
+                let header = format!("SNAPSHOT {index} {term} {} {crc32c}\r\n", file.len());
+                dst.put_slice(header.as_bytes());
+                dst.put_slice(file);
+                dst.put_slice(b"\r\n");
             }
             Reply::Deleted => dst.put_slice(b"OK\r\n"),
             Reply::FileNotFound => dst.put_slice(b"ERR_FILE_NOT_FOUND\r\n"),

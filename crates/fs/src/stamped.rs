@@ -97,6 +97,19 @@ impl StampedCommand {
         }
     }
 
+    /// Applies the command to `store` at its clock stamp (a clock entry only moves the store's
+    /// clock): what every replica does with a committed entry, and what an offline export of a
+    /// data directory does with its log. The command's reply, if it had one.
+    pub fn apply_to(&self, store: &mut crate::Store) -> Option<crate::Reply> {
+        match &self.command {
+            Some(command) => Some(store.apply(command, self.clock_ms)),
+            None => {
+                store.tick(self.clock_ms);
+                None
+            }
+        }
+    }
+
     /// The binary form described in the module's FORMAT section.
     pub fn encode(&self) -> Bytes {
         let Some(command) = &self.command else {

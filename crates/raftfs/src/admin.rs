@@ -1,5 +1,5 @@
 //! `raftfs admin`: membership changes and leadership transfer, against any member (the
-//! command is redirected to the leader).
+//! command is redirected to the leader), and backups (`admin snapshot save|inspect`).
 //!
 //! `add-member` adds a learner, then (unless `--learner`) promotes it once it has caught up,
 //! retrying while the leader says it is behind. Exit status: 0 on success, 1 when the cluster
@@ -116,6 +116,37 @@ pub enum AdminCommand {
         #[arg(long)]
         to: Option<u64>,
     },
+    /// Backups: save one from the cluster's leader or a stopped member's data directory, or
+    /// check one (docs/backup.md).
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// The `admin snapshot` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a backup to FILE (written atomically): from the leader, after a read barrier, so
+    /// it holds every write acknowledged before; or, with --data-dir, from a stopped member's
+    /// data directory (its snapshot and its whole log, for the disaster procedure).
+    Save {
+        /// Where to write the backup.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        /// Where to send the command (unless --data-dir).
+        target: Members,
+        /// Export offline from this stopped member's data directory instead of asking the
+        /// cluster; prints the last log index and term it holds.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Verify a backup (checksum, store image) and print what it holds.
+    Inspect {
+        /// The backup.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Why an admin command failed: the cluster refused it, or something else went wrong.
@@ -210,6 +241,80 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             let mut c = target.client()?;
             let leader = done(c.admin(&Admin::TransferLeader { to }).await)?;
             Ok(format!("member {leader} leads now"))
+        }
+        AdminCommand::Snapshot { command } => snapshot(command).await,
+    }
+}
+
+/// `admin snapshot save|inspect`.
+async fn snapshot(command: SnapshotCommand) -> Result<String, AdminError> {
+    use server::backup::{self, Backup};
+    match command {
+        SnapshotCommand::Save {
+            file,
+            data_dir: Some(dir),
+            ..
+        } => {
+            // Reading a data directory is blocking file work: off the runtime's threads.
+            let exported = tokio::task::spawn_blocking(move || backup::export(&dir))
+                .await
+                .context("export task failed")?
+                .map_err(anyhow::Error::from)?;
+            exported.backup.write(&file).map_err(anyhow::Error::from)?;
+            Ok(format!(
+                "saved {}: {} commit {} (exported offline)",
+                file.display(),
+                exported.backup.summary(),
+                exported.commit
+            ))
+        }
+        SnapshotCommand::Save {
+            file,
+            target,
+            data_dir: None,
+        } => {
+            let mut c = target.client()?;
+            let reply = c
+                .admin(&Admin::Snapshot)
+                .await
+                .map_err(anyhow::Error::from)?;
+            let Reply::Snapshot { file: bytes, .. } = reply else {
+                return Err(unexpected(&reply));
+            };
+            let from = c.connected_to().unwrap_or("?").to_owned();
+            let path = file.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                // Verified before it is written: a damaged transfer never becomes a backup.
+                let backup = Backup::verify(&path, bytes)?;
+                backup.write(&path)?;
+                Ok::<_, backup::BackupError>(backup)
+            })
+            .await
+            .context("save task failed")?
+            .map_err(anyhow::Error::from)?;
+            Ok(format!(
+                "saved {}: {} (from the leader at {from})",
+                file.display(),
+                saved.summary()
+            ))
+        }
+        SnapshotCommand::Inspect { file } => {
+            let backup = Backup::read(&file).map_err(anyhow::Error::from)?;
+            let members = backup.membership.as_ref().map_or_else(
+                || "none".to_owned(),
+                |m| {
+                    m.members()
+                        .keys()
+                        .map(|id| id.0.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            );
+            Ok(format!(
+                "{}: ok, {} members {members}",
+                file.display(),
+                backup.summary()
+            ))
         }
     }
 }

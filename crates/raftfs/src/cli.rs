@@ -41,6 +41,10 @@ pub enum Command {
     /// Read, write, cas and delete files: one command, or a shell (interactive on a terminal,
     /// line by line from a pipe).
     Client(crate::client_cmd::ClientArgs),
+    /// Print a commented example cluster file, or check one.
+    Config(crate::config_cmd::ConfigArgs),
+    /// Seed a member of a new cluster from a backup (`raftfs admin snapshot save`).
+    Restore(crate::restore::RestoreArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -166,6 +170,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             0 => Ok(()),
             code => std::process::exit(code),
         },
+        Command::Config(args) => crate::config_cmd::run(args),
+        Command::Restore(args) => crate::restore::run(args),
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`bench`](mod@bench): load, fsync, failover, read and snapshot benchmarks.
 //! - [`certs`]: the cluster CA and member certificates.
 //! - [`client_cmd`]: `raftfs client`, the user's shell and one-shot commands.
+//! - [`config_cmd`]: `raftfs config example|check`.
+//! - [`restore`]: `raftfs restore`, a new cluster's member seeded from a backup.
 //! - [`local_cluster`]: `raftfs cluster`, member processes on loopback.
 //! - [`status`]: members' `/status` over HTTP.
 
@@ -14,5 +16,7 @@ pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod client_cmd;
+pub mod config_cmd;
 pub mod local_cluster;
+pub mod restore;
 pub mod status;

@@ -22,7 +22,8 @@ pub struct Request<T> {
 /// A read waiting for its turn.
 #[derive(Debug)]
 struct PendingRead<T> {
-    name: Name,
+    /// The file to read; `None` for a backup, which takes the whole store.
+    name: Option<Name>,
     token: T,
     /// The log's last index when the read reached the node: the read must see at least that,
     /// so a pipelined read sees the same connection's earlier writes.
@@ -163,8 +164,9 @@ impl<T> Book<T> {
         }
     }
 
-    /// Registers a read that must see the log up to `barrier`.
-    pub(crate) fn read(&mut self, name: Name, token: T, barrier: LogIndex) -> ReadId {
+    /// Registers a read of `name` (of the whole store for a backup, `None`) that must see the
+    /// log up to `barrier`.
+    pub(crate) fn read(&mut self, name: Option<Name>, token: T, barrier: LogIndex) -> ReadId {
         let id = ReadId(self.next_id());
         self.reads.insert(
             id,
@@ -190,19 +192,24 @@ impl<T> Book<T> {
         self.reads.remove(&id).map(|read| read.token)
     }
 
-    /// Answers every confirmed read whose index the store has applied.
+    /// Answers every confirmed read whose index the store has applied; the tokens of backups
+    /// so served go to `backups`, for the caller to hand the store out.
     pub(crate) fn serve_reads(
         &mut self,
         applied: LogIndex,
         store: &Store,
         answers: &mut Vec<(T, Reply)>,
+        backups: &mut Vec<T>,
     ) {
         while let Some(entry) = self.ready_reads.first_entry() {
             if *entry.key() > applied {
                 break;
             }
             for read in entry.remove() {
-                answers.push((read.token, store.read(&read.name)));
+                match &read.name {
+                    Some(name) => answers.push((read.token, store.read(name))),
+                    None => backups.push(read.token),
+                }
             }
         }
     }

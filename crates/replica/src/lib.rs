@@ -348,6 +348,14 @@ impl<T> Replica<T> {
             },
             Admin::Promote { id } => MembershipChange::Promote { id: NodeId(id) },
             Admin::RemoveMember { id } => MembershipChange::Remove { id: NodeId(id) },
+            Admin::Snapshot => {
+                // A read of the whole store: the same barrier as a read (ReadIndex and the
+                // log's last index now), so the backup holds every write acknowledged before
+                // the command arrived; `settle` hands the store out once it has applied that.
+                let barrier = self.core.last_index();
+                let id = self.book.read(None, token, barrier);
+                return self.step(now, Event::ReadIndex(id), out);
+            }
         };
         let id = self.book.propose(token);
         self.step(now, Event::ChangeMembership { id, change }, out)
@@ -406,7 +414,7 @@ impl<T> Replica<T> {
                     // this batch's mutations: propose those first so the log holds them.
                     found |= self.propose(now, &mut batch, out);
                     let barrier = self.core.last_index();
-                    let id = self.book.read(name, request.token, barrier);
+                    let id = self.book.read(Some(name), request.token, barrier);
                     found |= self.step(now, Event::ReadIndex(id), out);
                 }
                 command => {
@@ -418,6 +426,26 @@ impl<T> Replica<T> {
         }
         found |= self.propose(now, &mut batch, out);
         found
+    }
+
+    /// `Output::Backup` for each backup whose barrier the store has applied: an immutable copy
+    /// of the store as of `applied` (cheap: file contents are shared), serialised by the
+    /// runtime away from this call.
+    fn hand_out_backups(&mut self, backups: Vec<T>, out: &mut Vec<Output<T>>) {
+        for token in backups {
+            let membership = self
+                .core
+                .membership_at(self.applied)
+                .unwrap_or_else(|| self.core.membership())
+                .clone();
+            out.push(Output::Backup {
+                token,
+                index: self.applied,
+                term: self.applied_term,
+                store: self.store.clone(),
+                membership,
+            });
+        }
     }
 
     /// This leader's clock now: the wall clock, never below a stamp it gave or applied.
@@ -562,17 +590,7 @@ impl<T> Replica<T> {
             // A configuration is the core's business; its proposer learns the index.
             Payload::Membership(_) => Some(Reply::Done(entry.index.0)),
             Payload::Command(bytes) => match StampedCommand::decode(bytes) {
-                Ok(StampedCommand {
-                    clock_ms,
-                    command: Some(command),
-                }) => Some(self.store.apply(&command, clock_ms)),
-                Ok(StampedCommand {
-                    clock_ms,
-                    command: None,
-                }) => {
-                    self.store.tick(clock_ms);
-                    None
-                }
+                Ok(stamped) => stamped.apply_to(&mut self.store),
                 Err(err) => {
                     out.push(Output::BadEntry {
                         index: entry.index,
@@ -601,8 +619,10 @@ impl<T> Replica<T> {
             self.book.transfers_done(&reply, &mut self.answers);
         }
         loop {
+            let mut backups = Vec::new();
             self.book
-                .serve_reads(self.applied, &self.store, &mut self.answers);
+                .serve_reads(self.applied, &self.store, &mut self.answers, &mut backups);
+            self.hand_out_backups(backups, out);
             if !(found && self.book.has_parked() && self.core.leader().is_some()) {
                 break;
             }

@@ -39,6 +39,22 @@ pub enum Output<T> {
     },
     /// Make this hard state durable; call [`crate::Replica::state_saved`] once it is.
     SaveState(HardState),
+    /// Answer backup request `token` (an `Admin::Snapshot`) with a snapshot file of `store`,
+    /// which reflects the log up to `index` (whose entry has `term`) and every write
+    /// acknowledged before the request arrived; serialise it away from the caller's thread,
+    /// in the same file format as `SaveSnapshot`. Nothing is reported back.
+    Backup {
+        /// Who waits for the backup.
+        token: T,
+        /// Last index the backup covers.
+        index: LogIndex,
+        /// Term of the entry at `index`.
+        term: Term,
+        /// The store as of `index`.
+        store: Store,
+        /// The configuration in force at `index`.
+        membership: raft::Membership,
+    },
     /// Write a snapshot of `store` (which reflects the log up to `index`, whose entry has
     /// `term`) durably and atomically, with a checksum, away from the caller's thread if it is
     /// large; then call [`crate::Replica::snapshot_saved`]. The store value is the replica's

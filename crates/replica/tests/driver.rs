@@ -422,3 +422,72 @@ fn a_read_is_judged_at_the_replicated_clock_not_the_serving_members() {
         [(3, Reply::FileNotFound)]
     );
 }
+
+/// A backup asked for right behind a write, before that write is durable, holds it: it waits
+/// at the barrier a read waits at (the log's last index on arrival, and the ReadIndex), and
+/// then hands out the store as of the index applied.
+#[test]
+fn a_backup_holds_the_writes_that_reached_the_leader_before_it() {
+    let mut r = single_leader();
+    let mut out = Vec::new();
+    r.requests(at(1), [write(1, "a", "v1")], &mut out);
+    r.admin(at(1), 2, fs::Admin::Snapshot, &mut out);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Backup { .. })),
+        "no backup before the write it follows is applied"
+    );
+    let mut backups = Vec::new();
+    while !out.is_empty() {
+        let mut next = Vec::new();
+        for output in out {
+            match output {
+                Output::LogStore { entries } => {
+                    if let Some(last) = entries.last() {
+                        r.log_stored(at(1), last.index, last.term, &mut next);
+                    }
+                }
+                Output::SaveState(state) => r.state_saved(at(1), state, &mut next),
+                Output::Backup {
+                    token,
+                    index,
+                    store,
+                    membership,
+                    ..
+                } => backups.push((token, index, store, membership)),
+                _ => {}
+            }
+        }
+        out = next;
+    }
+    let [(token, index, store, membership)] = &backups[..] else {
+        panic!("one backup expected, got {}", backups.len());
+    };
+    assert_eq!(*token, 2);
+    assert_eq!(*index, r.applied());
+    assert_eq!(store.digest(), r.store().digest());
+    assert!(matches!(store.read(&name("a")), Reply::Contents { .. }));
+    assert_eq!(membership.members().len(), 1);
+}
+
+/// A follower does not answer a backup itself: it redirects to the leader, like a write.
+#[test]
+fn a_follower_redirects_a_backup() {
+    let mut r = replica(2, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    out.clear();
+    r.admin(at(1), 9, fs::Admin::Snapshot, &mut out);
+    let replies: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reply { token, reply } => Some((*token, reply.clone())),
+            _ => None,
+        })
+        .collect();
+    // No leader known yet: ERR_INTERNAL (the client retries); never a backup of its own.
+    assert!(
+        matches!(&replies[..], [(9, Reply::Internal | Reply::Redirect(_))]),
+        "{replies:?}"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Backup { .. })));
+}

@@ -1,4 +1,6 @@
 //! Cluster and node settings: the TOML member list of docs/protocol.md and the settings with defaults.
+//! [`example`] is the whole file with every key at its default (`raftfs config example`); an
+//! unknown key anywhere is an error naming it, its line and its table.
 //!
 //! ```toml
 //! election_timeout_ms = 500      # optional, default 500
@@ -7,6 +9,8 @@
 //! snapshot_entries = 10000       # optional: snapshot after this many entries ...
 //! snapshot_bytes = 67108864      # optional: ... or this many command bytes (64 MiB)
 //! snapshot_trailing_entries = 1000  # optional: log entries kept behind a snapshot
+//! read_mode = "index"            # optional: "index" (ReadIndex) or "lease"
+//! follower_reads = false         # optional: followers serve reads at the leader's read index
 //! cluster_id = "raftfs"          # optional: in every hello and member certificate name
 //! insecure_peers = false         # optional: plaintext, unauthenticated peer links
 //! client_tls = false             # optional: clients must speak TLS
@@ -297,16 +301,119 @@ impl ClusterFile {
     }
 }
 
-/// A TOML error as "line L: what", without the multi-line source excerpt the parser draws.
+/// A TOML error as "line L (in [TABLE]): what", without the multi-line source excerpt the
+/// parser draws. The table is the header in force at that line, so an unknown key inside
+/// `[tls]` or `[client_limits]` says where it is, not only what it is.
 fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim().replace('\n', " ");
     match err.span() {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let table = before
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with('['))
+                .map(|header| header.split('#').next().unwrap_or(header).trim());
+            match table {
+                Some(table) => format!("line {line} (in {table}): {message}"),
+                None => format!("line {line} (top level): {message}"),
+            }
         }
         None => message,
     }
+}
+
+/// A commented cluster file holding every key at its default, with its meaning, and three
+/// members on loopback (`raftfs config example`). It loads as it is: a test checks that, and
+/// that every value in it is the default, so the text cannot drift from the code.
+pub fn example() -> String {
+    let policy = replica::SnapshotPolicy::default();
+    let limits = crate::limits::ClientLimits::default();
+    let mut text = format!(
+        r#"# raftfs cluster file (`raftfs serve --config FILE --id ID`). Every key but the
+# [[member]] list is optional; the values below are the defaults.
+
+# Minimum election timeout in ms (randomised up to twice this); at least
+# {ratio} heartbeat intervals.
+election_timeout_ms = {election}
+# Leader heartbeat interval in ms.
+heartbeat_interval_ms = {heartbeat}
+# Largest file accepted, in bytes (at most {file_limit}).
+max_file_size = {file_max}
+# Snapshot once this many log entries were applied since the last snapshot ...
+snapshot_entries = {snap_entries}
+# ... or once the commands applied since then add up to this many bytes.
+snapshot_bytes = {snap_bytes}
+# Log entries kept behind a snapshot, so followers slightly behind catch up from the log.
+snapshot_trailing_entries = {snap_trailing}
+# How the leader confirms linearizable reads: "index" (ReadIndex, a heartbeat round per
+# batch) or "lease" (a leader lease; needs clocks that run at about the same rate).
+read_mode = "index"
+# Followers serve linearizable reads at a read index they ask the leader for.
+follower_reads = false
+# The cluster's id: in every peer hello and member certificate name.
+cluster_id = "{cluster_id}"
+# Plaintext, unauthenticated peer links: only on a trusted network.
+insecure_peers = false
+# Clients must speak TLS to the client port (with the member's certificate).
+client_tls = false
+
+# Certificates, as `raftfs certs --out certs` writes them beside this file. Relative paths
+# start at this file's directory; {{id}} is the member's id.
+[tls]
+ca = "{ca}"
+cert = "{cert}"
+key = "{key}"
+
+# Budgets of client connections.
+[client_limits]
+# Connections served at once (default: computed from the descriptor limit).
+# max_connections = 9000
+# Encoded reply bytes a connection may have unsent before its commands are not read.
+reply_buffer_bytes = {reply}
+# Command bytes a connection may have read and not yet answered before more are not read.
+pipeline_bytes = {pipeline}
+# Seconds from a command's first byte until, still incomplete, its connection is closed.
+partial_command_timeout_s = {partial}
+# Seconds a connection with nothing in flight stays open.
+idle_timeout_s = {idle}
+
+# Not in this file, on purpose: what differs per host is a flag of `raftfs serve` (--data-dir,
+# --peer-listen, --peer-dial-from); the driver's own timings (parking, snapshot transfer
+# retries) follow election_timeout_ms.
+
+# The founding members (the log's configuration wins once the first leader wrote it):
+# id (unique, non-zero), peer (Raft traffic), client (the text protocol, what ERR_REDIRECT
+# names), http (optional: /status, /metrics, /health).
+"#,
+        ratio = raft::config::HEARTBEATS_PER_ELECTION_TIMEOUT_MIN,
+        election = ELECTION_TIMEOUT_MS_DEFAULT,
+        heartbeat = HEARTBEAT_INTERVAL_MS_DEFAULT,
+        file_limit = FILE_BYTES_MAX_LIMIT,
+        file_max = FILE_BYTES_MAX_DEFAULT,
+        snap_entries = policy.entries,
+        snap_bytes = policy.bytes,
+        snap_trailing = policy.trailing_entries,
+        cluster_id = crate::tls::CLUSTER_ID_DEFAULT,
+        ca = tls_ca_default(),
+        cert = tls_cert_default(),
+        key = tls_key_default(),
+        reply = limits.reply_buffer_bytes,
+        pipeline = limits.pipeline_bytes,
+        partial = limits.partial_command_timeout_s,
+        idle = limits.idle_timeout_s,
+    );
+    for id in 1..=3 {
+        text.push_str(&format!(
+            "[[member]]\nid = {id}\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\nhttp = \"127.0.0.1:{}\"\n\n",
+            9000 + id,
+            8080 + id,
+            7000 + id
+        ));
+    }
+    text
 }
 
 /// Checks the timing and size settings shared by single-node and cluster modes.
@@ -484,23 +591,28 @@ impl NodeConfig {
         if self.joining {
             return Ok(raft::Membership::default());
         }
-        let members = self
-            .members
-            .iter()
-            .map(|m| {
-                let member = raft::Member {
-                    voter: true,
-                    addresses: raft::Addresses {
-                        peer: m.peer.clone(),
-                        client: m.client.clone(),
-                        http: m.http.clone(),
-                    },
-                };
-                (raft::NodeId(m.id), member)
-            })
-            .collect();
-        raft::Membership::new(members)
+        membership_of(&self.members)
     }
+}
+
+/// The configuration of a cluster file's member list: every member a voter (what a new
+/// cluster starts from, bootstrapped or restored from a backup).
+pub fn membership_of(members: &[Member]) -> Result<raft::Membership, raft::MembershipError> {
+    let members = members
+        .iter()
+        .map(|m| {
+            let member = raft::Member {
+                voter: true,
+                addresses: raft::Addresses {
+                    peer: m.peer.clone(),
+                    client: m.client.clone(),
+                    http: m.http.clone(),
+                },
+            };
+            (raft::NodeId(m.id), member)
+        })
+        .collect();
+    raft::Membership::new(members)
 }
 
 /// The peer address of a single-node store listening for clients at `client`: the same host,
@@ -521,6 +633,8 @@ pub fn default_peer_address(client: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
     use super::*;
 
     #[test]
@@ -541,6 +655,67 @@ mod tests {
         assert_eq!(file.member.len(), 2);
         assert_eq!(file.election_timeout_ms, ELECTION_TIMEOUT_MS_DEFAULT);
         assert_eq!(file.member(2).unwrap().http, None);
+    }
+
+    #[test]
+    fn the_example_loads_and_holds_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, example()).unwrap();
+        let file = ClusterFile::load(&path).unwrap();
+        assert_eq!(file.member.len(), 3);
+        let defaults: ClusterFile = toml::from_str(
+            "[[member]]\nid = 1\npeer = \"127.0.0.1:9001\"\nclient = \"127.0.0.1:8081\"\n",
+        )
+        .unwrap();
+        let ClusterFile { member, dir: _, .. } = file.clone();
+        let file = ClusterFile {
+            member: defaults.member.clone(),
+            dir: PathBuf::new(),
+            ..file
+        };
+        assert_eq!(file, defaults, "a value in the example is not the default");
+        assert_eq!(member[2].http.as_deref(), Some("127.0.0.1:7003"));
+    }
+
+    /// An unknown key is refused, and the message names it and the table it is in.
+    #[test]
+    fn unknown_keys_are_named_with_their_table() {
+        let member = "[[member]]\nid = 1\npeer = \"a:1\"\nclient = \"a:2\"\n";
+        let cases = [
+            (
+                format!("electon_timeout_ms = 5\n{member}"),
+                "line 1 (top level)",
+                "electon_timeout_ms",
+            ),
+            (
+                format!("[tls]\nca = \"x\"\ncerts = \"y\"\n{member}"),
+                "line 3 (in [tls])",
+                "certs",
+            ),
+            (
+                format!("[client_limits]\nidle_timeout = 5\n{member}"),
+                "line 2 (in [client_limits])",
+                "idle_timeout",
+            ),
+            (
+                format!("{member}colour = \"red\"\n"),
+                "line 5 (in [[member]])",
+                "colour",
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for (text, place, key) in cases {
+            let path = dir.path().join("cluster.toml");
+            std::fs::write(&path, &text).unwrap();
+            let message = ClusterFile::load(&path).unwrap_err().to_string();
+            assert!(
+                message.contains(place),
+                "{message:?} does not say {place:?}"
+            );
+            assert!(message.contains(key), "{message:?} does not name {key:?}");
+            assert!(!message.contains('\n'), "{message:?} is not one line");
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`transport`] and [`tls`]: members' links, mutually authenticated.
 //! - [`status`]: `/status`, `/metrics` and `/health`.
 //! - [`config`] and [`server`]: settings and process lifecycle.
+//! - [`backup`]: backups (snapshot files) saved, exported offline and restored.
 
+pub mod backup;
 pub mod config;
 pub mod connection;
 pub mod deadline;

@@ -305,7 +305,9 @@ impl Client {
                 ReplyKind::Definite
             }
             // Answers to administrative commands, which file commands never get.
-            Reply::Done(_) | Reply::Members(_) | Reply::MemberError(_) => ReplyKind::Refused,
+            Reply::Done(_) | Reply::Members(_) | Reply::MemberError(_) | Reply::Snapshot { .. } => {
+                ReplyKind::Refused
+            }
         }
     }
 

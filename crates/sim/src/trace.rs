@@ -484,6 +484,9 @@ impl fmt::Display for ShowReply<'_> {
             Reply::Done(n) => write!(f, "OK {n}"),
             Reply::Members(m) => write!(f, "MEMBERS {}", m.len()),
             Reply::MemberError(why) => write!(f, "ERR_MEMBER {why}"),
+            Reply::Snapshot { index, file, .. } => {
+                write!(f, "SNAPSHOT i{index} {} bytes", file.len())
+            }
         }
     }
 }

@@ -161,7 +161,8 @@ pub use record::{RECORD_DATA_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::SEGMENT_HEADER_BYTES;
 pub use snapshot::{
-    SNAPSHOT_CONFIG_BYTES_MAX, SnapshotMeta, install_staged_snapshot, load_latest_snapshot,
-    load_latest_snapshot_with, load_snapshot_file, prune_snapshots, save_snapshot, snapshot_path,
+    SNAPSHOT_CONFIG_BYTES_MAX, SnapshotMeta, decode_snapshot, encode_snapshot,
+    install_staged_snapshot, load_latest_snapshot, load_latest_snapshot_with, load_snapshot_file,
+    prune_snapshots, save_snapshot, snapshot_checksum, snapshot_path, write_snapshot_file,
 };
 pub use writer::{Completion, Durable, Op, Rejected, WRITER_QUEUE_OPS_MAX, Writer};

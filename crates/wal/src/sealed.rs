@@ -27,18 +27,43 @@ pub(crate) fn write(
     payload: &[&[u8]],
 ) -> Result<(), Error> {
     let version = SEALED_VERSION.to_le_bytes();
-    let mut crc = crc32c::crc32c(magic);
-    crc = crc32c::crc32c_append(crc, &version);
-    for part in payload {
-        crc = crc32c::crc32c_append(crc, part);
-    }
-    let crc = crc.to_le_bytes();
+    let crc = checksum(magic, payload).to_le_bytes();
     let mut parts: Vec<&[u8]> = Vec::with_capacity(payload.len() + 3);
     parts.push(magic);
     parts.push(&version);
     parts.extend_from_slice(payload);
     parts.push(&crc);
     disk.write_atomic(dir, name, &parts)
+}
+
+/// The bytes of a sealed file holding the concatenated `payload` parts, in memory: exactly
+/// what [`write`] puts on disk (a backup streamed to a client is such a file).
+pub(crate) fn seal(magic: &[u8; 8], payload: &[&[u8]]) -> Vec<u8> {
+    let len = payload.iter().map(|p| p.len()).sum::<usize>() + SEALED_OVERHEAD_BYTES;
+    let mut bytes = Vec::with_capacity(len);
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&SEALED_VERSION.to_le_bytes());
+    for part in payload {
+        bytes.extend_from_slice(part);
+    }
+    bytes.extend_from_slice(&checksum(magic, payload).to_le_bytes());
+    bytes
+}
+
+/// The CRC32C a sealed file ends with: of magic, version and payload.
+fn checksum(magic: &[u8; 8], payload: &[&[u8]]) -> u32 {
+    let mut crc = crc32c::crc32c(magic);
+    crc = crc32c::crc32c_append(crc, &SEALED_VERSION.to_le_bytes());
+    for part in payload {
+        crc = crc32c::crc32c_append(crc, part);
+    }
+    crc
+}
+
+/// The CRC32C stored at the end of a sealed file's bytes (not checked here), if it is long
+/// enough to hold one.
+pub(crate) fn stored_checksum(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() >= SEALED_OVERHEAD_BYTES).then(|| record::read_u32(bytes, bytes.len() - 4))
 }
 
 /// Checks a sealed file's bytes and returns its payload.

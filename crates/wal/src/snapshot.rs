@@ -75,10 +75,7 @@ pub(crate) fn save_snapshot_with(
         });
     }
     disk::create_dir(disk, dir)?;
-    let mut fixed = [0; SNAPSHOT_FIXED_BYTES];
-    fixed[0..8].copy_from_slice(&meta.index.to_le_bytes());
-    fixed[8..16].copy_from_slice(&meta.term.to_le_bytes());
-    fixed[16..24].copy_from_slice(&(meta.config.len() as u64).to_le_bytes());
+    let fixed = fixed_part(meta);
     let name = file_name(meta.index);
     sealed::write(
         disk,
@@ -89,6 +86,57 @@ pub(crate) fn save_snapshot_with(
     )?;
 
     remove_older(disk, dir, meta.index, true)
+}
+
+/// The fixed part of a snapshot's payload: index, term, config length.
+fn fixed_part(meta: &SnapshotMeta) -> [u8; SNAPSHOT_FIXED_BYTES] {
+    let mut fixed = [0; SNAPSHOT_FIXED_BYTES];
+    fixed[0..8].copy_from_slice(&meta.index.to_le_bytes());
+    fixed[8..16].copy_from_slice(&meta.term.to_le_bytes());
+    fixed[16..24].copy_from_slice(&(meta.config.len() as u64).to_le_bytes());
+    fixed
+}
+
+/// A whole snapshot file in memory, byte for byte what [`save_snapshot`] writes for the same
+/// `meta` and `data` (a backup streamed to a client, or exported from a data directory).
+pub fn encode_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, Error> {
+    if meta.config.len() > SNAPSHOT_CONFIG_BYTES_MAX {
+        return Err(Error::ConfigTooLarge {
+            bytes: meta.config.len(),
+            max: SNAPSHOT_CONFIG_BYTES_MAX,
+        });
+    }
+    let fixed = fixed_part(meta);
+    Ok(sealed::seal(&SNAPSHOT_MAGIC, &[&fixed, &meta.config, data]))
+}
+
+/// Checks the bytes of a snapshot file held in memory (checksum first, then layout) and
+/// returns what it covers and the state machine image; `path` only names it in errors.
+pub fn decode_snapshot(path: &Path, bytes: &Bytes) -> Result<(SnapshotMeta, Bytes), Error> {
+    parse(path, bytes, None)
+}
+
+/// The CRC32C a snapshot file's bytes end with (what a backup's header announces), unchecked;
+/// `None` if the bytes are too short to hold one.
+pub fn snapshot_checksum(bytes: &[u8]) -> Option<u32> {
+    sealed::stored_checksum(bytes)
+}
+
+/// Writes verified snapshot file bytes to `path` atomically (temp file beside it, fdatasync,
+/// rename, directory fsync): a backup is either whole at `path` or not there at all.
+pub fn write_snapshot_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::io(
+            "name",
+            path.to_path_buf(),
+            std::io::ErrorKind::InvalidInput.into(),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Disk::default().write_atomic(&dir, name, &[bytes])
 }
 
 /// Removes the snapshots in `dir` older than `index` (and, with `temps`, snapshot temp files),

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use wal::{
-    Error, HardState, SnapshotMeta, hard_state, install_staged_snapshot, load_latest_snapshot,
-    prune_snapshots, save_snapshot,
+    Error, HardState, SnapshotMeta, decode_snapshot, encode_snapshot, hard_state,
+    install_staged_snapshot, load_latest_snapshot, prune_snapshots, save_snapshot,
+    snapshot_checksum, snapshot_path, write_snapshot_file,
 };
 
 fn flip(path: &Path, offset: usize) {
@@ -219,4 +220,35 @@ fn snapshot_refuses_an_oversized_config() {
         save_snapshot(dir.path(), &big, b""),
         Err(Error::ConfigTooLarge { .. })
     ));
+}
+
+/// A backup is a snapshot file made in memory: byte for byte what `save_snapshot` writes, so
+/// one format and one checksum serve both; a flipped byte anywhere is caught.
+#[test]
+fn an_encoded_snapshot_is_the_saved_file_and_checks_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = meta(42, 7);
+    save_snapshot(dir.path(), &m, b"the store image").unwrap();
+    let on_disk = fs::read(snapshot_path(dir.path(), 42)).unwrap();
+    let encoded = encode_snapshot(&m, b"the store image").unwrap();
+    assert_eq!(encoded, on_disk);
+    let stored = u32::from_le_bytes(on_disk[on_disk.len() - 4..].try_into().unwrap());
+    assert_eq!(snapshot_checksum(&encoded), Some(stored));
+
+    let backup = dir.path().join("backup.snap");
+    write_snapshot_file(&backup, &encoded).unwrap();
+    let bytes = Bytes::from(fs::read(&backup).unwrap());
+    let (read, data) = decode_snapshot(&backup, &bytes).unwrap();
+    assert_eq!((read, &data[..]), (m, &b"the store image"[..]));
+    assert!(!dir.path().join("backup.snap.tmp").exists());
+
+    for offset in [0, 13, encoded.len() / 2, encoded.len() - 1] {
+        let mut bad = encoded.clone();
+        bad[offset] ^= 0x01;
+        let err = decode_snapshot(&backup, &Bytes::from(bad)).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { .. }),
+            "offset {offset}: {err}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! OK VERSION\r\n    OK\r\n    ERR_VERSION CURRENT\r\n    ERR_FILE_NOT_FOUND\r\n
 //! ERR_CMD_ERR\r\n   ERR_INTERNAL\r\n   ERR_REDIRECT HOST:PORT\r\n
 //! MEMBERS N\r\n + N MEMBER lines    ERR_MEMBER REASON\r\n   (see crate::admin)
+//! SNAPSHOT INDEX TERM NUMBYTES CRC32C\r\n<NUMBYTES bytes>\r\n   (a backup, crate::admin)
 //! ```
 //!
 //! Strict, because its peer is our own server and the tests and simulator use it to check that
@@ -51,6 +52,13 @@ enum State {
         exptime_s: u64,
         numbytes: usize,
     },
+    /// After a `SNAPSHOT` line: waiting for the file's `numbytes` bytes and `\r\n`.
+    Snapshot {
+        index: u64,
+        term: u64,
+        crc32c: u32,
+        numbytes: usize,
+    },
     /// After a `MEMBERS N` line: the member lines read so far, and how many are left.
     Members {
         members: Vec<crate::admin::MemberInfo>,
@@ -71,6 +79,13 @@ enum Line {
         version: u64,
         numbytes: u64,
         exptime_s: u64,
+    },
+    /// A `SNAPSHOT` header; the file follows.
+    Snapshot {
+        index: u64,
+        term: u64,
+        numbytes: u64,
+        crc32c: u32,
     },
 }
 
@@ -112,6 +127,12 @@ impl ReplyDecoder {
                         numbytes,
                         exptime_s,
                     })) => self.start_content(version, numbytes, exptime_s)?,
+                    Ok(Some(Line::Snapshot {
+                        index,
+                        term,
+                        numbytes,
+                        crc32c,
+                    })) => self.start_snapshot(index, term, numbytes, crc32c)?,
                     Ok(Some(Line::Members(0))) => return Ok(Some(Reply::Members(Vec::new()))),
                     Ok(Some(Line::Members(n))) => {
                         self.state = State::Members {
@@ -122,6 +143,22 @@ impl ReplyDecoder {
                     Err(e) => return Err(self.fail(e)),
                 },
                 State::Members { .. } => return self.member_line(src),
+                &State::Snapshot {
+                    index,
+                    term,
+                    crc32c,
+                    numbytes,
+                } => {
+                    let Some(file) = self.body(src, numbytes)? else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(Reply::Snapshot {
+                        index,
+                        term,
+                        crc32c,
+                        file,
+                    }));
+                }
                 &State::Content {
                     version,
                     exptime_s,
@@ -208,6 +245,36 @@ impl ReplyDecoder {
         }
     }
 
+    /// After a `SNAPSHOT` line: a backup is not a file, so the file size limit does not bound
+    /// it; [`crate::admin::SNAPSHOT_REPLY_BYTES_MAX`] does.
+    fn start_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        announced: u64,
+        crc32c: u32,
+    ) -> Result<(), ReplyError> {
+        let max = crate::admin::SNAPSHOT_REPLY_BYTES_MAX;
+        let fits = usize::try_from(announced)
+            .ok()
+            .filter(|n| n.checked_add(2).is_some());
+        match fits {
+            Some(numbytes) if announced <= max => {
+                self.state = State::Snapshot {
+                    index,
+                    term,
+                    crc32c,
+                    numbytes,
+                };
+                Ok(())
+            }
+            _ => Err(self.fail(ReplyError::ContentTooLarge {
+                numbytes: announced,
+                max,
+            })),
+        }
+    }
+
     fn content(
         &mut self,
         src: &mut BytesMut,
@@ -215,20 +282,33 @@ impl ReplyDecoder {
         exptime_s: u64,
         numbytes: usize,
     ) -> Result<Option<Reply>, ReplyError> {
+        let Some(content) = self.body(src, numbytes)? else {
+            return Ok(None);
+        };
+        Ok(Some(Reply::Contents {
+            version,
+            exptime_s,
+            content,
+        }))
+    }
+
+    /// The `numbytes` bytes after a header line and their `\r\n`, once all are in; the
+    /// decoder is then at a line again.
+    fn body(
+        &mut self,
+        src: &mut BytesMut,
+        numbytes: usize,
+    ) -> Result<Option<bytes::Bytes>, ReplyError> {
         let Some(terminator) = src.get(numbytes..numbytes + 2) else {
             return Ok(None);
         };
         if terminator != b"\r\n" {
             return Err(self.fail(ReplyError::ContentNotTerminated));
         }
-        let content = src.split_to(numbytes).freeze();
+        let body = src.split_to(numbytes).freeze();
         src.advance(2);
         self.state = State::Line;
-        Ok(Some(Reply::Contents {
-            version,
-            exptime_s,
-            content,
-        }))
+        Ok(Some(body))
     }
 }
 
@@ -254,6 +334,14 @@ fn parse_line(line: &[u8]) -> Result<Line, ReplyError> {
                 version: number(version)?,
                 numbytes: number(numbytes)?,
                 exptime_s: number(exptime)?,
+            });
+        }
+        Some(&[b"SNAPSHOT", index, term, numbytes, crc]) => {
+            return Ok(Line::Snapshot {
+                index: number(index)?,
+                term: number(term)?,
+                numbytes: number(numbytes)?,
+                crc32c: u32::try_from(number(crc)?).map_err(|_| ReplyError::Unrecognised)?,
             });
         }
         Some(&[b"MEMBERS", count]) => {

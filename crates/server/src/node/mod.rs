@@ -10,8 +10,8 @@
 //! answers, and the node sends the answer to the waiting connection.
 
 mod handle;
-mod snapshots;
-mod storage;
+pub(crate) mod snapshots;
+pub(crate) mod storage;
 
 pub use handle::{AdminRequest, NodeHandle, Request};
 
@@ -403,6 +403,13 @@ impl Node {
                 } => {
                     self.snapshots.save(index, term, store, membership);
                 }
+                Output::Backup {
+                    token,
+                    index,
+                    term,
+                    store,
+                    membership,
+                } => self.snapshots.backup(token, index, term, store, membership),
                 Output::Members(book) => {
                     info!(members = ?book.members().keys().map(|id| id.0).collect::<Vec<_>>(), "configuration");
                     self.transport.update(&book);

@@ -165,12 +165,7 @@ impl Snapshots {
         let dir = self.dir.clone();
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            let image = store.snapshot();
-            let meta = wal::SnapshotMeta {
-                index: index.0,
-                term: term.0,
-                config: Bytes::from(membership.encode()),
-            };
+            let (meta, image) = serialise(index, term, &store, &membership);
             let event = match wal::save_snapshot(&dir, &meta, &image) {
                 Ok(()) => {
                     let path = wal::snapshot_path(&dir, index.0);
@@ -188,6 +183,42 @@ impl Snapshots {
                 Err(err) => NodeEvent::SnapshotFailed(SnapshotError::from(err).into()),
             };
             let _ = events.send(event);
+        });
+    }
+
+    /// Answers a backup request with the snapshot file of `store` (at `index`, `term`), made
+    /// exactly as [`Snapshots::save`] makes the node's own but in memory, on a blocking thread
+    /// so the node task goes on serving; nothing comes back to the node. A file too large to
+    /// encode is answered `ERR_INTERNAL`.
+    pub fn backup(
+        &self,
+        token: tokio::sync::oneshot::Sender<fs::Reply>,
+        index: LogIndex,
+        term: Term,
+        store: Store,
+        membership: Membership,
+    ) {
+        tokio::task::spawn_blocking(move || {
+            // The image is dropped once sealed into the file: one copy of the store is held
+            // while the reply waits to be sent, not two.
+            let file = {
+                let (meta, image) = serialise(index, term, &store, &membership);
+                wal::encode_snapshot(&meta, &image)
+            };
+            let reply = match file {
+                Ok(file) => fs::Reply::Snapshot {
+                    index: index.0,
+                    term: term.0,
+                    crc32c: wal::snapshot_checksum(&file).unwrap_or(0),
+                    file: Bytes::from(file),
+                },
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode a backup");
+                    fs::Reply::Internal
+                }
+            };
+            // The client may have gone meanwhile; nothing to do then.
+            let _ = token.send(reply);
         });
     }
 
@@ -264,6 +295,22 @@ impl Snapshots {
         wal::install_staged_snapshot(&self.dir, &self.dir.join(STAGING_FILE), index.0)?;
         Ok(())
     }
+}
+
+/// A snapshot's metadata and store image: the one serialisation behind the node's own
+/// snapshots, the ones it sends followers and backups.
+fn serialise(
+    index: LogIndex,
+    term: Term,
+    store: &Store,
+    membership: &Membership,
+) -> (wal::SnapshotMeta, Vec<u8>) {
+    let meta = wal::SnapshotMeta {
+        index: index.0,
+        term: term.0,
+        config: Bytes::from(membership.encode()),
+    };
+    (meta, store.snapshot())
 }
 
 /// Reads and hands over one follower's chunks in order, until its transfer is replaced.

@@ -182,6 +182,13 @@ impl Simulation {
                     self.note(Actor::Node(id), Note::Snapshot { index });
                     self.submit_disk(k, DiskOp::SaveSnapshot(SnapshotFile { info, bytes }));
                 }
+                Output::Backup { index, .. } => {
+                    // The simulated clients never ask for a backup (an operator's tool).
+                    return Err(Violation::new(
+                        Check::CoreContract,
+                        format!("{id} handed out a backup at i{} nobody asked for", index.0),
+                    ));
+                }
                 Output::LogDiscard { upto } => self.submit_disk(k, DiskOp::Discard(upto)),
                 Output::SendChunk {
                     to,
