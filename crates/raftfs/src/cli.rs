@@ -38,6 +38,8 @@ pub enum Command {
     /// Make a cluster CA and member certificates for mutual TLS between members (and for
     /// clients, with client_tls).
     Certs(crate::certs::CertsArgs),
+    /// Show every member's role, indexes, lag behind the leader and health (from its /status).
+    Status(crate::status::StatusArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -159,6 +161,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::process::exit(err.exit_code())
         }),
         Command::Certs(args) => crate::certs::run(args),
+        Command::Status(args) => match crate::status::run(args) {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 
