@@ -227,7 +227,10 @@ async fn metrics_count_what_clients_and_the_cluster_did() {
     );
     assert_eq!(delta("raftfs_proposals_committed_total", &[]), commits);
     assert!(delta("raftfs_apply_duration_seconds_count", &[]) >= 1.0);
-    assert!(delta("raftfs_wal_fsync_duration_seconds_count", &[]) >= mutations);
+    // Not one per mutation: a majority of followers may commit an entry while the leader's own
+    // fsync is in flight, and the next entry then shares that fsync.
+    assert!(delta("raftfs_wal_fsync_duration_seconds_count", &[]) >= 1.0);
+    assert!(delta("raftfs_wal_fsyncs_total", &[]) >= 1.0);
     assert_eq!(delta("raftfs_write_requests_total", &[]), WRITES as f64);
     assert!(delta("raftfs_client_received_bytes_total", &[]) > 0.0);
     assert!(delta("raftfs_client_sent_bytes_total", &[]) > 0.0);
