@@ -226,6 +226,20 @@ impl CommandKind {
         }
     }
 
+    /// Whether a command of this kind can be answered with `result`.
+    pub fn can_get(self, result: CommandResult) -> bool {
+        use CommandResult as R;
+        // Every kind the node runs can find no leader in time or be redirected.
+        let common = matches!(result, R::Ok | R::Internal | R::Redirect);
+        match self {
+            CommandKind::Read | CommandKind::Delete => common || result == R::NotFound,
+            CommandKind::Write => common,
+            CommandKind::Cas => common || matches!(result, R::NotFound | R::Version),
+            CommandKind::Admin => common || result == R::Refused,
+            CommandKind::Malformed => result == R::CmdErr,
+        }
+    }
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
@@ -398,10 +412,16 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("raftfs");
         let commands_family = Family::<Labels, Counter>::default();
+        // Only the answers a kind can get are exported (20 series, not 42); the others get a
+        // counter of their own that is never exported, so counting needs no branch.
         let commands = CommandKind::ALL.map(|kind| {
             CommandResult::ALL.map(|result| {
-                commands_family
-                    .get_or_create_owned(&[("kind", kind.label()), ("result", result.label())])
+                if kind.can_get(result) {
+                    commands_family
+                        .get_or_create_owned(&[("kind", kind.label()), ("result", result.label())])
+                } else {
+                    Counter::default()
+                }
             })
         });
         registry.register(
