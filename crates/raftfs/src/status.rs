@@ -334,3 +334,74 @@ pub fn table(rows: &[Row]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+    use super::*;
+    use serde_json::json;
+
+    fn member(id: u64) -> MemberInfo {
+        MemberInfo {
+            id,
+            voter: true,
+            leader: false,
+            peer: format!("p{id}"),
+            client: format!("c{id}"),
+            http: Some(format!("h{id}")),
+        }
+    }
+
+    fn status(role: &str, commit: u64, applied: u64, contact: Option<u64>) -> Option<Value> {
+        Some(json!({
+            "role": role, "term": 3, "leader": 1, "commit_index": commit,
+            "applied_index": applied, "last_index": commit, "snapshot_index": 0,
+            "last_contact_ms": contact, "election_timeout_ms": 500,
+        }))
+    }
+
+    /// Lag is the leader's commit minus the member's applied index, never negative; health
+    /// needs an answer, a leader, a small lag and recent contact; the exit status follows.
+    #[test]
+    fn rows_judge_lag_contact_and_reachability() {
+        let config: Vec<MemberInfo> = (1..=4).map(member).collect();
+        let statuses = vec![
+            status("leader", 5_000, 5_000, Some(3)),
+            status("follower", 5_010, 4_990, Some(20)),
+            status("follower", 3_000, 3_000, Some(20)),
+            None,
+        ];
+        let rows = rows(&config, &statuses);
+        let lags: Vec<Option<u64>> = rows.iter().map(|r| r.lag).collect();
+        assert_eq!(lags, [Some(0), Some(10), Some(2_000), None]);
+        let healthy: Vec<bool> = rows.iter().map(|r| r.healthy).collect();
+        assert_eq!(healthy, [true, true, false, false]);
+        assert!(!rows[3].reachable);
+        let reading = Reading { rows };
+        assert_eq!(reading.exit_code(), 1);
+        assert!(table(&reading.rows).contains("unreachable"));
+
+        let stale = rows_of(&[
+            status("leader", 10, 10, Some(3)),
+            status("follower", 10, 10, Some(900)),
+        ]);
+        assert_eq!(
+            stale.iter().map(|r| r.healthy).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let all = Reading {
+            rows: rows_of(&[status("leader", 10, 10, Some(0))]),
+        };
+        assert_eq!(all.exit_code(), 0);
+        let none = Reading {
+            rows: rows_of(&[None, None]),
+        };
+        assert_eq!(none.exit_code(), 2);
+    }
+
+    fn rows_of(statuses: &[Option<Value>]) -> Vec<Row> {
+        let config: Vec<MemberInfo> = (1..=statuses.len() as u64).map(member).collect();
+        rows(&config, statuses)
+    }
+}
