@@ -130,10 +130,15 @@ fn write(file: &str, content: &'static [u8]) -> Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_clients_and_the_cluster_did() {
-    let cluster = TestCluster::start(3).await;
+    let mut cluster = TestCluster::start(3).await;
     let leader = cluster.leader().await;
     let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
-    let http = |i: usize| cluster.http_addr(i);
+    let https: std::collections::BTreeMap<usize, String> = cluster
+        .ids()
+        .into_iter()
+        .map(|i| (i, cluster.http_addr(i)))
+        .collect();
+    let http = |i: usize| https[&i].clone();
     let before = scrape(&http(leader)).await;
 
     let mut conn = Connection::connect(&cluster.client_addr(leader))
@@ -295,4 +300,27 @@ async fn metrics_count_what_clients_and_the_cluster_did() {
         elections += value(&s, "raftfs_elections_started_total", &[]);
     }
     assert!(elections >= 1.0, "an election was counted");
+
+    // The leader killed: the survivors count the new leader, and the new one its election.
+    let survivors: Vec<usize> = cluster.ids().into_iter().filter(|&i| i != leader).collect();
+    let mut before_failover = Vec::new();
+    for &i in &survivors {
+        before_failover.push(scrape(&http(i)).await);
+    }
+    drop(conn);
+    drop(bad);
+    cluster.kill9(leader);
+    let new_leader = cluster.leader_among(&survivors).await;
+    for (&i, before) in survivors.iter().zip(&before_failover) {
+        let now = scrape(&http(i)).await;
+        let changes = value(&now, "raftfs_leader_changes_total", &[])
+            - value(before, "raftfs_leader_changes_total", &[]);
+        assert!(changes >= 1.0, "member {i} counted the new leader");
+        if i == new_leader {
+            let elections = value(&now, "raftfs_elections_started_total", &[])
+                - value(before, "raftfs_elections_started_total", &[]);
+            assert!(elections >= 1.0, "the new leader counted its election");
+            assert_eq!(value(&now, "raftfs_role", &[("role", "leader")]), 1.0);
+        }
+    }
 }
