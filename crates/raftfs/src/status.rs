@@ -37,8 +37,9 @@ pub const LAG_HEALTHY_MAX: u64 = 1_000;
 /// How long a member's `/status` may take to answer before its row says unreachable.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long asking for the configuration may take, redirects and retries included.
-pub const MEMBERS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long asking for the configuration may take, redirects and retries included: enough to
+/// ride out an election (about a second), short enough that an operator is not kept waiting.
+pub const MEMBERS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches and parses a member's `/status` (a small HTTP/1.0 client for tools and tests); `None`
 /// if it does not answer with JSON.

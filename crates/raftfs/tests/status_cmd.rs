@@ -110,6 +110,19 @@ async fn status_shows_every_member_and_who_is_down() {
         }
     }
 
+    // The leader's /status reports each follower's progress; a follower, its last contact.
+    let leader_status = cluster.status(leader).await;
+    let followers = leader_status["followers"].as_array().unwrap();
+    assert_eq!(followers.len(), 2, "{leader_status:#}");
+    for f in followers {
+        assert!(f["match_index"].as_u64().unwrap() >= 1, "{f:#}");
+        assert!(f["last_ack_ms"].as_u64().is_some(), "{f:#}");
+    }
+    let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    let follower_status = cluster.status(follower).await;
+    assert!(follower_status["last_contact_ms"].as_u64().is_some());
+    assert!(follower_status.get("followers").is_none());
+
     // --watch prints readings until stopped: read until the second header appears.
     let mut watch = Command::new(env!("CARGO_BIN_EXE_raftfs"))
         .args(["status", "--members", members.as_str(), "--watch", "0.2"])
