@@ -10,18 +10,18 @@
 //! answers, and the node sends the answer to the waiting connection.
 
 mod handle;
+mod observer;
 mod snapshots;
 mod storage;
 
 pub use handle::{AdminRequest, NodeHandle, Request};
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use fs::{Command, Reply};
-use raft::{LogIndex, Message, Millis, NodeId, Term};
+use raft::{LogIndex, Millis, NodeId};
 use replica::{Now, Output, Replica};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -31,8 +31,9 @@ use crate::config::NodeConfig;
 use crate::deadline::sleep_until;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::status::{FollowerProgress, RequestCounts, Status, StatusQuery};
+use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, PeerIdentity, Transport};
+use observer::{Contact, Observer};
 use snapshots::Snapshots;
 use storage::{Storage, StorageEvent};
 
@@ -91,29 +92,6 @@ pub struct PeerInbox {
     pub hellos: mpsc::Receiver<(NodeId, String)>,
 }
 
-/// Proposal batches whose commit the leader times at once; beyond it the oldest is forgotten
-/// (not timed), so a stalled quorum cannot grow this without bound. In-flight commands are
-/// capped at `IN_FLIGHT_MAX` anyway, and batches hold one or more commands each.
-const PROPOSED_BATCHES_MAX: usize = IN_FLIGHT_MAX;
-
-/// A batch of entries this node appended as leader, waiting for commit (for the commit
-/// latency histogram).
-struct Proposed {
-    /// Its first index.
-    first: LogIndex,
-    /// Its last index.
-    last: LogIndex,
-    /// When it was handed to the log writer and the followers.
-    at: Instant,
-}
-
-/// When the leader last heard from one follower, and how far it has replicated (this term).
-struct FollowerContact {
-    id: NodeId,
-    match_index: LogIndex,
-    last_ack: Option<Instant>,
-}
-
 /// Administrative commands queued for the node: a few operators at a time.
 pub const ADMIN_QUEUE_MAX: usize = 64;
 
@@ -137,19 +115,11 @@ pub struct Node {
     /// Reused buffer for the replica's outputs.
     out: Vec<Output<oneshot::Sender<Reply>>>,
     shutdown: Shutdown,
-    /// The event metrics this task counts (leadership, commits, applies).
-    metrics: Arc<Metrics>,
     /// When the replica call in progress began (taken with its clock reading, so timing a step
     /// costs no extra clock read).
     step_started: Instant,
-    /// Leader: its batches not yet seen committed, oldest first.
-    proposed: VecDeque<Proposed>,
-    /// The leader (and its term) last announced, to count leader changes.
-    known_leader: Option<(NodeId, Term)>,
-    /// Follower: when the leader of its term was last heard from.
-    leader_heard: Option<Instant>,
-    /// Leader: what each other member has acknowledged in this term.
-    followers: Vec<FollowerContact>,
+    /// Leadership, commit latency and leader-follower contact, for metrics and `/status`.
+    observer: Observer,
 }
 
 impl Node {
@@ -215,12 +185,8 @@ impl Node {
             epoch: Instant::now(),
             out: Vec::new(),
             shutdown,
-            metrics: metrics.clone(),
             step_started: Instant::now(),
-            proposed: VecDeque::new(),
-            known_leader: None,
-            leader_heard: None,
-            followers: Vec::new(),
+            observer: Observer::new(metrics.clone()),
         };
         Ok((node, NodeHandle::new(tx, admin_tx, metrics)))
     }
@@ -328,7 +294,7 @@ impl Node {
     }
 
     /// The clocks of this moment: milliseconds since this process started (monotonic), and
-    /// the wall clock.
+    /// the wall clock; notes the instant as the start of the step about to be taken.
     fn now(&mut self) -> Now {
         self.step_started = Instant::now();
         Now {
@@ -397,7 +363,8 @@ impl Node {
             let contact = Contact::of(&msg);
             self.replica.peer(now, from, msg, &mut self.out);
             self.carry_out()?;
-            self.heard(from, contact);
+            self.observer
+                .heard(self.replica.core(), from, contact, self.step_started);
             taken += 1;
             if taken < INBOUND_BATCH_MAX && !self.storage.is_backlogged() {
                 next = self.inbound.raft.try_recv().ok();
@@ -436,7 +403,8 @@ impl Node {
                 Output::Send { to, msg } => self.transport.send(to, &msg),
                 Output::LogTruncate { from } => result = result.and(self.storage.truncate(from)),
                 Output::LogStore { entries } => {
-                    self.proposing(&entries);
+                    self.observer
+                        .proposing(self.replica.core(), &entries, self.step_started);
                     result = result.and(self.storage.append(entries));
                 }
                 Output::SaveState(state) => result = result.and(self.storage.save_state(state)),
@@ -449,11 +417,11 @@ impl Node {
                 }
                 Output::Applied(entry) => {
                     applied = true;
-                    self.committed(entry.index);
+                    self.observer.committed(entry.index);
                 }
                 Output::RoleChanged { role, term, leader } => {
                     info!(?role, term = term.0, leader = ?leader.map(|l| l.0), "role changed");
-                    self.role_changed(role, term, leader);
+                    self.observer.role_changed(role, term, leader);
                 }
                 Output::BadEntry { index, error } => {
                     error!(index = index.0, %error, "committed entry does not decode");
@@ -510,146 +478,9 @@ impl Node {
         }
         self.out = out;
         if applied {
-            self.metrics
-                .apply_seconds
-                .observe(self.step_started.elapsed());
+            self.observer.applied(self.step_started);
         }
         result
-    }
-
-    /// Leader: remembers when a batch of its own entries went to the log and the followers.
-    fn proposing(&mut self, entries: &[raft::Entry]) {
-        let core = self.replica.core();
-        if core.role() != raft::Role::Leader {
-            return;
-        }
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return;
-        };
-        if self.proposed.len() >= PROPOSED_BATCHES_MAX {
-            self.proposed.pop_front();
-        }
-        self.proposed.push_back(Proposed {
-            first: first.index,
-            last: last.index,
-            at: self.step_started,
-        });
-    }
-
-    /// Entry `index` is committed and applied: times the leader's batches it completes.
-    fn committed(&mut self, index: LogIndex) {
-        while let Some(batch) = self.proposed.front() {
-            if batch.last > index {
-                break;
-            }
-            let entries = batch.last.0 - batch.first.0 + 1;
-            self.metrics
-                .commit_seconds
-                .observe_n(batch.at.elapsed(), entries);
-            self.metrics.proposals_committed.inc_by(entries);
-            self.proposed.pop_front();
-        }
-    }
-
-    /// Counts leader changes and elections, and resets what belongs to one leadership.
-    fn role_changed(&mut self, role: raft::Role, term: Term, leader: Option<NodeId>) {
-        match role {
-            raft::Role::Candidate => {
-                self.metrics.elections_started.inc();
-            }
-            raft::Role::PreCandidate => {
-                self.metrics.prevotes_started.inc();
-            }
-            raft::Role::Leader | raft::Role::Follower => {}
-        }
-        if let Some(leader) = leader
-            && self.known_leader != Some((leader, term))
-        {
-            self.known_leader = Some((leader, term));
-            self.metrics.leader_changes.inc();
-            self.leader_heard = None;
-        }
-        if role != raft::Role::Leader {
-            // What this node proposed and has not seen commit is lost to it (the core answered
-            // its clients ERR_INTERNAL); it may still commit under the next leader.
-            let lost: u64 = self
-                .proposed
-                .drain(..)
-                .map(|b| b.last.0 - b.first.0 + 1)
-                .sum();
-            if lost > 0 {
-                self.metrics.proposals_failed.inc_by(lost);
-            }
-            self.followers.clear();
-        }
-    }
-
-    /// After stepping a message from `from`: notes contact with the leader (on a follower) or
-    /// an acknowledgement (on the leader), for `/status`.
-    fn heard(&mut self, from: NodeId, contact: Contact) {
-        let core = self.replica.core();
-        let current = contact.term() == Some(core.term());
-        if !current {
-            return;
-        }
-        match contact {
-            Contact::FromLeader(_) if core.leader() == Some(from) => {
-                self.leader_heard = Some(self.step_started);
-            }
-            Contact::Ack { matched, .. } if core.role() == raft::Role::Leader => {
-                let at = self.step_started;
-                match self.followers.iter_mut().find(|f| f.id == from) {
-                    Some(f) => {
-                        f.last_ack = Some(at);
-                        if let Some(m) = matched {
-                            f.match_index = f.match_index.max(m);
-                        }
-                    }
-                    None => self.followers.push(FollowerContact {
-                        id: from,
-                        match_index: matched.unwrap_or(LogIndex(0)),
-                        last_ack: Some(at),
-                    }),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `last_contact_ms` and `followers` of the status: see [`Status::last_contact_ms`].
-    fn contact_status(&self) -> (Option<u64>, Vec<FollowerProgress>) {
-        let core = self.replica.core();
-        let ms = |at: Instant| at.elapsed().as_millis() as u64;
-        if core.role() != raft::Role::Leader {
-            return (self.leader_heard.map(ms), Vec::new());
-        }
-        let membership = core.membership();
-        let followers: Vec<FollowerProgress> = membership
-            .members()
-            .iter()
-            .filter(|(id, _)| **id != core.id())
-            .map(|(id, m)| {
-                let known = self.followers.iter().find(|f| f.id == *id);
-                FollowerProgress {
-                    id: id.0,
-                    voter: m.voter,
-                    match_index: known.map_or(0, |f| f.match_index.0),
-                    last_ack_ms: known.and_then(|f| f.last_ack).map(ms),
-                }
-            })
-            .collect();
-        // The oldest acknowledgement within the freshest quorum: a majority of the voters,
-        // this leader counting as heard from now.
-        let mut ages: Vec<u64> = vec![0];
-        ages.extend(
-            followers
-                .iter()
-                .filter(|f| f.voter)
-                .filter_map(|f| f.last_ack_ms),
-        );
-        ages.sort_unstable();
-        let quorum = core.voters().len() / 2 + 1;
-        (ages.get(quorum - 1).copied(), followers)
     }
 
     /// Counts a command by kind, once, when it first reaches the node.
@@ -669,7 +500,7 @@ impl Node {
         let store = self.replica.store();
         let snapshot = self.replica.snapshot();
         let counts = self.replica.snapshot_counts();
-        let (last_contact_ms, followers) = self.contact_status();
+        let (last_contact_ms, followers) = self.observer.contact_status(core);
         Status {
             id: self.config.id,
             role: format!("{:?}", core.role()).to_lowercase(),
@@ -707,54 +538,6 @@ impl Node {
             last_contact_ms,
             followers,
             wal_sync: self.storage.sync_latency(),
-        }
-    }
-}
-
-/// What a peer message says about contact between leader and follower, taken before the message
-/// is handed to the replica.
-#[derive(Debug, Clone, Copy)]
-enum Contact {
-    /// An append or heartbeat of a leader of this term.
-    FromLeader(Term),
-    /// A follower's answer to an append (with its match index if it succeeded) or heartbeat.
-    Ack {
-        /// The follower's term.
-        term: Term,
-        /// Its match index, from a successful append.
-        matched: Option<LogIndex>,
-    },
-    /// Anything else.
-    Other,
-}
-
-impl Contact {
-    fn of(msg: &replica::PeerMessage) -> Contact {
-        let replica::PeerMessage::Raft(msg) = msg else {
-            return Contact::Other;
-        };
-        match msg {
-            Message::AppendEntriesRequest(m) => Contact::FromLeader(m.term),
-            Message::Heartbeat(m) => Contact::FromLeader(m.term),
-            Message::AppendEntriesResponse(m) => Contact::Ack {
-                term: m.term,
-                matched: match m.outcome {
-                    raft::AppendOutcome::Success { match_index } => Some(match_index),
-                    raft::AppendOutcome::Reject { .. } => None,
-                },
-            },
-            Message::HeartbeatResponse(m) => Contact::Ack {
-                term: m.term,
-                matched: None,
-            },
-            _ => Contact::Other,
-        }
-    }
-
-    fn term(self) -> Option<Term> {
-        match self {
-            Contact::FromLeader(term) | Contact::Ack { term, .. } => Some(term),
-            Contact::Other => None,
         }
     }
 }
