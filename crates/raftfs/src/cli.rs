@@ -45,6 +45,8 @@ pub enum Command {
     Config(crate::config_cmd::ConfigArgs),
     /// Seed a member of a new cluster from a backup (`raftfs admin snapshot save`).
     Restore(crate::restore::RestoreArgs),
+    /// Show every member's role, indexes, lag behind the leader and health (from its /status).
+    Status(crate::status::StatusArgs),
 }
 
 /// Arguments of `raftfs serve`.
@@ -172,6 +174,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Config(args) => crate::config_cmd::run(args),
         Command::Restore(args) => crate::restore::run(args),
+        Command::Status(args) => match crate::status::run(args) {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 

@@ -1,5 +1,45 @@
 //! Reading members' status over HTTP (`/status`), for `raftfs status`, local clusters,
 //! benchmarks and tests.
+//!
+//! `raftfs status` asks any member (`--members`, client addresses; redirects are followed to the
+//! leader) for the configuration in force, then fetches every member's `/status` from the HTTP
+//! address the configuration gives it, and prints one row per member:
+//!
+//! - id, client address, role, term, the leader it knows, commit, applied, last log index and
+//!   newest snapshot index;
+//! - **lag**: entries the member is behind, `leader's commit_index - member's applied_index`
+//!   (0 if it reads ahead, the readings being a few milliseconds apart): what it has still to
+//!   apply of what the cluster committed. Unknown (`-`) when no member answers as leader;
+//! - **contact**: milliseconds since it last heard from the leader; on the leader itself, the
+//!   age of the oldest acknowledgement among the freshest quorum of voters;
+//! - **healthy**: it answered, knows a leader, lags by at most [`LAG_HEALTHY_MAX`] entries, and
+//!   its contact is at most its election timeout.
+//!
+//! A member that does not answer gets a row saying `unreachable`. Exit status: 0 if every
+//! member is healthy, 1 if some member is unhealthy or unreachable, 2 if no member could be
+//! reached (or none would give the configuration). `--json` prints the rows as a JSON array of
+//! objects; `--watch S` prints a reading every S seconds until Ctrl-C (with `--json`, one
+//! array per line).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use fs::{Admin, MemberInfo, Reply};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A member whose applied index is more than this many entries behind the leader's commit is
+/// not healthy: at ~17,000 writes/s a follower keeping up trails by a few hundred at most
+/// between two readings; more means it is catching up, or stuck.
+pub const LAG_HEALTHY_MAX: u64 = 1_000;
+
+/// How long a member's `/status` may take to answer before its row says unreachable.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long asking for the configuration may take, redirects and retries included: enough to
+/// ride out an election (about a second), short enough that an operator is not kept waiting.
+pub const MEMBERS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Fetches and parses a member's `/status` (a small HTTP/1.0 client for tools and tests); `None`
 /// if it does not answer with JSON.
@@ -14,4 +54,355 @@ pub async fn fetch(addr: &str) -> Option<serde_json::Value> {
     stream.read_to_string(&mut response).await.ok()?;
     let body = response.split("\r\n\r\n").nth(1)?;
     serde_json::from_str(body).ok()
+}
+
+/// Arguments of `raftfs status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Client addresses of members to ask for the configuration (any one is enough;
+    /// comma-separated).
+    #[arg(
+        long,
+        value_name = "ADDR,...",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
+    pub members: Vec<String>,
+    /// Print a JSON array, one object per member, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a new reading every SECONDS until Ctrl-C.
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<f64>,
+    /// Speak TLS to the members' client ports (client_tls), trusting this CA certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+}
+
+/// One member's row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Row {
+    /// The member's id.
+    pub id: u64,
+    /// Its client address.
+    pub client: String,
+    /// Its HTTP address, if it has one.
+    pub http: Option<String>,
+    /// Whether it votes.
+    pub voter: bool,
+    /// Whether its `/status` answered.
+    pub reachable: bool,
+    /// Its role (`leader`, `follower`, `candidate`, `precandidate`), if it answered.
+    pub role: Option<String>,
+    /// Its term.
+    pub term: Option<u64>,
+    /// The leader it knows.
+    pub leader: Option<u64>,
+    /// Its commit index.
+    pub commit_index: Option<u64>,
+    /// Its applied index.
+    pub applied_index: Option<u64>,
+    /// Its last log index.
+    pub last_index: Option<u64>,
+    /// Its newest snapshot's index.
+    pub snapshot_index: Option<u64>,
+    /// Entries behind: the leader's commit index minus its applied index (module doc).
+    pub lag: Option<u64>,
+    /// Milliseconds since it last heard from the leader (the leader: from a quorum).
+    pub last_contact_ms: Option<u64>,
+    /// Its election timeout, milliseconds.
+    pub election_timeout_ms: Option<u64>,
+    /// Answers, knows a leader, lag and contact small (module doc).
+    pub healthy: bool,
+}
+
+/// What one reading found.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// One row per member of the configuration, by id.
+    pub rows: Vec<Row>,
+}
+
+impl Reading {
+    /// The exit status this reading calls for (module doc).
+    pub fn exit_code(&self) -> i32 {
+        if self.rows.iter().all(|r| r.healthy) {
+            0
+        } else if self.rows.iter().any(|r| r.reachable) {
+            1
+        } else {
+            2
+        }
+    }
+}
+
+/// Runs `raftfs status`; returns the process exit status (module doc).
+pub fn run(args: StatusArgs) -> i32 {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("raftfs status: cannot start the runtime: {err}");
+            return 2;
+        }
+    };
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: StatusArgs) -> i32 {
+    let Some(seconds) = args.watch else {
+        return print_reading(&args).await;
+    };
+    let every = Duration::from_secs_f64(seconds.max(0.1));
+    loop {
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !args.json {
+            // Redraw in place on a terminal; piped, readings follow one another.
+            print!("\x1b[2J\x1b[H");
+            println!("every {seconds} s; Ctrl-C stops");
+        }
+        let code = print_reading(&args).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return code,
+        }
+    }
+}
+
+/// Takes one reading and prints it; returns its exit status.
+async fn print_reading(args: &StatusArgs) -> i32 {
+    match read(args.members.clone(), args.ca.as_deref()).await {
+        Ok(reading) => {
+            let text = if args.json {
+                let json = if args.watch.is_some() {
+                    serde_json::to_string(&reading.rows)
+                } else {
+                    serde_json::to_string_pretty(&reading.rows)
+                };
+                json.unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"))
+            } else {
+                table(&reading.rows)
+            };
+            println!("{text}");
+            reading.exit_code()
+        }
+        Err(err) => {
+            eprintln!("raftfs status: {err:#}");
+            2
+        }
+    }
+}
+
+/// One reading: the configuration from any of `members` (over TLS trusting `ca`, if given),
+/// then every member's `/status`.
+pub async fn read(members: Vec<String>, ca: Option<&std::path::Path>) -> anyhow::Result<Reading> {
+    let mut client = client::Client::new(members).with_deadline(MEMBERS_TIMEOUT);
+    if let Some(ca) = ca {
+        client = client.with_tls(server::tls::client_connector(ca)?);
+    }
+    let config = match client
+        .admin(&Admin::Members)
+        .await
+        .context("cannot learn the configuration")?
+    {
+        Reply::Members(members) => members,
+        other => anyhow::bail!(
+            "cannot learn the configuration: the member answered {}",
+            String::from_utf8_lossy(&other.to_bytes()).trim_end()
+        ),
+    };
+    let fetches: Vec<_> = config
+        .iter()
+        .map(|m| {
+            let http = m.http.clone();
+            tokio::spawn(async move {
+                let http = http?;
+                tokio::time::timeout(FETCH_TIMEOUT, fetch(&http))
+                    .await
+                    .ok()
+                    .flatten()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::with_capacity(fetches.len());
+    for fetch in fetches {
+        statuses.push(fetch.await.ok().flatten());
+    }
+    Ok(Reading {
+        rows: rows(&config, &statuses),
+    })
+}
+
+/// The rows of a reading: `config[i]`'s status is `statuses[i]` (`None`: it did not answer).
+pub fn rows(config: &[MemberInfo], statuses: &[Option<Value>]) -> Vec<Row> {
+    // The leader's reading: of those that say they lead, the one in the highest term.
+    let leader = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s["role"] == "leader")
+        .max_by_key(|s| s["term"].as_u64());
+    let leader_commit = leader.and_then(|s| s["commit_index"].as_u64());
+    let mut rows: Vec<Row> = config
+        .iter()
+        .zip(statuses)
+        .map(|(member, status)| row(member, status.as_ref(), leader_commit))
+        .collect();
+    rows.sort_by_key(|r| r.id);
+    rows
+}
+
+fn row(member: &MemberInfo, status: Option<&Value>, leader_commit: Option<u64>) -> Row {
+    let field = |name: &str| status.and_then(|s| s[name].as_u64());
+    let applied_index = field("applied_index");
+    let lag = match (leader_commit, applied_index) {
+        (Some(commit), Some(applied)) => Some(commit.saturating_sub(applied)),
+        _ => None,
+    };
+    let last_contact_ms = field("last_contact_ms");
+    let election_timeout_ms = field("election_timeout_ms");
+    let leader = field("leader");
+    let healthy = status.is_some()
+        && leader.is_some()
+        && lag.is_some_and(|lag| lag <= LAG_HEALTHY_MAX)
+        && match (last_contact_ms, election_timeout_ms) {
+            (Some(contact), Some(timeout)) => contact <= timeout,
+            _ => false,
+        };
+    Row {
+        id: member.id,
+        client: member.client.clone(),
+        http: member.http.clone(),
+        voter: member.voter,
+        reachable: status.is_some(),
+        role: status.and_then(|s| s["role"].as_str().map(str::to_owned)),
+        term: field("term"),
+        leader,
+        commit_index: field("commit_index"),
+        applied_index,
+        last_index: field("last_index"),
+        snapshot_index: field("snapshot_index"),
+        lag,
+        last_contact_ms,
+        election_timeout_ms,
+        healthy,
+    }
+}
+
+/// The header of the table (tests look for it to count readings).
+pub const TABLE_HEADER: [&str; 12] = [
+    "ID", "CLIENT", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAST", "SNAPSHOT", "LAG",
+    "CONTACT", "HEALTHY",
+];
+
+/// The rows as an aligned table.
+pub fn table(rows: &[Row]) -> String {
+    let dash = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let mut cells: Vec<Vec<String>> = vec![TABLE_HEADER.iter().map(|h| h.to_string()).collect()];
+    for r in rows {
+        let role = match (&r.role, r.voter) {
+            (None, _) => "unreachable".to_string(),
+            (Some(role), true) => role.clone(),
+            (Some(role), false) => format!("{role} (learner)"),
+        };
+        cells.push(vec![
+            r.id.to_string(),
+            r.client.clone(),
+            role,
+            dash(r.term),
+            dash(r.leader),
+            dash(r.commit_index),
+            dash(r.applied_index),
+            dash(r.last_index),
+            dash(r.snapshot_index),
+            dash(r.lag),
+            r.last_contact_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms}ms")),
+            if r.healthy { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..TABLE_HEADER.len())
+        .map(|k| cells.iter().map(|r| r[k].len()).max().unwrap_or(0))
+        .collect();
+    cells
+        .iter()
+        .map(|r| {
+            r.iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+    use super::*;
+    use serde_json::json;
+
+    fn member(id: u64) -> MemberInfo {
+        MemberInfo {
+            id,
+            voter: true,
+            leader: false,
+            peer: format!("p{id}"),
+            client: format!("c{id}"),
+            http: Some(format!("h{id}")),
+        }
+    }
+
+    fn status(role: &str, commit: u64, applied: u64, contact: Option<u64>) -> Option<Value> {
+        Some(json!({
+            "role": role, "term": 3, "leader": 1, "commit_index": commit,
+            "applied_index": applied, "last_index": commit, "snapshot_index": 0,
+            "last_contact_ms": contact, "election_timeout_ms": 500,
+        }))
+    }
+
+    /// Lag is the leader's commit minus the member's applied index, never negative; health
+    /// needs an answer, a leader, a small lag and recent contact; the exit status follows.
+    #[test]
+    fn rows_judge_lag_contact_and_reachability() {
+        let config: Vec<MemberInfo> = (1..=4).map(member).collect();
+        let statuses = vec![
+            status("leader", 5_000, 5_000, Some(3)),
+            status("follower", 5_010, 4_990, Some(20)),
+            status("follower", 3_000, 3_000, Some(20)),
+            None,
+        ];
+        let rows = rows(&config, &statuses);
+        let lags: Vec<Option<u64>> = rows.iter().map(|r| r.lag).collect();
+        assert_eq!(lags, [Some(0), Some(10), Some(2_000), None]);
+        let healthy: Vec<bool> = rows.iter().map(|r| r.healthy).collect();
+        assert_eq!(healthy, [true, true, false, false]);
+        assert!(!rows[3].reachable);
+        let reading = Reading { rows };
+        assert_eq!(reading.exit_code(), 1);
+        assert!(table(&reading.rows).contains("unreachable"));
+
+        let stale = rows_of(&[
+            status("leader", 10, 10, Some(3)),
+            status("follower", 10, 10, Some(900)),
+        ]);
+        assert_eq!(
+            stale.iter().map(|r| r.healthy).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let all = Reading {
+            rows: rows_of(&[status("leader", 10, 10, Some(0))]),
+        };
+        assert_eq!(all.exit_code(), 0);
+        let none = Reading {
+            rows: rows_of(&[None, None]),
+        };
+        assert_eq!(none.exit_code(), 2);
+    }
+
+    fn rows_of(statuses: &[Option<Value>]) -> Vec<Row> {
+        let config: Vec<MemberInfo> = (1..=statuses.len() as u64).map(member).collect();
+        rows(&config, statuses)
+    }
 }

@@ -36,6 +36,7 @@ use tracing::debug;
 
 use crate::deadline::sleep_until;
 use crate::limits::ClientLimits;
+use crate::metrics::{CommandKind, Metrics};
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
 
@@ -98,6 +99,18 @@ struct Slot {
     answer: Answer,
     /// The command's wire bytes, counted against `pipeline_bytes` until it is answered.
     command_bytes: usize,
+    /// What it was, for the metrics.
+    kind: CommandKind,
+    /// When its last byte was read (the read that completed it), for the latency metric.
+    read_at: Instant,
+}
+
+/// A command answered: its reply, and what the budgets and metrics need of its slot.
+struct Answered {
+    reply: Reply,
+    command_bytes: usize,
+    kind: CommandKind,
+    read_at: Instant,
 }
 
 /// The budgets' levels, shared by the reader and the writer of one connection.
@@ -156,7 +169,14 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let (slots_tx, slots_rx) = mpsc::channel(PIPELINE_DEPTH_MAX);
     let shared = Arc::new(Shared::new());
-    let write_task = tokio::spawn(write_replies(writer, slots_rx, shared.clone(), limits));
+    let metrics = node.metrics().clone();
+    let write_task = tokio::spawn(write_replies(
+        writer,
+        slots_rx,
+        shared.clone(),
+        limits,
+        metrics,
+    ));
     read_commands(reader, node, limits, slots_tx, shared, shutdown).await;
     // The reader dropped its sender: the writer ends once every queued reply is written.
     if let Err(err) = write_task.await {
@@ -218,18 +238,22 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 let command_bytes = std::mem::take(&mut consumed);
                 // The next command, if any, starts in what is buffered now.
                 partial_since = (!buf.is_empty()).then_some(last_read);
-                let (answer, close) = match decoded {
-                    Decoded::Command(command) => match node.submit(command).await {
-                        Some(rx) => (Answer::Pending(rx), false),
-                        None => (Answer::Ready(Reply::Internal), true),
-                    },
+                let (answer, close, kind) = match decoded {
+                    Decoded::Command(command) => {
+                        let kind = CommandKind::of(&command);
+                        match node.submit(command).await {
+                            Some(rx) => (Answer::Pending(rx), false, kind),
+                            None => (Answer::Ready(Reply::Internal), true, kind),
+                        }
+                    }
                     Decoded::Admin(admin) => match node.admin(admin).await {
-                        Some(rx) => (Answer::Pending(rx), false),
-                        None => (Answer::Ready(Reply::Internal), true),
+                        Some(rx) => (Answer::Pending(rx), false, CommandKind::Admin),
+                        None => (Answer::Ready(Reply::Internal), true, CommandKind::Admin),
                     },
                     Decoded::Error(err) => {
                         debug!(%err, "malformed command");
-                        (Answer::Ready(Reply::CmdErr), err.closes_connection())
+                        let close = err.closes_connection();
+                        (Answer::Ready(Reply::CmdErr), close, CommandKind::Malformed)
                     }
                 };
                 shared
@@ -239,6 +263,8 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 let slot = Slot {
                     answer,
                     command_bytes,
+                    kind,
+                    read_at: last_read,
                 };
                 if slots.send(slot).await.is_err() || close {
                     return; // The writer is gone (client closed), or framing is lost.
@@ -274,7 +300,10 @@ async fn read_commands<R: AsyncRead + Unpin>(
         tokio::select! {
             read = reader.read_buf(&mut buf), if !over_budget => match read {
                 Ok(0) | Err(_) => return,
-                Ok(_) => last_read = Instant::now(),
+                Ok(n) => {
+                    last_read = Instant::now();
+                    node.metrics().client_bytes_received.inc_by(n as u64);
+                }
             },
             // Over budget: wait for the writer to make room. Between commands with something
             // in flight: wait for it to finish, when the idle clock starts.
@@ -304,7 +333,7 @@ async fn read_commands<R: AsyncRead + Unpin>(
 async fn next_reply(
     current: &mut Option<Slot>,
     slots: &mut mpsc::Receiver<Slot>,
-) -> Option<(Reply, usize)> {
+) -> Option<Answered> {
     if current.is_none() {
         *current = Some(slots.recv().await?);
     }
@@ -319,20 +348,26 @@ async fn next_reply(
     take_answered(current)
 }
 
-/// Takes the held slot once answered: its reply and its command's bytes.
-fn take_answered(current: &mut Option<Slot>) -> Option<(Reply, usize)> {
+/// Takes the held slot once answered: its reply and what else the writer needs of it.
+fn take_answered(current: &mut Option<Slot>) -> Option<Answered> {
     let slot = current.take()?;
-    match slot.answer {
-        Answer::Ready(reply) => Some((reply, slot.command_bytes)),
-        Answer::Pending(_) => Some((Reply::Internal, slot.command_bytes)),
-    }
+    let reply = match slot.answer {
+        Answer::Ready(reply) => reply,
+        Answer::Pending(_) => Reply::Internal,
+    };
+    Some(Answered {
+        reply,
+        command_bytes: slot.command_bytes,
+        kind: slot.kind,
+        read_at: slot.read_at,
+    })
 }
 
 /// The next reply in order if it is ready now, without waiting.
 fn try_next_reply(
     current: &mut Option<Slot>,
     slots: &mut mpsc::Receiver<Slot>,
-) -> Option<(Reply, usize)> {
+) -> Option<Answered> {
     if current.is_none() {
         *current = Some(slots.try_recv().ok()?);
     }
@@ -349,9 +384,16 @@ fn try_next_reply(
     take_answered(current)
 }
 
-/// Encodes a reply taken off the queue and moves the budgets: its bytes are now unsent
-/// replies, its command no longer counts as unanswered.
-fn took_reply(shared: &Shared, out: &mut BytesMut, reply: &Reply, command_bytes: usize) {
+/// Encodes a reply taken off the queue, counts it, and moves the budgets: its bytes are now
+/// unsent replies, its command no longer counts as unanswered.
+fn took_reply(shared: &Shared, metrics: &Metrics, out: &mut BytesMut, answered: Answered) {
+    let Answered {
+        reply,
+        command_bytes,
+        kind,
+        read_at,
+    } = answered;
+    metrics.command_done(kind, &reply, read_at.elapsed());
     reply.encode(out);
     shared
         .unsent_reply_bytes
@@ -381,6 +423,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     mut slots: mpsc::Receiver<Slot>,
     shared: Arc<Shared>,
     limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
 ) {
     let stall = limits.idle_timeout;
     let mut out = BytesMut::with_capacity(4096);
@@ -389,9 +432,9 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     while queue_open || !out.is_empty() {
         // Gather the replies ready now into one write.
         while out.len() < WRITE_BATCH_BYTES.min(limits.reply_buffer_bytes)
-            && let Some((reply, command_bytes)) = try_next_reply(&mut current, &mut slots)
+            && let Some(answered) = try_next_reply(&mut current, &mut slots)
         {
-            took_reply(&shared, &mut out, &reply, command_bytes);
+            took_reply(&shared, &metrics, &mut out, answered);
         }
         // Write when the stream takes bytes; while it does not, keep collecting replies up to
         // the reply budget (the reader stops once it is reached).
@@ -401,9 +444,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
             written = write_some(&mut writer, &out, stall), if !out.is_empty() => Some(written),
             reply = next_reply(&mut current, &mut slots), if collect => {
                 match reply {
-                    Some((reply, command_bytes)) => {
-                        took_reply(&shared, &mut out, &reply, command_bytes);
-                    }
+                    Some(answered) => took_reply(&shared, &metrics, &mut out, answered),
                     None => queue_open = false,
                 }
                 None
@@ -418,6 +459,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 break;
             }
             Some(Ok(n)) => {
+                metrics.client_bytes_sent.inc_by(n as u64);
                 out.advance(n);
                 shared
                     .unsent_reply_bytes

@@ -7,7 +7,7 @@
 //! - [`connection`] and [`listener`]: the client side of the text protocol, bounded by
 //!   [`limits`].
 //! - [`transport`] and [`tls`]: members' links, mutually authenticated.
-//! - [`status`]: `/status`, `/metrics` and `/health`.
+//! - [`status`]: `/status`, `/metrics` and `/health`; [`metrics`]: what `/metrics` counts.
 //! - [`config`] and [`server`]: settings and process lifecycle.
 //! - [`backup`]: backups (snapshot files) saved, exported offline and restored.
 
@@ -17,6 +17,7 @@ pub mod connection;
 pub mod deadline;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod node;
 pub mod server;
 pub mod shutdown;

@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::connection::{self, ConnectionLimits};
+use crate::metrics::Metrics;
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
 
@@ -28,6 +29,23 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 
 /// Longest pause after failed accepts.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Counts one open client connection in `raftfs_client_connections` while it lives, so a
+/// connection task that is aborted (the drain timeout) is uncounted too.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: Arc<Metrics>) -> OpenConnection {
+        metrics.client_connections.inc();
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.client_connections.dec();
+    }
+}
 
 /// Accepts clients until shutdown, then waits (briefly) for their connections to finish.
 /// At most `max_connections` are served at once.
@@ -71,8 +89,12 @@ pub async fn run(
                 let conn_shutdown = shutdown.clone();
                 let tls = tls.clone();
                 connections.spawn(async move {
+                    let metrics = node.metrics().clone();
                     match tls {
-                        None => connection::serve(stream, node, limits, conn_shutdown).await,
+                        None => {
+                            let _open = OpenConnection::new(metrics);
+                            connection::serve(stream, node, limits, conn_shutdown).await;
+                        }
                         // The handshake gets the time a half-sent command gets.
                         Some(tls) => match tokio::time::timeout(
                             limits.partial_command_timeout,
@@ -81,6 +103,7 @@ pub async fn run(
                         .await
                         {
                             Ok(Ok(stream)) => {
+                                let _open = OpenConnection::new(metrics);
                                 connection::serve(stream, node, limits, conn_shutdown).await;
                             }
                             Ok(Err(err)) => debug!(%peer, %err, "client TLS handshake failed"),

@@ -7,6 +7,7 @@ use tracing::info;
 
 use crate::config::NodeConfig;
 use crate::connection::ConnectionLimits;
+use crate::metrics::Metrics;
 use crate::node::{INBOUND_QUEUE_MAX, Node, PeerInbox};
 use crate::shutdown;
 use crate::{limits, listener};
@@ -96,6 +97,7 @@ pub async fn run(
         .local_addr()
         .context("cannot read the client address")?;
     let (trigger, shutdown) = shutdown::channel();
+    let metrics = std::sync::Arc::new(Metrics::new());
     let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE_MAX);
     let (bulk_tx, bulk_inbound) = mpsc::channel(transport::BULK_INBOUND_MAX);
     let (hello_tx, hellos) = mpsc::channel(transport::HELLO_QUEUE_MAX);
@@ -117,6 +119,7 @@ pub async fn run(
                 bulk: bulk_tx,
                 hellos: hello_tx,
             },
+            metrics.clone(),
             shutdown.clone(),
         ));
     }
@@ -125,7 +128,12 @@ pub async fn run(
         let listener = TcpListener::bind(http)
             .await
             .with_context(|| format!("cannot listen for status requests on {http}"))?;
-        tokio::spawn(status::serve(listener, status_tx, shutdown.clone()));
+        tokio::spawn(status::serve(
+            listener,
+            status_tx,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
     }
     let (node, handle) = Node::open(
         config.clone(),
@@ -136,6 +144,7 @@ pub async fn run(
             hellos,
         },
         status_queries,
+        metrics,
         shutdown.clone(),
     )
     .await?;

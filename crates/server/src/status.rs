@@ -3,7 +3,8 @@
 //! - `GET /status`: JSON with the node's role, term, leader, log and store figures, and a digest
 //!   of the whole store (kept up to date by the store itself, so O(1)), so replicas can be
 //!   compared.
-//! - `GET /metrics`: the same figures and counters in the Prometheus text format.
+//! - `GET /metrics`: the same figures, and the event counters and latency histograms of
+//!   [`crate::metrics`], in the Prometheus text format.
 //! - `GET /health`: 200 when the node knows a leader, 503 otherwise.
 //!
 //! Every answer comes from the node task itself, so its figures are one consistent reading.
@@ -17,15 +18,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// Status queries waiting for the node; a scraper that floods us waits on this bound.
@@ -81,6 +79,42 @@ pub struct Status {
     pub snapshots_sent: u64,
     /// Snapshots received from a leader and installed since start.
     pub snapshots_installed: u64,
+    /// Entries the log holds: `last_index - first_index + 1`, 0 when empty.
+    pub log_entries: u64,
+    /// Bytes of the log's segment files on disk, as of the log writer's last batch.
+    pub log_bytes: u64,
+    /// Client commands the node has taken and not yet answered (parked ones included): the
+    /// pending proposals and reads.
+    pub in_flight: u64,
+    /// The election timeout (minimum), milliseconds: what `last_contact_ms` is judged against.
+    pub election_timeout_ms: u64,
+    /// Milliseconds since this member last heard from the leader: on a follower, since the last
+    /// message of the leader of its term; on the leader, the age of the oldest acknowledgement
+    /// among the most recent quorum (a majority of the voters, itself included, heard from
+    /// within that time: 0 for a single voter). `None` when unknown (no leader, or a new
+    /// leader not yet acknowledged by a quorum).
+    pub last_contact_ms: Option<u64>,
+    /// On the leader: every other member's replication progress, by id. Empty elsewhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub followers: Vec<FollowerProgress>,
+    /// The log's fsync latencies (for `/metrics` only).
+    #[serde(skip)]
+    pub wal_sync: wal::SyncLatency,
+}
+
+/// What the leader knows of one follower's replication, from its answers in this term.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FollowerProgress {
+    /// The follower's id.
+    pub id: u64,
+    /// Whether it votes.
+    pub voter: bool,
+    /// Highest index it acknowledged as durable and matching the leader's log (0 before its
+    /// first successful append in this term).
+    pub match_index: u64,
+    /// Milliseconds since its last answer to the leader (append or heartbeat); `None` if it has
+    /// not answered in this term.
+    pub last_ack_ms: Option<u64>,
 }
 
 /// Client commands received since start.
@@ -117,7 +151,12 @@ pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves HTTP status requests until shutdown.
-pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut shutdown: Shutdown) {
+pub async fn serve(
+    listener: TcpListener,
+    node: mpsc::Sender<StatusQuery>,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) {
     let permits = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
     loop {
         // A slot first, then a connection: beyond the cap, clients wait to be accepted.
@@ -141,8 +180,10 @@ pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut s
             }
         };
         let node = node.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| answer(req, node.clone()));
+            let service =
+                hyper::service::service_fn(move |req| answer(req, node.clone(), metrics.clone()));
             if let Err(err) = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HTTP_HEADER_TIMEOUT)
@@ -159,6 +200,7 @@ pub async fn serve(listener: TcpListener, node: mpsc::Sender<StatusQuery>, mut s
 async fn answer(
     req: Request<Incoming>,
     node: mpsc::Sender<StatusQuery>,
+    metrics: Arc<Metrics>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let with_digest = req.uri().path() == "/status";
     let status = async {
@@ -183,11 +225,18 @@ async fn answer(
                 err.to_string(),
             ),
         },
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            render_metrics(&status),
-        ),
+        "/metrics" => match metrics.encode(&status) {
+            Ok(text) => reply(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            ),
+            Err(_) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "metrics encoding failed\n".into(),
+            ),
+        },
         "/health" if status.leader.is_some() => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/health" => reply(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -209,100 +258,4 @@ fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<By
         response.headers_mut().insert("content-type", value);
     }
     response
-}
-
-/// The status as Prometheus metrics.
-fn render_metrics(status: &Status) -> String {
-    let mut registry = Registry::with_prefix("raftfs");
-    let gauges: [(&str, &str, u64); 12] = [
-        ("term", "Current Raft term", status.term),
-        (
-            "is_leader",
-            "1 if this node leads",
-            u64::from(status.role == "leader"),
-        ),
-        ("commit_index", "Raft commit index", status.commit_index),
-        (
-            "applied_index",
-            "Index applied to the store",
-            status.applied_index,
-        ),
-        ("last_index", "Last index in the log", status.last_index),
-        ("durable_index", "Last index on disk", status.durable_index),
-        ("files", "Files in the store", status.files),
-        (
-            "content_bytes",
-            "Bytes of file content",
-            status.content_bytes,
-        ),
-        ("version", "Store-wide version counter", status.version),
-        (
-            "snapshot_index",
-            "Index of the newest snapshot",
-            status.snapshot_index,
-        ),
-        (
-            "snapshot_bytes",
-            "Size of the newest snapshot file",
-            status.snapshot_bytes,
-        ),
-        (
-            "first_index",
-            "First index held in the log",
-            status.first_index,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        let gauge = Gauge::<i64>::default();
-        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
-        registry.register(name, help, gauge);
-    }
-    let counters: [(&str, &str, u64); 8] = [
-        (
-            "read_requests",
-            "read commands received",
-            status.requests.read,
-        ),
-        (
-            "write_requests",
-            "write commands received",
-            status.requests.write,
-        ),
-        ("cas_requests", "cas commands received", status.requests.cas),
-        (
-            "delete_requests",
-            "delete commands received",
-            status.requests.delete,
-        ),
-        (
-            "wal_fsyncs",
-            "fsyncs performed by the log",
-            status.wal_fsyncs,
-        ),
-        (
-            "snapshots_made",
-            "Snapshots of the store made",
-            status.snapshots_made,
-        ),
-        (
-            "snapshots_sent",
-            "Snapshots delivered to followers",
-            status.snapshots_sent,
-        ),
-        (
-            "snapshots_installed",
-            "Snapshots received and installed",
-            status.snapshots_installed,
-        ),
-    ];
-    for (name, help, value) in counters {
-        let counter = Counter::<u64>::default();
-        counter.inc_by(value);
-        registry.register(name, help, counter);
-    }
-    let mut out = String::new();
-    if encode(&mut out, &registry).is_err() {
-        out = "# metrics encoding failed\n".into();
-    }
-    out
 }

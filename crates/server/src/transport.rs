@@ -46,6 +46,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
+use crate::metrics::{DropReason, Metrics};
 use crate::shutdown::Shutdown;
 use crate::tls::{CLUSTER_ID_BYTES_MAX, PeerTls, TlsError};
 
@@ -147,17 +148,21 @@ pub struct Transport {
     learned: HashMap<NodeId, String>,
     /// The local address outgoing connections are bound to, if any.
     dial_from: Option<IpAddr>,
+    /// Where bytes sent and messages dropped are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Transport {
     /// A transport sending as `me` with `identity` (`None`: never dials), whose peer address
     /// is `me_addr`, dialling from `dial_from` if given; it dials nobody until
-    /// [`Transport::update`] names the members.
+    /// [`Transport::update`] names the members. Bytes sent and messages dropped count into
+    /// `metrics`.
     pub fn new(
         me: NodeId,
         identity: Option<PeerIdentity>,
         me_addr: String,
         dial_from: Option<IpAddr>,
+        metrics: Arc<Metrics>,
     ) -> Transport {
         Transport {
             me,
@@ -167,6 +172,7 @@ impl Transport {
             peers: HashMap::new(),
             learned: HashMap::new(),
             dial_from,
+            metrics,
         }
     }
 
@@ -232,6 +238,7 @@ impl Transport {
             addr: addr.to_owned(),
             from: self.dial_from,
             security: identity.security.clone(),
+            metrics: self.metrics.clone(),
         };
         tokio::spawn(dial_loop(dial(HELLO_MAGIC), raft_rx));
         tokio::spawn(dial_loop(dial(HELLO_MAGIC_BULK), bulk_rx));
@@ -243,6 +250,7 @@ impl Transport {
     pub fn send(&self, to: NodeId, msg: &PeerMessage) {
         let Some((_, lanes)) = self.peers.get(&to) else {
             warn!(to = to.0, "message for an unknown peer dropped");
+            self.metrics.peer_dropped(DropReason::UnknownPeer);
             return;
         };
         let lane = match msg {
@@ -251,6 +259,7 @@ impl Transport {
         };
         if lane.try_send(Bytes::from(msg.encode())).is_err() {
             debug!(to = to.0, "peer queue full or closed; message dropped");
+            self.metrics.peer_dropped(DropReason::QueueFull);
         }
     }
 }
@@ -292,6 +301,7 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
         addr,
         from,
         security,
+        metrics,
     } = dial;
     let mut backoff = DIAL_BACKOFF_MIN;
     loop {
@@ -304,14 +314,14 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                 match &security {
                     Security::Insecure => {
                         backoff = DIAL_BACKOFF_MIN;
-                        send_stream(&hello, tcp, &mut queue).await
+                        send_stream(&hello, tcp, &mut queue, &metrics).await
                     }
                     Security::Tls(tls) => {
                         match tokio::time::timeout(HELLO_TIMEOUT, tls.connect(tcp, peer)).await {
                             Ok(Ok(stream)) => {
                                 // The peer proved who it is: a link worth redialling at once.
                                 backoff = DIAL_BACKOFF_MIN;
-                                send_stream(&hello, stream, &mut queue).await
+                                send_stream(&hello, stream, &mut queue, &metrics).await
                             }
                             Ok(Err(err)) => Err(err),
                             Err(_) => Err(std::io::Error::new(
@@ -334,7 +344,11 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                 backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
                 // Messages queued while the peer was away are stale (Raft resends what
                 // matters), and a dead peer must not pin a full queue of appends.
-                while queue.try_recv().is_ok() {}
+                let mut stale = 0;
+                while queue.try_recv().is_ok() {
+                    stale += 1;
+                }
+                metrics.peer_dropped_n(DropReason::LinkDown, stale);
             }
         }
     }
@@ -348,6 +362,7 @@ struct Dial {
     addr: String,
     from: Option<IpAddr>,
     security: Security,
+    metrics: Arc<Metrics>,
 }
 
 /// Connects to `addr`, from the local address `from` if given.
@@ -384,6 +399,7 @@ async fn send_stream<S: AsyncRead + AsyncWrite + Unpin>(
     hello: &Hello,
     mut stream: S,
     queue: &mut mpsc::Receiver<Bytes>,
+    metrics: &Metrics,
 ) -> std::io::Result<()> {
     stream.write_all(&hello.encode()).await?;
     stream.flush().await?;
@@ -406,17 +422,23 @@ async fn send_stream<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         // Feed everything already queued, then flush once: one syscall for a burst.
+        let mut bytes = FRAME_PREFIX_BYTES + first.len();
         frames.feed(first).await?;
         while let Ok(msg) = queue.try_recv() {
+            bytes += FRAME_PREFIX_BYTES + msg.len();
             frames.feed(msg).await?;
         }
+        metrics.peer_bytes_sent.inc_by(bytes as u64);
         SinkExt::<Bytes>::flush(&mut frames).await?;
     }
 }
 
+/// Bytes of the length before every frame.
+const FRAME_PREFIX_BYTES: usize = 4;
+
 fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .length_field_length(4)
+        .length_field_length(FRAME_PREFIX_BYTES)
         .max_frame_length(FRAME_BYTES_MAX)
         .new_codec()
 }
@@ -436,17 +458,20 @@ pub struct InboundLanes {
 /// Hellos queued for the node: a handful of peers connect at once, at most.
 pub const HELLO_QUEUE_MAX: usize = 64;
 
-/// Accepts peer connections until shutdown, passing their messages to `inbound`. Connections
+/// Accepts peer connections until shutdown, passing their messages to `inbound` and counting
+/// their bytes into `metrics`. Connections
 /// already open keep delivering until the node stops (a stopping leader hands over first).
 pub async fn accept_loop(
     listener: TcpListener,
     identity: PeerIdentity,
     inbound: InboundLanes,
+    metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) {
     let acceptor = Arc::new(Acceptor {
         identity,
         inbound,
+        metrics,
         handshakes: Arc::new(Semaphore::new(HANDSHAKES_MAX)),
         budget: Arc::new(Semaphore::new(INBOUND_BYTES_MAX)),
         open: Mutex::new(HashMap::new()),
@@ -485,6 +510,8 @@ pub async fn accept_loop(
 struct Acceptor {
     identity: PeerIdentity,
     inbound: InboundLanes,
+    /// Where bytes received are counted.
+    metrics: Arc<Metrics>,
     /// Permits for connections in their handshake.
     handshakes: Arc<Semaphore>,
     /// Bytes of frames received and not yet taken by the node.
@@ -686,6 +713,9 @@ impl Acceptor {
             };
             let mut frame = vec![0u8; len];
             stream.read_exact(&mut frame).await?;
+            self.metrics
+                .peer_bytes_received
+                .inc_by((FRAME_PREFIX_BYTES + len) as u64);
             let msg =
                 PeerMessage::decode(&frame).map_err(|err| ReceiveError::Decode(err.to_string()))?;
             if bulk != matches!(msg, PeerMessage::Chunk(_)) {

@@ -150,7 +150,7 @@ pub mod segment;
 pub mod snapshot;
 pub mod writer;
 
-pub use disk::Counters;
+pub use disk::{Counters, SYNC_BUCKET_BOUNDS_US, SYNC_BUCKETS, SyncLatency};
 pub use entry::Entry;
 pub use error::{Error, Problem};
 pub use fault::FaultHook;

@@ -107,6 +107,11 @@ impl Log {
         Arc::clone(&self.disk.counters)
     }
 
+    /// Bytes of the segment files on disk (what compaction has not removed yet).
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
     /// The disk handle, for files the writer saves next to the log.
     pub(crate) fn disk(&self) -> &Disk {
         &self.disk

@@ -160,6 +160,16 @@ impl Writer {
         self.counters.fsyncs()
     }
 
+    /// How long the log's fsyncs have taken so far.
+    pub fn sync_latency(&self) -> crate::disk::SyncLatency {
+        self.counters.sync_latency()
+    }
+
+    /// Bytes of the log's segment files, as of the last batch.
+    pub fn log_bytes(&self) -> u64 {
+        self.counters.log_bytes()
+    }
+
     /// The log's counters.
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
@@ -221,6 +231,8 @@ fn commit_batch(log: &mut Log, batch: Vec<Request>, poisoned: &mut Option<Error>
         first_index: log.first_index(),
         last_index: log.last_index(),
     };
+    // Once per batch, a sum over a handful of segments: cheap, and readers get a recent size.
+    log.disk().counters.set_log_bytes(log.disk_bytes());
     for (done, outcome) in outcomes {
         let result = match (outcome, &*poisoned) {
             (Err(error), _) => Err(error),

@@ -176,6 +176,11 @@ impl TestCluster {
         self.members[&i].client.clone()
     }
 
+    /// Member `i`'s status address (HTTP).
+    pub fn http_addr(&self, i: usize) -> String {
+        self.members[&i].http.clone()
+    }
+
     /// The member whose client address is `addr`.
     pub fn member_at(&self, addr: &str) -> Option<usize> {
         self.members

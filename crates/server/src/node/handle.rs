@@ -1,8 +1,12 @@
 //! How connections reach the node: a bounded queue of requests, each with the oneshot its reply
 //! comes back on.
 
+use std::sync::Arc;
+
 use fs::{Admin, Command, Reply};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
 
 /// A client command on its way to the node, with where to send the answer.
 pub type Request = replica::Request<oneshot::Sender<Reply>>;
@@ -21,11 +25,21 @@ pub struct AdminRequest {
 pub struct NodeHandle {
     tx: mpsc::Sender<Request>,
     admin: mpsc::Sender<AdminRequest>,
+    metrics: Arc<Metrics>,
 }
 
 impl NodeHandle {
-    pub(super) fn new(tx: mpsc::Sender<Request>, admin: mpsc::Sender<AdminRequest>) -> NodeHandle {
-        NodeHandle { tx, admin }
+    pub(super) fn new(
+        tx: mpsc::Sender<Request>,
+        admin: mpsc::Sender<AdminRequest>,
+        metrics: Arc<Metrics>,
+    ) -> NodeHandle {
+        NodeHandle { tx, admin, metrics }
+    }
+
+    /// The member's event metrics, which connections count into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Queues an administrative command (on a queue of its own, so it never waits behind a

@@ -10,11 +10,13 @@
 //! answers, and the node sends the answer to the waiting connection.
 
 mod handle;
+mod observer;
 pub(crate) mod snapshots;
 pub(crate) mod storage;
 
 pub use handle::{AdminRequest, NodeHandle, Request};
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -27,9 +29,11 @@ use tracing::{error, info};
 
 use crate::config::NodeConfig;
 use crate::deadline::sleep_until;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
 use crate::transport::{Inbound, PeerIdentity, Transport};
+use observer::{Contact, Observer};
 use snapshots::Snapshots;
 use storage::{Storage, StorageEvent};
 
@@ -111,6 +115,11 @@ pub struct Node {
     /// Reused buffer for the replica's outputs.
     out: Vec<Output<oneshot::Sender<Reply>>>,
     shutdown: Shutdown,
+    /// When the replica call in progress began (taken with its clock reading, so timing a step
+    /// costs no extra clock read).
+    step_started: Instant,
+    /// Leadership, commit latency and leader-follower contact, for metrics and `/status`.
+    observer: Observer,
 }
 
 impl Node {
@@ -121,6 +130,7 @@ impl Node {
         identity: Option<PeerIdentity>,
         inbound: PeerInbox,
         status_queries: mpsc::Receiver<StatusQuery>,
+        metrics: Arc<Metrics>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Node, NodeHandle)> {
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -152,7 +162,13 @@ impl Node {
         let (admin_tx, admin) = mpsc::channel(ADMIN_QUEUE_MAX);
         let me_peer = config.me().map(|m| m.peer.clone()).unwrap_or_default();
         // Whom to dial comes from the replica's `Output::Members` (the live configuration).
-        let transport = Transport::new(NodeId(config.id), identity, me_peer, config.peer_dial_from);
+        let transport = Transport::new(
+            NodeId(config.id),
+            identity,
+            me_peer,
+            config.peer_dial_from,
+            metrics.clone(),
+        );
         let node = Node {
             inbound,
             transport,
@@ -169,8 +185,10 @@ impl Node {
             epoch: Instant::now(),
             out: Vec::new(),
             shutdown,
+            step_started: Instant::now(),
+            observer: Observer::new(metrics.clone()),
         };
-        Ok((node, NodeHandle::new(tx, admin_tx)))
+        Ok((node, NodeHandle::new(tx, admin_tx, metrics)))
     }
 
     /// Runs until shutdown or a fatal error (a failed disk write: fail-stop).
@@ -276,10 +294,11 @@ impl Node {
     }
 
     /// The clocks of this moment: milliseconds since this process started (monotonic), and
-    /// the wall clock.
-    fn now(&self) -> Now {
+    /// the wall clock; notes the instant as the start of the step about to be taken.
+    fn now(&mut self) -> Now {
+        self.step_started = Instant::now();
         Now {
-            mono: Millis(self.epoch.elapsed().as_millis() as u64),
+            mono: Millis((self.step_started - self.epoch).as_millis() as u64),
             wall_ms: wall_clock_ms(),
         }
     }
@@ -341,8 +360,11 @@ impl Node {
         let mut taken = 0;
         while let Some(Inbound { from, msg, .. }) = next.take() {
             let now = self.now();
+            let contact = Contact::of(&msg);
             self.replica.peer(now, from, msg, &mut self.out);
             self.carry_out()?;
+            self.observer
+                .heard(self.replica.core(), from, contact, self.step_started);
             taken += 1;
             if taken < INBOUND_BATCH_MAX && !self.storage.is_backlogged() {
                 next = self.inbound.raft.try_recv().ok();
@@ -375,11 +397,16 @@ impl Node {
     fn carry_out(&mut self) -> anyhow::Result<()> {
         let mut out = std::mem::take(&mut self.out);
         let mut result = Ok(());
+        let mut applied = false;
         for output in out.drain(..) {
             match output {
                 Output::Send { to, msg } => self.transport.send(to, &msg),
                 Output::LogTruncate { from } => result = result.and(self.storage.truncate(from)),
-                Output::LogStore { entries } => result = result.and(self.storage.append(entries)),
+                Output::LogStore { entries } => {
+                    self.observer
+                        .proposing(self.replica.core(), &entries, self.step_started);
+                    result = result.and(self.storage.append(entries));
+                }
                 Output::SaveState(state) => result = result.and(self.storage.save_state(state)),
                 Output::Reply { token, reply } => {
                     // The connection may have gone; nothing to do then.
@@ -388,9 +415,13 @@ impl Node {
                 Output::Timer { at } => {
                     self.alarm = Some(self.epoch + Duration::from_millis(at.0));
                 }
-                Output::Applied(_) => {}
+                Output::Applied(entry) => {
+                    applied = true;
+                    self.observer.committed(entry.index);
+                }
                 Output::RoleChanged { role, term, leader } => {
                     info!(?role, term = term.0, leader = ?leader.map(|l| l.0), "role changed");
+                    self.observer.role_changed(role, term, leader);
                 }
                 Output::BadEntry { index, error } => {
                     error!(index = index.0, %error, "committed entry does not decode");
@@ -453,6 +484,9 @@ impl Node {
             }
         }
         self.out = out;
+        if applied {
+            self.observer.applied(self.step_started);
+        }
         result
     }
 
@@ -473,6 +507,7 @@ impl Node {
         let store = self.replica.store();
         let snapshot = self.replica.snapshot();
         let counts = self.replica.snapshot_counts();
+        let (last_contact_ms, followers) = self.observer.contact_status(core);
         Status {
             id: self.config.id,
             role: format!("{:?}", core.role()).to_lowercase(),
@@ -503,6 +538,13 @@ impl Node {
             snapshots_made: counts.made,
             snapshots_sent: counts.sent,
             snapshots_installed: counts.installed,
+            log_entries: (core.last_index().0 + 1).saturating_sub(core.first_index().0),
+            log_bytes: self.storage.log_bytes(),
+            in_flight: self.replica.in_flight() as u64,
+            election_timeout_ms: self.config.election_timeout_ms,
+            last_contact_ms,
+            followers,
+            wal_sync: self.storage.sync_latency(),
         }
     }
 }

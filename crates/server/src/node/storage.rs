@@ -290,6 +290,16 @@ impl Storage {
         self.writer.fsyncs()
     }
 
+    /// How long the log's fsyncs have taken so far.
+    pub fn sync_latency(&self) -> wal::SyncLatency {
+        self.writer.sync_latency()
+    }
+
+    /// Bytes of the log's segment files, as of the writer's last batch.
+    pub fn log_bytes(&self) -> u64 {
+        self.writer.log_bytes()
+    }
+
     /// Flushes what is queued and stops the writer thread.
     pub fn shutdown(mut self) {
         // Stopping: waiting for room in the queue is fine now, and nothing may be dropped.
