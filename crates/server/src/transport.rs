@@ -304,6 +304,10 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
         metrics,
     } = dial;
     let mut backoff = DIAL_BACKOFF_MIN;
+    // Why the last attempt failed: a new reason is a warning (a certificate the peer refuses,
+    // a peer gone), the same one again while it persists is only debug, so a member that is
+    // down for an hour leaves one line, not one per backoff.
+    let mut last_failure: Option<String> = None;
     loop {
         if queue.is_closed() {
             return;
@@ -314,6 +318,7 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                 match &security {
                     Security::Insecure => {
                         backoff = DIAL_BACKOFF_MIN;
+                        last_failure = None;
                         send_stream(&hello, tcp, &mut queue, &metrics).await
                     }
                     Security::Tls(tls) => {
@@ -321,6 +326,7 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
                             Ok(Ok(stream)) => {
                                 // The peer proved who it is: a link worth redialling at once.
                                 backoff = DIAL_BACKOFF_MIN;
+                                last_failure = None;
                                 send_stream(&hello, stream, &mut queue, &metrics).await
                             }
                             Ok(Err(err)) => Err(err),
@@ -339,7 +345,13 @@ async fn dial_loop(dial: Dial, mut queue: mpsc::Receiver<Bytes>) {
             Err(err) => {
                 // A refused connection or handshake (a wrong certificate, a proxy in front of
                 // a member that is down) must not spin.
-                debug!(peer = peer.0, %addr, %err, "peer link failed");
+                let reason = err.to_string();
+                if last_failure.as_deref() == Some(reason.as_str()) {
+                    debug!(peer = peer.0, %addr, %err, "peer link failed");
+                } else {
+                    warn!(peer = peer.0, %addr, %err, "peer link failed");
+                    last_failure = Some(reason);
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
                 // Messages queued while the peer was away are stale (Raft resends what
@@ -476,6 +488,7 @@ pub async fn accept_loop(
         budget: Arc::new(Semaphore::new(INBOUND_BYTES_MAX)),
         open: Mutex::new(HashMap::new()),
         generation: AtomicU64::new(0),
+        refusals: Mutex::new(Refusals::default()),
     });
     loop {
         let accepted = tokio::select! {
@@ -493,7 +506,7 @@ pub async fn accept_loop(
                     if let Err(err) = acceptor.receive(stream, handshake).await {
                         match err {
                             ReceiveError::Io(_) => debug!(%addr, %err, "peer connection ended"),
-                            err => warn!(%addr, %err, "peer connection refused"),
+                            err => acceptor.refused(addr, &err),
                         }
                     }
                 });
@@ -520,6 +533,41 @@ struct Acceptor {
     /// drop closes it.
     open: Mutex<HashMap<(NodeId, bool), OpenConnection>>,
     generation: AtomicU64,
+    /// Refused connections are worth a warning (a wrong certificate, another cluster), but a
+    /// flood of them must not flood the log: at most one a second, naming how many were
+    /// refused since the last.
+    refusals: Mutex<Refusals>,
+}
+
+/// When the accept side last warned of a refused connection, and how many it left unsaid.
+#[derive(Default)]
+struct Refusals {
+    last_warned: Option<tokio::time::Instant>,
+    unsaid: u64,
+}
+
+/// Shortest gap between two warnings of refused peer connections.
+const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(1);
+
+impl Acceptor {
+    /// Logs a refused connection: a warning at most every [`REFUSAL_WARN_EVERY`], else debug.
+    fn refused(&self, addr: SocketAddr, err: &ReceiveError) {
+        let now = tokio::time::Instant::now();
+        let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        let due = refusals
+            .last_warned
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_WARN_EVERY);
+        if due {
+            let unsaid = std::mem::take(&mut refusals.unsaid);
+            refusals.last_warned = Some(now);
+            drop(refusals);
+            warn!(%addr, %err, refused_unlogged = unsaid, "peer connection refused");
+        } else {
+            refusals.unsaid += 1;
+            drop(refusals);
+            debug!(%addr, %err, "peer connection refused");
+        }
+    }
 }
 
 /// An open inbound connection: its generation, and the sender whose drop closes it.
@@ -530,6 +578,8 @@ type OpenConnection = (u64, oneshot::Sender<()>);
 enum ReceiveError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS handshake refused: {0}")]
+    Handshake(std::io::Error),
     #[error("no TLS handshake and hello within {HELLO_TIMEOUT:?}")]
     HelloTimeout,
     #[error("not a raftfs peer (bad hello)")]
@@ -611,7 +661,8 @@ impl Acceptor {
             }
             Security::Tls(tls) => {
                 let (stream, hello) = tokio::time::timeout(HELLO_TIMEOUT, async {
-                    let mut stream = BufReader::new(tls.accept(tcp).await?);
+                    let tls_stream = tls.accept(tcp).await.map_err(ReceiveError::Handshake)?;
+                    let mut stream = BufReader::new(tls_stream);
                     let hello = self.checked_hello(&mut stream).await?;
                     tls.check_member(stream.get_ref(), hello.from)?;
                     Ok::<_, ReceiveError>((stream, hello))
