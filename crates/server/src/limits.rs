@@ -2,7 +2,7 @@
 //! connection may make it hold (buffered replies, pipelined commands, time).
 //!
 //! Every setting has a default here, a key in the cluster file's `[client_limits]` table, and a
-//! `raftfs serve` flag ([`ClientLimitArgs`]):
+//! `raftfs serve` flag (crates/raftfs, `ClientLimitArgs`):
 //!
 //! ```toml
 //! [client_limits]                 # optional, every key too
@@ -232,58 +232,6 @@ pub fn raise_descriptor_limit() -> std::io::Result<DescriptorLimit> {
     })
 }
 
-/// The `raftfs serve` flags of the client limits; each overrides the cluster file's value.
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Client budgets (each overrides the cluster file's [client_limits])")]
-pub struct ClientLimitArgs {
-    /// Client connections served at once; one more is answered ERR_INTERNAL and closed
-    /// [default: half the descriptor limit left after reserving 1024 for the log, snapshots,
-    /// peers and HTTP, at most 100000; or the cluster file's client_limits.max_connections].
-    #[arg(long, value_name = "N")]
-    pub max_client_connections: Option<usize>,
-    /// Bytes of replies a connection may have waiting to be sent before its commands are no
-    /// longer read (a client that never reads cannot grow the server's memory) [default:
-    /// 2097152, or client_limits.reply_buffer_bytes].
-    #[arg(long, value_name = "BYTES")]
-    pub reply_buffer_bytes: Option<usize>,
-    /// Bytes of commands a connection may have read but not yet answered before more are not
-    /// read [default: 2097152, or client_limits.pipeline_bytes].
-    #[arg(long, value_name = "BYTES")]
-    pub pipeline_bytes: Option<usize>,
-    /// Seconds a command may take to arrive, from its first byte (a line without its end,
-    /// content not yet complete), before its connection is closed [default: 120, or
-    /// client_limits.partial_command_timeout_s].
-    #[arg(long, value_name = "SECONDS")]
-    pub partial_command_timeout: Option<u64>,
-    /// Seconds a connection with nothing in flight (or whose client reads none of its replies)
-    /// stays open [default: 3600, or client_limits.idle_timeout_s].
-    #[arg(long, value_name = "SECONDS")]
-    pub idle_timeout: Option<u64>,
-}
-
-impl ClientLimitArgs {
-    /// The limits with every flag given applied over `limits`, validated.
-    pub fn apply(&self, mut limits: ClientLimits) -> Result<ClientLimits, LimitsError> {
-        if let Some(n) = self.max_client_connections {
-            limits.max_connections = Some(n);
-        }
-        if let Some(n) = self.reply_buffer_bytes {
-            limits.reply_buffer_bytes = n;
-        }
-        if let Some(n) = self.pipeline_bytes {
-            limits.pipeline_bytes = n;
-        }
-        if let Some(s) = self.partial_command_timeout {
-            limits.partial_command_timeout_s = s;
-        }
-        if let Some(s) = self.idle_timeout {
-            limits.idle_timeout_s = s;
-        }
-        limits.validate()?;
-        Ok(limits)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,26 +262,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_settings_are_refused_and_flags_override_the_file() {
+    fn zero_settings_are_refused() {
         let zero = ClientLimits {
             idle_timeout_s: 0,
             ..ClientLimits::default()
         };
         assert!(zero.validate().is_err());
-        let args = ClientLimitArgs {
-            pipeline_bytes: Some(4096),
-            idle_timeout: Some(5),
-            ..ClientLimitArgs::default()
-        };
-        let limits = args.apply(ClientLimits::default()).unwrap_or_default();
-        assert_eq!(limits.pipeline_bytes, 4096);
-        assert_eq!(limits.idle_timeout(), Duration::from_secs(5));
-        assert_eq!(limits.reply_buffer_bytes, REPLY_BUFFER_BYTES_DEFAULT);
-        let zero = ClientLimitArgs {
-            max_client_connections: Some(0),
-            ..ClientLimitArgs::default()
-        };
-        assert!(zero.apply(ClientLimits::default()).is_err());
     }
 
     #[test]
