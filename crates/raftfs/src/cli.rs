@@ -1,4 +1,5 @@
-//! The command line of docs/protocol.md: `raftfs serve` and `raftfs cluster`.
+//! The command line of docs/protocol.md: the subcommands, and the arguments of `raftfs serve`
+//! and `raftfs cluster` (the other subcommands' are in their own modules).
 
 use std::path::PathBuf;
 
@@ -34,7 +35,8 @@ pub enum Command {
     /// Measure write throughput, the disk's fsync rate, leader failover time, or snapshots
     /// (memory and disk bounded by compaction, catch-up by snapshot, restart time).
     Bench(crate::bench::BenchArgs),
-    /// Change the cluster's membership or leadership, or list its members.
+    /// Change the cluster's membership or leadership, list its members, or save and inspect
+    /// backups.
     Admin(crate::admin::AdminArgs),
     /// Make a cluster CA and member certificates for mutual TLS between members (and for
     /// clients, with client_tls).
