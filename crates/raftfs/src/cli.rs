@@ -197,6 +197,23 @@ pub struct ClusterArgs {
     pub data_dir: PathBuf,
 }
 
+/// The error and its causes on one line, each cause once: library errors often name their
+/// source in their own message too, and saying "No such file or directory" twice helps nobody.
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = String::new();
+    for cause in std::iter::successors(Some(err), |cause| cause.source()) {
+        let text = cause.to_string().replace('\n', " ");
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Logs go to stderr, filtered by RUST_LOG (default: info).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -219,7 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(args) => crate::local_cluster::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Admin(args) => crate::admin::run(args).map_err(|err| {
-            eprintln!("raftfs admin: {err:#}");
+            eprintln!("raftfs admin: {}", one_line(&err));
             std::process::exit(err.exit_code())
         }),
         Command::Certs(args) => crate::certs::run(args),

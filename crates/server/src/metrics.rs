@@ -374,12 +374,15 @@ pub struct Metrics {
     /// `raftfs_elections_started_total`: elections this member started as a candidate (each
     /// one a new term), after winning a pre-vote or on a leadership transfer.
     pub elections_started: Counter,
-    /// `raftfs_prevotes_started_total`: pre-vote rounds this member started (an election
-    /// timeout without hearing from a leader; a pre-vote does not change the term).
+    /// `raftfs_prevotes_started_total`: times this member became a pre-candidate (an election
+    /// timeout without hearing from a leader). Pre-vote rounds repeated while it stays one
+    /// change neither role nor term and are not counted again: a member cut off from the
+    /// others shows as `raftfs_role{role="precandidate"} == 1` for a long time.
     pub prevotes_started: Counter,
     /// `raftfs_proposals_committed_total`: log entries this member proposed as leader that
     /// committed (client mutations, their batches counted per entry, plus the leader's no-op,
-    /// clock and configuration entries).
+    /// clock and configuration entries). With more batches outstanding than the observer
+    /// tracks (`IN_FLIGHT_MAX`), the oldest is forgotten and counted neither here nor as failed.
     pub proposals_committed: Counter,
     /// `raftfs_proposals_failed_total`: log entries this member proposed as leader that it
     /// lost leadership before seeing commit (their clients were answered `ERR_INTERNAL`; the
@@ -492,7 +495,7 @@ impl Metrics {
             ),
             (
                 "prevotes_started",
-                "Pre-vote rounds this member started",
+                "Times this member became a pre-candidate",
                 &metrics.prevotes_started,
             ),
             (
