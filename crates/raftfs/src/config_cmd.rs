@@ -59,13 +59,30 @@ pub fn summary(file: &ClusterFile) -> String {
         ),
         format!(
             "read_mode = {:?}, follower_reads = {}",
-            file.read_mode, file.follower_reads
+            match file.read_mode {
+                server::config::ReadMode::Index => "index",
+                server::config::ReadMode::Lease => "lease",
+            },
+            file.follower_reads
         ),
         format!(
             "insecure_peers = {}, client_tls = {}",
             file.insecure_peers, file.client_tls
         ),
-        format!("client_limits = {:?}", file.client_limits),
+        {
+            let limits = &file.client_limits;
+            format!(
+                "[client_limits] max_connections = {}, reply_buffer_bytes = {}, \
+                 pipeline_bytes = {}, partial_command_timeout_s = {}, idle_timeout_s = {}",
+                limits
+                    .max_connections
+                    .map_or("(from the descriptor limit)".to_owned(), |n| n.to_string()),
+                limits.reply_buffer_bytes,
+                limits.pipeline_bytes,
+                limits.partial_command_timeout_s,
+                limits.idle_timeout_s
+            )
+        },
     ];
     let needs_certs = !file.insecure_peers || file.client_tls;
     let mut missing = std::collections::BTreeSet::new();
