@@ -43,7 +43,10 @@ fn every_admin_command_round_trips() {
     // Fields are separated by one or more spaces, and a bare `\n` ends a line, as elsewhere.
     assert_eq!(
         decode_all(b"members  local\nmembers\r\n"),
-        [Decoded::Admin(Admin::MembersLocal), Decoded::Admin(Admin::Members)]
+        [
+            Decoded::Admin(Admin::MembersLocal),
+            Decoded::Admin(Admin::Members)
+        ]
     );
 }
 

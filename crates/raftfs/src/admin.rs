@@ -237,11 +237,7 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             } else {
                 Admin::Members
             };
-            match c
-                .admin(&admin)
-                .await
-                .map_err(anyhow::Error::from)?
-            {
+            match c.admin(&admin).await.map_err(anyhow::Error::from)? {
                 Reply::Members(members) => Ok(table(&members)),
                 other => Err(unexpected(&other)),
             }

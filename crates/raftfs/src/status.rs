@@ -32,9 +32,9 @@ use std::time::Duration;
 
 use clap::Args;
 use fs::{Admin, MemberInfo, Reply};
-use tokio_rustls::TlsConnector;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_rustls::TlsConnector;
 
 /// A member whose applied index is more than this many entries behind the leader's commit is
 /// not healthy: at ~17,000 writes/s a follower keeping up trails by a few hundred at most
@@ -289,7 +289,9 @@ async fn configuration(
                     Ok(Ok(Reply::Members(config))) => Ok((config, addr)),
                     Ok(Ok(other)) => Err(format!("{addr} answered {}", reply_line(&other))),
                     Ok(Err(err)) => Err(err.to_string()),
-                    Err(_elapsed) => Err(format!("{addr}: no answer within {LOCAL_MEMBERS_TIMEOUT:?}")),
+                    Err(_elapsed) => Err(format!(
+                        "{addr}: no answer within {LOCAL_MEMBERS_TIMEOUT:?}"
+                    )),
                 }
             })
         })

@@ -218,7 +218,10 @@ async fn status_without_a_leader_shows_a_survivors_view() {
     let out = status(&["--members", at.as_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("the member at {at} sees it")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the member at {at} sees it")),
+        "{stderr}"
+    );
     let rows = table_rows(&out);
     let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ids, ["1", "2", "3"], "{rows:?}");
