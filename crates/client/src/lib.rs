@@ -185,6 +185,13 @@ impl Connection {
         self.recv().await
     }
 
+    /// Sends one administrative command to this server and waits for its reply, as it is:
+    /// a redirect is not followed (for that, [`Client::admin`]).
+    pub async fn admin(&mut self, admin: &Admin) -> Result<Reply, ClientError> {
+        self.queue_raw(admin.encode().as_bytes());
+        self.recv().await
+    }
+
     fn io_error(&self, source: std::io::Error) -> ClientError {
         ClientError::Io {
             addr: self.addr.clone(),
@@ -254,8 +261,12 @@ impl Client {
     /// election). A membership change or transfer whose connection failed, or that got
     /// `ERR_INTERNAL`, has an unknown outcome: [`ClientError::Unknown`].
     pub async fn admin(&mut self, admin: &Admin) -> Result<Reply, ClientError> {
-        // Listing and backups change nothing: they are retried like reads.
-        let changes = !matches!(admin, Admin::Members | Admin::Snapshot);
+        // Listing and backups change nothing: they are retried like reads. (`members local` is
+        // answered by the first member reached, never redirected.)
+        let changes = !matches!(
+            admin,
+            Admin::Members | Admin::MembersLocal | Admin::Snapshot
+        );
         self.call_bytes(admin.encode().as_bytes(), changes).await
     }
 

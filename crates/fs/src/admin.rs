@@ -5,6 +5,7 @@
 //! ```text
 //! members\r\n                                -> MEMBERS N\r\n then N lines:
 //!                                               MEMBER ID voter|learner leader|follower PEER CLIENT HTTP|-\r\n
+//! members local\r\n                          -> MEMBERS N\r\n ... (as above, answered by any member)
 //! member-add ID PEER CLIENT HTTP|-\r\n        -> OK INDEX     (added as a learner)
 //! member-promote ID\r\n                      -> OK INDEX     (a caught-up learner becomes a voter)
 //! member-remove ID\r\n                       -> OK INDEX
@@ -12,7 +13,14 @@
 //! snapshot\r\n                               -> SNAPSHOT INDEX TERM NUMBYTES CRC32C\r\n<NUMBYTES bytes>\r\n
 //!                                               (a backup: a snapshot file of the leader's store)
 //! any of them: ERR_MEMBER REASON\r\n | ERR_REDIRECT HOST:PORT\r\n | ERR_INTERNAL\r\n
+//!               (but `members local`, which always answers MEMBERS)
 //! ```
+//!
+//! `members` is the leader's view (a follower redirects, a member that knows no leader answers
+//! `ERR_INTERNAL`). `members local` is answered at once by whichever member gets it, leader or
+//! not, with the configuration in force on that member, the `leader` flag naming the member it
+//! believes leads (none, if it knows no leader): what `raftfs status` shows when there is no
+//! leader to ask. It never redirects or waits, so it may be behind the leader's.
 //!
 //! `OK INDEX` is sent once the change has committed (it is then in force on the leader);
 //! a malformed line gets `ERR_CMD_ERR`, like any other. `snapshot` is answered by the leader
@@ -25,8 +33,11 @@ use crate::codec::ParseError;
 /// An administrative command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {
-    /// List the configuration in force.
+    /// List the configuration in force on the leader (a follower redirects).
     Members,
+    /// List the configuration in force on the member that answers, as it sees it (any member
+    /// answers at once, leader or not).
+    MembersLocal,
     /// Add member `id` as a learner.
     AddMember {
         /// The new member's id (positive).
@@ -69,7 +80,8 @@ pub struct MemberInfo {
     pub id: u64,
     /// Voter (else learner).
     pub voter: bool,
-    /// The member that answered leads (else follows).
+    /// The member that answered leads (else follows); for `members local`, this member is the
+    /// one the answering member believes leads.
     pub leader: bool,
     /// Its peer address.
     pub peer: String,
@@ -101,6 +113,7 @@ pub(crate) fn parse(fields: &[&[u8]]) -> Result<Admin, ParseError> {
     };
     match fields {
         [b"members"] => Ok(Admin::Members),
+        [b"members", b"local"] => Ok(Admin::MembersLocal),
         [b"member-add", i, peer, client, http] => Ok(Admin::AddMember {
             id: id(i)?,
             peer: address(peer)?,
@@ -133,6 +146,7 @@ impl Admin {
     pub fn encode(&self) -> String {
         match self {
             Admin::Members => "members\r\n".into(),
+            Admin::MembersLocal => "members local\r\n".into(),
             Admin::AddMember {
                 id,
                 peer,

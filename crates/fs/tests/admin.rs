@@ -14,6 +14,7 @@ fn decode_all(input: &[u8]) -> Vec<Decoded> {
 fn every_admin_command_round_trips() {
     let commands = [
         Admin::Members,
+        Admin::MembersLocal,
         Admin::AddMember {
             id: 6,
             peer: "10.0.0.6:9000".into(),
@@ -39,12 +40,22 @@ fn every_admin_command_round_trips() {
             "{command:?}"
         );
     }
+    // Fields are separated by one or more spaces, and a bare `\n` ends a line, as elsewhere.
+    assert_eq!(
+        decode_all(b"members  local\nmembers\r\n"),
+        [
+            Decoded::Admin(Admin::MembersLocal),
+            Decoded::Admin(Admin::Members)
+        ]
+    );
 }
 
 #[test]
 fn malformed_admin_lines_get_err_cmd_err_and_the_connection_goes_on() {
     for line in [
         &b"members now\r\n"[..],
+        b"members local now\r\n",
+        b"members Local\r\n",
         b"member-add 0 a b -\r\n",
         b"member-add x a b -\r\n",
         b"member-add 6 a b\r\n",

@@ -74,6 +74,7 @@ fn client_command(dir: &Path) {
         Admin::Promote { id: 6 },
         Admin::RemoveMember { id: 2 },
         Admin::TransferLeader { to: Some(3) },
+        Admin::MembersLocal,
     ];
     for (i, admin) in admins.iter().enumerate() {
         write(dir, &format!("admin-{i}"), admin.encode().as_bytes());

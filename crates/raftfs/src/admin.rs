@@ -106,6 +106,10 @@ pub enum AdminCommand {
         #[command(flatten)]
         /// Where to send the command.
         target: Members,
+        /// The configuration as the first member that answers sees it, leader or not (`members
+        /// local`: answers even with no leader), instead of the leader's.
+        #[arg(long)]
+        local: bool,
     },
     /// Hand leadership to another voter (by default the most up-to-date one).
     TransferLeader {
@@ -226,13 +230,14 @@ pub async fn execute(command: AdminCommand) -> Result<String, AdminError> {
             let index = done(c.admin(&Admin::RemoveMember { id }).await)?;
             Ok(format!("removed member {id} (log index {index})"))
         }
-        AdminCommand::Members { target } => {
+        AdminCommand::Members { target, local } => {
             let mut c = target.client()?;
-            match c
-                .admin(&Admin::Members)
-                .await
-                .map_err(anyhow::Error::from)?
-            {
+            let admin = if local {
+                Admin::MembersLocal
+            } else {
+                Admin::Members
+            };
+            match c.admin(&admin).await.map_err(anyhow::Error::from)? {
                 Reply::Members(members) => Ok(table(&members)),
                 other => Err(unexpected(&other)),
             }

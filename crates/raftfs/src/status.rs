@@ -1,9 +1,15 @@
 //! Reading members' status over HTTP (`/status`), for `raftfs status`, local clusters,
 //! benchmarks and tests.
 //!
-//! `raftfs status` asks any member (`--members`, client addresses; redirects are followed to the
-//! leader) for the configuration in force, then fetches every member's `/status` from the HTTP
-//! address the configuration gives it, and prints one row per member:
+//! `raftfs status` learns the configuration from the leader: it asks the members given
+//! (`--members`, client addresses) with `members`, following redirects, for up to
+//! [`MEMBERS_TIMEOUT`]. If no leader answers in that time (there may be none: no quorum, an
+//! election that cannot finish), it asks every given address `members local` directly, which any
+//! member answers at once with the configuration in force on it, and takes the answer of the
+//! first address, in `--members` order, that gives one (a note on stderr says whose view it
+//! is; members' views differ only while a membership change is under way). Then it fetches
+//! every member's `/status` from the HTTP address the configuration gives it, and prints one row
+//! per member:
 //!
 //! - id, client address, role, term, the leader it knows, commit, applied, last log index and
 //!   newest snapshot index;
@@ -16,18 +22,19 @@
 //!   its contact is at most its election timeout.
 //!
 //! A member that does not answer gets a row saying `unreachable`. Exit status: 0 if every
-//! member is healthy, 1 if some member is unhealthy or unreachable, 2 if no member could be
-//! reached (or none would give the configuration). `--json` prints the rows as a JSON array of
+//! member is healthy, 1 if some member is unhealthy or unreachable (with no leader, every row is
+//! unhealthy: 1), 2 only if no member could be reached at all (none gave the configuration, or
+//! none of those it lists answered `/status`). `--json` prints the rows as a JSON array of
 //! objects; `--watch S` prints a reading every S seconds until Ctrl-C (with `--json`, one
 //! array per line).
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use fs::{Admin, MemberInfo, Reply};
 use serde::Serialize;
 use serde_json::Value;
+use tokio_rustls::TlsConnector;
 
 /// A member whose applied index is more than this many entries behind the leader's commit is
 /// not healthy: at ~17,000 writes/s a follower keeping up trails by a few hundred at most
@@ -37,9 +44,15 @@ pub const LAG_HEALTHY_MAX: u64 = 1_000;
 /// How long a member's `/status` may take to answer before its row says unreachable.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long asking for the configuration may take, redirects and retries included: enough to
-/// ride out an election (about a second), short enough that an operator is not kept waiting.
-pub const MEMBERS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long asking the leader for the configuration may take, redirects and retries included:
+/// enough to ride out a quick election (about a second), short enough that with no leader at
+/// all the members' own views ([`LOCAL_MEMBERS_TIMEOUT`]) come without keeping an operator
+/// waiting.
+pub const MEMBERS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a member may take to answer `members local`, once no leader gave the
+/// configuration (the members are asked all at once).
+pub const LOCAL_MEMBERS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Fetches and parses a member's `/status` (a small HTTP/1.0 client for tools and tests); `None`
 /// if it does not answer with JSON.
@@ -116,11 +129,28 @@ pub struct Row {
     pub healthy: bool,
 }
 
+/// Where a reading's configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The leader (`members`).
+    Leader,
+    /// No leader answered: the member at this client address gave its own view
+    /// (`members local`).
+    Member {
+        /// The member's client address.
+        addr: String,
+        /// Why the leader's configuration could not be had.
+        why: String,
+    },
+}
+
 /// What one reading found.
 #[derive(Debug, Clone)]
 pub struct Reading {
     /// One row per member of the configuration, by id.
     pub rows: Vec<Row>,
+    /// Whose configuration the rows follow.
+    pub source: Source,
 }
 
 impl Reading {
@@ -171,6 +201,12 @@ async fn run_async(args: StatusArgs) -> i32 {
 async fn print_reading(args: &StatusArgs) -> i32 {
     match read(args.members.clone(), args.ca.as_deref()).await {
         Ok(reading) => {
+            if let Source::Member { addr, why } = &reading.source {
+                eprintln!(
+                    "raftfs status: no leader gave the configuration ({why}); \
+                     showing the configuration as the member at {addr} sees it"
+                );
+            }
             let text = if args.json {
                 let json = if args.watch.is_some() {
                     serde_json::to_string(&reading.rows)
@@ -191,24 +227,14 @@ async fn print_reading(args: &StatusArgs) -> i32 {
     }
 }
 
-/// One reading: the configuration from any of `members` (over TLS trusting `ca`, if given),
-/// then every member's `/status`.
+/// One reading: the configuration from the leader, or else from the first of `members` to
+/// give its own (module doc; over TLS trusting `ca`, if given), then every member's `/status`.
 pub async fn read(members: Vec<String>, ca: Option<&std::path::Path>) -> anyhow::Result<Reading> {
-    let mut client = client::Client::new(members).with_deadline(MEMBERS_TIMEOUT);
-    if let Some(ca) = ca {
-        client = client.with_tls(server::tls::client_connector(ca)?);
-    }
-    let config = match client
-        .admin(&Admin::Members)
-        .await
-        .context("cannot learn the configuration")?
-    {
-        Reply::Members(members) => members,
-        other => anyhow::bail!(
-            "cannot learn the configuration: the member answered {}",
-            String::from_utf8_lossy(&other.to_bytes()).trim_end()
-        ),
+    let tls = match ca {
+        Some(ca) => Some(server::tls::client_connector(ca)?),
+        None => None,
     };
+    let (config, source) = configuration(members, tls).await?;
     let fetches: Vec<_> = config
         .iter()
         .map(|m| {
@@ -228,7 +254,73 @@ pub async fn read(members: Vec<String>, ca: Option<&std::path::Path>) -> anyhow:
     }
     Ok(Reading {
         rows: rows(&config, &statuses),
+        source,
     })
+}
+
+/// The configuration: the leader's, asked through any of `members` within [`MEMBERS_TIMEOUT`];
+/// failing that, the first of `members` (in their order) to answer `members local` within
+/// [`LOCAL_MEMBERS_TIMEOUT`].
+async fn configuration(
+    members: Vec<String>,
+    tls: Option<TlsConnector>,
+) -> anyhow::Result<(Vec<MemberInfo>, Source)> {
+    let mut client = client::Client::new(members.clone()).with_deadline(MEMBERS_TIMEOUT);
+    if let Some(tls) = &tls {
+        client = client.with_tls(tls.clone());
+    }
+    let attempt = tokio::time::timeout(MEMBERS_TIMEOUT, client.admin(&Admin::Members)).await;
+    let why = match attempt {
+        Ok(Ok(Reply::Members(config))) => return Ok((config, Source::Leader)),
+        Ok(Ok(other)) => format!("a member answered {}", reply_line(&other)),
+        Ok(Err(err)) => err.to_string(),
+        Err(_elapsed) => format!("no answer within {MEMBERS_TIMEOUT:?}"),
+    };
+    let asks: Vec<_> = members
+        .iter()
+        .map(|addr| {
+            let (addr, tls) = (addr.clone(), tls.clone());
+            tokio::spawn(async move {
+                let ask = async {
+                    let mut conn = client::Connection::connect_with(&addr, tls.as_ref()).await?;
+                    conn.admin(&Admin::MembersLocal).await
+                };
+                match tokio::time::timeout(LOCAL_MEMBERS_TIMEOUT, ask).await {
+                    Ok(Ok(Reply::Members(config))) => Ok((config, addr)),
+                    Ok(Ok(other)) => Err(format!("{addr} answered {}", reply_line(&other))),
+                    Ok(Err(err)) => Err(err.to_string()),
+                    Err(_elapsed) => Err(format!(
+                        "{addr}: no answer within {LOCAL_MEMBERS_TIMEOUT:?}"
+                    )),
+                }
+            })
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for ask in asks {
+        match ask.await {
+            Ok(Ok((config, addr))) => return Ok((config, Source::Member { addr, why })),
+            Ok(Err(problem)) => problems.push(problem),
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
+    anyhow::bail!(
+        "cannot learn the configuration: no leader ({why}), and no member gave its own ({})",
+        if problems.is_empty() {
+            "no member addresses".to_string()
+        } else {
+            problems.join("; ")
+        }
+    )
+}
+
+/// A reply as one line of text, for messages.
+fn reply_line(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.to_bytes())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The rows of a reading: `config[i]`'s status is `statuses[i]` (`None`: it did not answer).
@@ -379,7 +471,10 @@ mod tests {
         let healthy: Vec<bool> = rows.iter().map(|r| r.healthy).collect();
         assert_eq!(healthy, [true, true, false, false]);
         assert!(!rows[3].reachable);
-        let reading = Reading { rows };
+        let reading = Reading {
+            rows,
+            source: Source::Leader,
+        };
         assert_eq!(reading.exit_code(), 1);
         assert!(table(&reading.rows).contains("unreachable"));
 
@@ -393,10 +488,12 @@ mod tests {
         );
         let all = Reading {
             rows: rows_of(&[status("leader", 10, 10, Some(0))]),
+            source: Source::Leader,
         };
         assert_eq!(all.exit_code(), 0);
         let none = Reading {
             rows: rows_of(&[None, None]),
+            source: Source::Leader,
         };
         assert_eq!(none.exit_code(), 2);
     }

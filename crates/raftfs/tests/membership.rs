@@ -292,6 +292,7 @@ async fn admin_errors_are_clear() {
     assert_eq!(why, "member 2 already exists");
     let listed = execute(AdminCommand::Members {
         target: target(&cluster),
+        local: false,
     })
     .await
     .unwrap();

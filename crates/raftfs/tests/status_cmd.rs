@@ -1,7 +1,9 @@
 //! Guards `raftfs status` against a wrong picture of the cluster: against 3 real member
 //! processes its table and `--json` list every member, exactly one leader and all healthy
 //! (exit 0); with a member killed, that member's row says unreachable and the exit status is 1;
-//! and `--watch` keeps printing readings until it is stopped.
+//! and `--watch` keeps printing readings until it is stopped. With no leader (a majority
+//! killed), a survivor's own view of the configuration (`members local`) still gives a row per
+//! member: the survivor knowing no leader and unhealthy, the others unreachable (exit 1).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
@@ -181,4 +183,88 @@ async fn status_shows_every_member_and_who_is_down() {
     // Nobody to ask: exit 2.
     let nobody = status(&["--members", "127.0.0.1:1"]);
     assert_eq!(nobody.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_without_a_leader_shows_a_survivors_view() {
+    let mut cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    // Kill the leader and one follower: the survivor can never win an election.
+    let survivor = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    let dead: Vec<usize> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != survivor)
+        .collect();
+    for &i in &dead {
+        cluster.kill9(i);
+    }
+    // Wait until the survivor's election timeout has passed and it knows no leader.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cluster.status(survivor).await;
+        if status["leader"].is_null() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the survivor still names a leader: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = cluster.client_addr(survivor);
+
+    // The leader's `members` cannot be had; the survivor's own view gives every row.
+    let out = status(&["--members", at.as_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the member at {at} sees it")),
+        "{stderr}"
+    );
+    let rows = table_rows(&out);
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids, ["1", "2", "3"], "{rows:?}");
+    for row in &rows {
+        assert_eq!(row.last().unwrap(), "no", "{row:?}");
+        if row[0] == survivor.to_string() {
+            assert_ne!(row[2], "unreachable", "{row:?}");
+            assert_eq!(row[4], "-", "no leader: {row:?}");
+        } else {
+            assert_eq!(row[2], "unreachable", "{row:?}");
+        }
+    }
+
+    // The same as JSON.
+    let out = status(&["--members", at.as_str(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let objects = parsed.as_array().unwrap();
+    assert_eq!(objects.len(), 3, "{parsed:#}");
+    for o in objects {
+        let alive = o["id"] == survivor as u64;
+        assert_eq!(o["reachable"], alive, "{o:#}");
+        assert_eq!(o["healthy"], false, "{o:#}");
+        assert!(o["leader"].is_null(), "{o:#}");
+    }
+
+    // `raftfs admin members --local` lists the survivor's view too.
+    let admin = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_raftfs"))
+            .args(["admin", "members", "--members", at.as_str()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run raftfs admin members")
+    };
+    let out = admin(&["--local"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["1", "2", "3"], "{text}");
+    assert!(!text.contains("leader"), "no member leads: {text}");
 }

@@ -304,13 +304,20 @@ impl<T> Replica<T> {
 
     /// Handles an administrative command; true if a step found a leader.
     fn handle_admin(&mut self, now: Now, token: T, admin: Admin, out: &mut Vec<Output<T>>) -> bool {
+        if admin == Admin::MembersLocal {
+            // This member's own view, leader or not: never redirected, never parked, so it
+            // answers even when no leader can be elected.
+            let reply = Reply::Members(self.member_list());
+            self.answers.push((token, reply));
+            return false;
+        }
         if self.core.role() != raft::Role::Leader {
             let reply = self.not_leader(self.core.leader());
             self.answers.push((token, reply));
             return false;
         }
         let change = match admin {
-            Admin::Members => {
+            Admin::Members | Admin::MembersLocal => {
                 let reply = Reply::Members(self.member_list());
                 self.answers.push((token, reply));
                 return false;
@@ -361,7 +368,8 @@ impl<T> Replica<T> {
         self.step(now, Event::ChangeMembership { id, change }, out)
     }
 
-    /// The configuration in force, as a `MEMBERS` reply lists it.
+    /// The configuration in force, as a `MEMBERS` reply lists it, the leader flag on the
+    /// member this node believes leads.
     fn member_list(&self) -> Vec<MemberInfo> {
         let leader = self.core.leader();
         self.core

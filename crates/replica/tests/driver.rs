@@ -491,3 +491,50 @@ fn a_follower_redirects_a_backup() {
     );
     assert!(!out.iter().any(|o| matches!(o, Output::Backup { .. })));
 }
+
+/// `members local` is answered at once by any member, whatever it knows of a leader: with no
+/// leader (where `members` gets ERR_INTERNAL), as a follower (where `members` is redirected)
+/// and as the leader; the leader flag names the member it believes leads, if any.
+#[test]
+fn members_local_is_answered_by_any_member_at_once() {
+    fn answers(r: &mut Replica<u32>, ms: u64, admin: fs::Admin) -> Vec<(u32, Reply)> {
+        let mut out = Vec::new();
+        r.admin(at(ms), 5, admin, &mut out);
+        settle(r, at(ms), out)
+    }
+    fn leaders(replies: &[(u32, Reply)]) -> Vec<u64> {
+        match replies {
+            [(5, Reply::Members(members))] => {
+                assert_eq!(
+                    members.iter().map(|m| m.id).collect::<Vec<_>>(),
+                    [1, 2, 3][..members.len()]
+                );
+                members.iter().filter(|m| m.leader).map(|m| m.id).collect()
+            }
+            other => panic!("not a MEMBERS reply: {other:?}"),
+        }
+    }
+
+    // No leader known: `members` cannot be served, `members local` is, listing no leader.
+    let mut r = replica(1, 3);
+    let mut out = Vec::new();
+    r.start(at(0), &mut out);
+    let replies = answers(&mut r, 1, fs::Admin::Members);
+    assert_eq!(replies, vec![(5, Reply::Internal)]);
+    let replies = answers(&mut r, 1, fs::Admin::MembersLocal);
+    assert_eq!(leaders(&replies), Vec::<u64>::new());
+    assert_eq!(r.in_flight(), 0, "nothing parked");
+
+    // A follower: `members` is redirected, `members local` names the leader it follows.
+    let mut r = follower_of_2();
+    let replies = answers(&mut r, 2, fs::Admin::Members);
+    assert_eq!(replies, vec![(5, Reply::Redirect("127.0.0.1:8082".into()))]);
+    let replies = answers(&mut r, 2, fs::Admin::MembersLocal);
+    assert_eq!(leaders(&replies), [2]);
+
+    // The leader: both give the same list.
+    let mut r = single_leader();
+    let local = answers(&mut r, 1, fs::Admin::MembersLocal);
+    assert_eq!(leaders(&local), [1]);
+    assert_eq!(answers(&mut r, 1, fs::Admin::Members), local);
+}
