@@ -410,13 +410,25 @@ pub fn table(rows: &[Row]) -> String {
             if r.healthy { "yes" } else { "no" }.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..TABLE_HEADER.len())
-        .map(|k| cells.iter().map(|r| r[k].len()).max().unwrap_or(0))
-        .collect();
-    cells
-        .iter()
-        .map(|r| {
-            r.iter()
+    columns(&cells)
+}
+
+/// Rows of cells as left-aligned columns two spaces apart, a line each (trailing spaces cut):
+/// the tables of `raftfs status` and `raftfs admin members`.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (k, cell) in row.as_ref().iter().enumerate() {
+            if k == widths.len() {
+                widths.push(0);
+            }
+            widths[k] = widths[k].max(cell.len());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            row.as_ref()
+                .iter()
                 .zip(&widths)
                 .map(|(cell, w)| format!("{cell:<w$}"))
                 .collect::<Vec<_>>()
