@@ -72,24 +72,15 @@ pub async fn fetch(addr: &str) -> Option<serde_json::Value> {
 /// Arguments of `raftfs status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Client addresses of members to ask for the configuration (any one is enough;
-    /// comma-separated).
-    #[arg(
-        long,
-        value_name = "ADDR,...",
-        value_delimiter = ',',
-        default_value = "127.0.0.1:8080"
-    )]
-    pub members: Vec<String>,
+    /// The members to ask for the configuration (any one is enough), and TLS.
+    #[command(flatten)]
+    pub target: crate::admin::Members,
     /// Print a JSON array, one object per member, instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Print a new reading every SECONDS until Ctrl-C.
     #[arg(long, value_name = "SECONDS")]
     pub watch: Option<f64>,
-    /// Speak TLS to the members' client ports (client_tls), trusting this CA certificate.
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<std::path::PathBuf>,
 }
 
 /// One member's row.
@@ -199,7 +190,7 @@ async fn run_async(args: StatusArgs) -> i32 {
 
 /// Takes one reading and prints it; returns its exit status.
 async fn print_reading(args: &StatusArgs) -> i32 {
-    match read(args.members.clone(), args.ca.as_deref()).await {
+    match read(args.target.members.clone(), args.target.ca.as_deref()).await {
         Ok(reading) => {
             if let Source::Member { addr, why } = &reading.source {
                 eprintln!(
