@@ -2,9 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 /// How long one status request may take: a member that cannot answer in this time counts as
 /// not answering (it may be paused, or its node task busy).
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,27 +28,14 @@ pub struct Status {
 /// GETs `/status` from `addr`; `None` if the member does not answer in time or the answer is
 /// not the JSON expected.
 pub async fn fetch(addr: &str) -> Option<Status> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream
-            .write_all(b"GET /status HTTP/1.0\r\nHost: raftfs\r\n\r\n")
-            .await
-            .ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        Some(response)
-    };
-    let response = tokio::time::timeout(STATUS_TIMEOUT, exchange)
+    let json = tokio::time::timeout(STATUS_TIMEOUT, client::status::fetch(addr))
         .await
         .ok()??;
-    let text = String::from_utf8_lossy(&response);
-    let body = text.split("\r\n\r\n").nth(1)?;
-    parse(body)
+    parse(&json)
 }
 
 /// The fields of a `/status` body this run uses.
-fn parse(body: &str) -> Option<Status> {
-    let json: serde_json::Value = serde_json::from_str(body).ok()?;
+fn parse(json: &serde_json::Value) -> Option<Status> {
     Some(Status {
         id: json["id"].as_u64()?,
         role: json["role"].as_str()?.to_owned(),
@@ -71,7 +55,7 @@ mod tests {
     fn reads_the_fields_it_needs() {
         let body = r#"{"id":2,"role":"follower","term":7,"leader":3,"commit_index":10,
             "applied_index":9,"store_digest":"abcd","files":1}"#;
-        let status = parse(body);
+        let status = parse(&serde_json::from_str(body).unwrap());
         assert_eq!(
             status,
             Some(Status {
@@ -84,6 +68,6 @@ mod tests {
                 store_digest: Some("abcd".into()),
             })
         );
-        assert_eq!(parse("{}"), None);
+        assert_eq!(parse(&serde_json::json!({})), None);
     }
 }

@@ -7,6 +7,8 @@
 //! unknown outcome: the caller gets [`ClientError::Unknown`] and decides (a blind resend could apply
 //! it twice).
 
+pub mod status;
+
 use std::time::Duration;
 
 use bytes::BytesMut;
