@@ -3,6 +3,7 @@
 //! failover ([`failover`]), linearizable reads ([`read`]) and snapshots ([`snapshot`]).
 
 pub mod failover;
+pub mod load;
 pub mod read;
 pub mod snapshot;
 
