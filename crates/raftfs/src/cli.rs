@@ -217,7 +217,8 @@ pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
 /// Logs go to stderr, filtered by RUST_LOG (default: info).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // The ZooKeeper client of `raftfs bench --target zookeeper` logs every session at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zookeeper_client=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 
@@ -30,8 +29,16 @@ pub struct BenchArgs {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchKind {
-    /// Writes/s of a running store (follows redirects to the leader).
-    Write(WriteArgs),
+    /// Load a running store with writes (follows redirects to the leader).
+    Write(load::LoadArgs),
+    /// Load a running store with linearizable reads of files written before the run.
+    Read(load::LoadArgs),
+    /// Load a running store with compare-and-swaps against the version last seen.
+    Cas(load::LoadArgs),
+    /// Load a running store with deletes (each after an unmeasured write of the file).
+    Delete(load::LoadArgs),
+    /// Load a running store with a mix of operations (`--mix read=90,write=10`).
+    Mix(load::LoadArgs),
     /// The disk's rate of small write+fdatasync pairs, for comparison with write throughput.
     Fsync(FsyncArgs),
     /// Leader failover time: start a local cluster, SIGKILL its leader repeatedly under load,
@@ -43,27 +50,8 @@ pub enum BenchKind {
     Snapshots(crate::bench::snapshot::SnapshotsArgs),
     /// Linearizable reads/s of a local cluster with ReadIndex, with lease reads, and with
     /// follower reads, one after the other in one run.
-    Reads(crate::bench::read::ReadsArgs),
-}
-
-/// Arguments of `raftfs bench write`.
-#[derive(Debug, Args)]
-pub struct WriteArgs {
-    /// Client addresses of the store's members (any one is enough; comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8080")]
-    pub addrs: Vec<String>,
-    /// Connection counts to measure, one run each (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-    pub connections: Vec<usize>,
-    /// Seconds per run.
-    #[arg(long, default_value_t = 5)]
-    pub seconds: u64,
-    /// File size in bytes.
-    #[arg(long, default_value_t = 256)]
-    pub size: usize,
-    /// Distinct file names per connection (writes cycle through them).
-    #[arg(long, default_value_t = 100)]
-    pub files: usize,
+    #[command(alias = "reads")]
+    ReadModes(crate::bench::read::ReadsArgs),
 }
 
 /// Arguments of `raftfs bench fsync`.
@@ -79,81 +67,22 @@ pub struct FsyncArgs {
 
 /// Runs a benchmark and prints its results.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    match args.what {
-        BenchKind::Write(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(write_bench(args))
-        }
-        BenchKind::Fsync(args) => fsync_bench(args),
-        BenchKind::Failover(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::bench::failover::run(args))
-        }
-        BenchKind::Snapshots(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::bench::snapshot::run(args))
-        }
-        BenchKind::Reads(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(crate::bench::read::run(args))
-        }
-    }
-}
-
-/// One run's figures.
-#[derive(Debug)]
-pub struct WriteFigures {
-    /// Connections used.
-    pub connections: usize,
-    /// Acknowledged writes.
-    pub writes: u64,
-    /// Writes per second.
-    pub per_second: f64,
-    /// Latency percentiles in microseconds: p50, p99, max.
-    pub latency_us: (u64, u64, u64),
-}
-
-async fn write_bench(args: WriteArgs) -> anyhow::Result<()> {
-    println!(
-        "{:>11} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "connections", "writes", "writes/s", "p50 us", "p99 us", "max us"
-    );
-    for &connections in &args.connections {
-        let f = measure_writes(&args, connections).await?;
-        println!(
-            "{:>11} {:>10} {:>10.0} {:>10} {:>10} {:>10}",
-            f.connections, f.writes, f.per_second, f.latency_us.0, f.latency_us.1, f.latency_us.2
-        );
-    }
-    Ok(())
-}
-
-/// Runs `connections` clients, each writing `size`-byte files in a loop for the given time.
-pub async fn measure_writes(args: &WriteArgs, connections: usize) -> anyhow::Result<WriteFigures> {
-    let content = Bytes::from(vec![b'x'; args.size]);
-    let files = args.files.max(1);
-    let clients = (0..connections)
-        .map(|_| Client::new(args.addrs.clone()))
-        .collect();
-    let write = move |c: usize, n: usize| {
-        Ok(fs::Command::Write {
-            name: fs::Name::new(Bytes::from(format!("bench-{c}-{}", n % files)))?,
-            content: content.clone(),
-            exptime_s: 0,
-        })
+    let runtime = || tokio::runtime::Runtime::new().context("cannot start the runtime");
+    let load = |workload, args| -> anyhow::Result<()> {
+        runtime()?.block_on(load::run(workload, &args))?;
+        Ok(())
     };
-    let written = |reply: &fs::Reply| matches!(reply, fs::Reply::Written { .. });
-    let (all, elapsed) = closed_loop(clients, args.seconds, write, written).await?;
-    Ok(WriteFigures {
-        connections,
-        writes: all.len(),
-        per_second: all.len() as f64 / elapsed,
-        latency_us: (
-            all.value_at_quantile(0.5),
-            all.value_at_quantile(0.99),
-            all.max(),
-        ),
-    })
+    match args.what {
+        BenchKind::Write(args) => load(load::Workload::Write, args),
+        BenchKind::Read(args) => load(load::Workload::Read, args),
+        BenchKind::Cas(args) => load(load::Workload::Cas, args),
+        BenchKind::Delete(args) => load(load::Workload::Delete, args),
+        BenchKind::Mix(args) => load(load::Workload::Mix, args),
+        BenchKind::Fsync(args) => fsync_bench(args),
+        BenchKind::Failover(args) => runtime()?.block_on(crate::bench::failover::run(args)),
+        BenchKind::Snapshots(args) => runtime()?.block_on(crate::bench::snapshot::run(args)),
+        BenchKind::ReadModes(args) => runtime()?.block_on(crate::bench::read::run(args)),
+    }
 }
 
 /// Runs one task per client for `seconds`, each sending `command(client, n)` for n = 0, 1, ...

@@ -73,3 +73,85 @@ pub struct Second {
     /// Their 99th percentile latency in microseconds.
     pub p99_us: u64,
 }
+
+impl Latency {
+    /// The percentiles of a histogram of microseconds.
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        Latency {
+            count: h.len(),
+            mean_us: h.mean(),
+            p50_us: h.value_at_quantile(0.5),
+            p90_us: h.value_at_quantile(0.9),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+
+    /// `p50 1.23 ms  p90 ...`, in milliseconds.
+    fn line(&self) -> String {
+        let ms = |us: u64| us as f64 / 1e3;
+        format!(
+            "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3} ms",
+            ms(self.p50_us),
+            ms(self.p90_us),
+            ms(self.p99_us),
+            ms(self.p999_us),
+            ms(self.max_us)
+        )
+    }
+}
+
+impl Report {
+    /// The report as a few lines of text.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mix = self
+            .mix
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let arrival = match self.rate {
+            Some(rate) => format!("open loop at {rate:.0}/s"),
+            None => "closed loop".to_owned(),
+        };
+        out.push_str(&format!(
+            "{} {} ({mix}): {} connections x {} in flight, {}-byte values over {} files, {arrival}, {:.1} s after {:.1} s of warm-up\n",
+            self.system,
+            self.workload,
+            self.connections,
+            self.pipeline,
+            self.value_size,
+            self.files,
+            self.elapsed_s,
+            self.warmup_s
+        ));
+        out.push_str(&format!(
+            "  {:<9} {} answered, {:.0}/s\n",
+            "ops", self.ops, self.ops_per_s
+        ));
+        let counts = |map: &std::collections::BTreeMap<String, u64>| {
+            if map.is_empty() {
+                "none".to_owned()
+            } else {
+                map.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        out.push_str(&format!("  {:<9} {}\n", "outcomes", counts(&self.outcomes)));
+        out.push_str(&format!("  {:<9} {}\n", "errors", counts(&self.errors)));
+        out.push_str(&format!("  {:<9} {}\n", "latency", self.latency.line()));
+        if self.latency_by_op.len() > 1 {
+            for (op, latency) in &self.latency_by_op {
+                out.push_str(&format!("  {op:<9} {}\n", latency.line()));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,61 @@
+//! `--plot FILE.svg`: throughput and p99 latency per second over the run, one above the other.
+
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+
+use super::Report;
+
+/// Draws `report`'s timeline to an SVG file at `path`.
+pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
+    draw_svg(report, path).map_err(|err| anyhow::anyhow!("{err}"))
+        .with_context(|| format!("cannot draw {}", path.display()))
+}
+
+fn draw_svg(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let title = format!(
+        "{} {}: {} connections x {} in flight, {:.0} ops/s",
+        report.system, report.workload, report.connections, report.pipeline, report.ops_per_s
+    );
+    let root = root.titled(&title, ("sans-serif", 18))?;
+    let (top, bottom) = root.split_vertically(270);
+    let seconds = report.timeline.len().max(1) as u64;
+    let ops_max = report.timeline.iter().map(|s| s.ops).max().unwrap_or(0).max(1) as f64 * 1.1;
+    let p99_max =
+        report.timeline.iter().map(|s| s.p99_us).max().unwrap_or(0).max(1) as f64 / 1e3 * 1.1;
+
+    let mut chart = ChartBuilder::on(&top)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..seconds, 0f64..ops_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc("ops/s")
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        report.timeline.iter().map(|s| (s.second, s.ops as f64)),
+        &BLUE,
+    ))?;
+
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..seconds, 0f64..p99_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc("p99 ms")
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        report.timeline.iter().map(|s| (s.second, s.p99_us as f64 / 1e3)),
+        &RED,
+    ))?;
+    root.present()?;
+    Ok(())
+}
