@@ -42,9 +42,8 @@ impl Backend for Etcd {
         _create: bool,
     ) -> Result<Outcome, &'static str> {
         let mut kv = self.kv.clone();
-        let revision = |header: Option<&etcd_client::ResponseHeader>| {
-            header.map(|h| h.revision() as u64)
-        };
+        let revision =
+            |header: Option<&etcd_client::ResponseHeader>| header.map(|h| h.revision() as u64);
         match op.kind {
             OpKind::Write => {
                 let put = kv.put(key, value, None).await.map_err(|e| failure(&e))?;

@@ -3,14 +3,14 @@
 //! by kind, a progress bar, JSON and an SVG plot. The same generator drives etcd and ZooKeeper
 //! (feature `compare`), so every system gets the same load from the same code.
 
+#[cfg(feature = "compare")]
+mod etcd;
 mod plot;
 mod progress;
 mod raftfs;
 pub mod report;
 #[cfg(feature = "compare")]
 mod slots;
-#[cfg(feature = "compare")]
-mod etcd;
 #[cfg(feature = "compare")]
 mod zookeeper;
 
@@ -63,7 +63,12 @@ pub struct LoadArgs {
     #[arg(long, value_enum, default_value = "raftfs")]
     pub target: Target,
     /// Client addresses of the members (comma-separated; any one is enough for raftfs).
-    #[arg(long, alias = "addrs", value_delimiter = ',', default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        alias = "addrs",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
     pub endpoints: Vec<String>,
     /// Connections, each its own client session.
     #[arg(short = 'c', long, default_value_t = 16)]
@@ -114,7 +119,9 @@ fn parse_mix(text: &str) -> Result<BTreeMap<String, u32>, String> {
             .split_once('=')
             .ok_or_else(|| format!("{part:?} is not KIND=PERCENT"))?;
         if !["read", "write", "cas", "delete"].contains(&kind) {
-            return Err(format!("unknown operation {kind:?} (read, write, cas, delete)"));
+            return Err(format!(
+                "unknown operation {kind:?} (read, write, cas, delete)"
+            ));
         }
         let weight = weight
             .parse::<u32>()
@@ -180,9 +187,9 @@ pub async fn measure(workload: Workload, args: &LoadArgs) -> anyhow::Result<Repo
         #[cfg(feature = "compare")]
         Target::Zookeeper => slots::start::<zookeeper::Zookeeper>(&shared, args, prefill).await?,
         #[cfg(not(feature = "compare"))]
-        Target::Etcd | Target::Zookeeper => anyhow::bail!(
-            "loading etcd or ZooKeeper needs raftfs built with `--features compare`"
-        ),
+        Target::Etcd | Target::Zookeeper => {
+            anyhow::bail!("loading etcd or ZooKeeper needs raftfs built with `--features compare`")
+        }
     };
     shared.schedule.begin();
     let progress = progress::show(&shared, args);
@@ -295,7 +302,11 @@ impl Shared {
     /// A chooser of operations for worker `worker` (each its own seeded stream).
     pub fn chooser(&self, worker: usize) -> Chooser {
         Chooser {
-            rng: ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(0x9e37_79b9).wrapping_add(worker as u64)),
+            rng: ChaCha8Rng::seed_from_u64(
+                self.seed
+                    .wrapping_mul(0x9e37_79b9)
+                    .wrapping_add(worker as u64),
+            ),
             choices: self.choices.clone(),
             files: self.files,
         }
@@ -324,7 +335,11 @@ impl Shared {
         if ticket.measured {
             // Open loop: from the intended start, so that a stall is not hidden (coordinated
             // omission). Closed loop: from the send.
-            let from = if self.schedule.open_loop() { ticket.intended } else { sent };
+            let from = if self.schedule.open_loop() {
+                ticket.intended
+            } else {
+                sent
+            };
             if let Ok(mut recorder) = self.recorder.lock() {
                 recorder.answer(&self.schedule, op.kind, from, outcome);
             }
@@ -530,9 +545,9 @@ impl Recorder {
         let (_, measure_from, end) = schedule.times();
         let elapsed = match end {
             Some(end) => end - measure_from,
-            None => self
-                .last_answer
-                .map_or(Duration::ZERO, |last| last.saturating_duration_since(measure_from)),
+            None => self.last_answer.map_or(Duration::ZERO, |last| {
+                last.saturating_duration_since(measure_from)
+            }),
         }
         .as_secs_f64();
         let ops = self.all.len();
@@ -548,7 +563,11 @@ impl Recorder {
             warmup_s: args.warmup,
             elapsed_s: elapsed,
             ops,
-            ops_per_s: if elapsed > 0.0 { ops as f64 / elapsed } else { 0.0 },
+            ops_per_s: if elapsed > 0.0 {
+                ops as f64 / elapsed
+            } else {
+                0.0
+            },
             outcomes: self
                 .outcomes
                 .iter()

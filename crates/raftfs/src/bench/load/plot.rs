@@ -9,7 +9,8 @@ use super::Report;
 
 /// Draws `report`'s timeline to an SVG file at `path`.
 pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
-    draw_svg(report, path).map_err(|err| anyhow::anyhow!("{err}"))
+    draw_svg(report, path)
+        .map_err(|err| anyhow::anyhow!("{err}"))
         .with_context(|| format!("cannot draw {}", path.display()))
 }
 
@@ -23,9 +24,23 @@ fn draw_svg(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
     let root = root.titled(&title, ("sans-serif", 18))?;
     let (top, bottom) = root.split_vertically(270);
     let seconds = report.timeline.len().max(1) as u64;
-    let ops_max = report.timeline.iter().map(|s| s.ops).max().unwrap_or(0).max(1) as f64 * 1.1;
-    let p99_max =
-        report.timeline.iter().map(|s| s.p99_us).max().unwrap_or(0).max(1) as f64 / 1e3 * 1.1;
+    let ops_max = report
+        .timeline
+        .iter()
+        .map(|s| s.ops)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64
+        * 1.1;
+    let p99_max = report
+        .timeline
+        .iter()
+        .map(|s| s.p99_us)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64
+        / 1e3
+        * 1.1;
 
     let mut chart = ChartBuilder::on(&top)
         .margin(10)
@@ -53,7 +68,10 @@ fn draw_svg(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .y_desc("p99 ms")
         .draw()?;
     chart.draw_series(LineSeries::new(
-        report.timeline.iter().map(|s| (s.second, s.p99_us as f64 / 1e3)),
+        report
+            .timeline
+            .iter()
+            .map(|s| (s.second, s.p99_us as f64 / 1e3)),
         &RED,
     ))?;
     root.present()?;

@@ -57,7 +57,11 @@ pub(super) fn show(shared: &Arc<Shared>, args: &LoadArgs) -> Progress {
             let answered = shared.answered.load(Ordering::Relaxed);
             let rate = (answered - last.1) as f64 / (now - last.0).as_secs_f64().max(1e-3);
             last = (now, answered);
-            let phase = if now < measure_from { "warm-up" } else { "measuring" };
+            let phase = if now < measure_from {
+                "warm-up"
+            } else {
+                "measuring"
+            };
             progress.set_message(format!("{phase} {rate:.0} ops/s"));
             match by_ops {
                 Some(_) => {

@@ -62,8 +62,9 @@ pub(super) async fn start<B: Backend>(
                         version: 0,
                     };
                     match client.run(op, &keys[file], &shared.value, false).await {
-                        Ok(Outcome::Ok(version)) => shared.versions[file]
-                            .store(version.unwrap_or(0), Ordering::Relaxed),
+                        Ok(Outcome::Ok(version)) => {
+                            shared.versions[file].store(version.unwrap_or(0), Ordering::Relaxed)
+                        }
                         other => anyhow::bail!("prefilling {} got {other:?}", keys[file]),
                     }
                 }

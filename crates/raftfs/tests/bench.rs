@@ -1,0 +1,183 @@
+//! Smoke test of `raftfs bench`: each load workload (write, read, cas, delete, mix), closed
+//! and open loop, pipelined, by duration and by operation count, runs briefly against real
+//! `raftfs serve` processes and reports answers and no errors, as a table, as JSON and as an
+//! SVG plot; the fsync and failover benchmarks run too. Nothing here judges speed: the figures
+//! are only checked to exist and to add up.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::Server;
+use common::cluster::TestCluster;
+use serde_json::Value;
+
+/// Brief runs: a fraction of a second each, a few files, two connections.
+const BRIEF: &[&str] = &["-d", "0.5", "--warmup", "0.1", "-c", "2", "--files", "20"];
+
+fn bench(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftfs"))
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run raftfs bench");
+    assert!(
+        out.status.success(),
+        "raftfs bench {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a load workload with `--json` and returns its report, checked for consistency.
+fn report(workload: &str, endpoints: &str, extra: &[&str]) -> Value {
+    let mut args = vec![workload, "--endpoints", endpoints, "--json"];
+    args.extend_from_slice(BRIEF);
+    args.extend_from_slice(extra);
+    let out = bench(&args);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{workload}: not JSON ({err}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(report["system"], "raftfs");
+    assert_eq!(report["workload"], workload);
+    let ops = report["ops"].as_u64().unwrap();
+    assert!(ops > 0, "{workload}: no operation answered: {report}");
+    let outcomes: u64 = report["outcomes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        outcomes, ops,
+        "{workload}: outcomes must add up to the answers"
+    );
+    assert_eq!(
+        report["errors"].as_object().unwrap().len(),
+        0,
+        "{workload}: errors against a healthy server: {report}"
+    );
+    let latency = &report["latency"];
+    assert_eq!(latency["count"].as_u64(), Some(ops));
+    let p = |key: &str| latency[key].as_u64().unwrap();
+    assert!(p("p50_us") >= 1 && p("p50_us") <= p("p90_us"));
+    assert!(p("p90_us") <= p("p99_us") && p("p99_us") <= p("p999_us"));
+    assert!(p("p999_us") <= p("max_us"));
+    let timeline_ops: u64 = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ops"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        timeline_ops, ops,
+        "{workload}: the timeline must hold every answer"
+    );
+    report
+}
+
+#[test]
+fn every_workload_runs_against_a_single_node_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let addr = server.addr.as_str();
+
+    let write = report("write", addr, &[]);
+    assert_eq!(write["outcomes"]["ok"], write["ops"]);
+
+    let read = report("read", addr, &[]);
+    assert_eq!(
+        read["outcomes"]["ok"], read["ops"],
+        "every file was prefilled"
+    );
+
+    let cas = report("cas", addr, &[]);
+    assert!(cas["outcomes"]["ok"].as_u64().unwrap() > 0, "{cas}");
+
+    let delete = report("delete", addr, &[]);
+    assert!(delete["outcomes"]["ok"].as_u64().unwrap() > 0, "{delete}");
+
+    let mix = report("mix", addr, &["--mix", "read=50,write=30,cas=10,delete=10"]);
+    let kinds: Vec<&String> = mix["latency_by_op"].as_object().unwrap().keys().collect();
+    assert!(
+        kinds.contains(&&"read".to_owned()) && kinds.contains(&&"write".to_owned()),
+        "{mix}"
+    );
+
+    // By operation count, open loop, pipelined: exactly the operations asked for.
+    let open = report(
+        "write",
+        addr,
+        &["-n", "60", "--rate", "400", "-P", "4", "--seed", "7"],
+    );
+    assert_eq!(open["ops"], 60);
+    assert_eq!(open["rate"], 400.0);
+    assert_eq!(open["pipeline"], 4);
+
+    // The table, and the plot.
+    let plot = dir.path().join("write.svg");
+    let mut args = vec![
+        "write",
+        "--endpoints",
+        addr,
+        "--plot",
+        plot.to_str().unwrap(),
+    ];
+    args.extend_from_slice(BRIEF);
+    let out = bench(&args);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("answered") && table.contains("p99.9"),
+        "{table}"
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ops/s") && svg.contains("p99 ms"));
+}
+
+#[tokio::test]
+async fn the_load_finds_the_leader_of_a_cluster_from_any_member() {
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
+    let endpoints = cluster.client_addr(follower);
+    let endpoints = endpoints.clone();
+    let write = tokio::task::spawn_blocking(move || report("write", &endpoints, &["-P", "8"]))
+        .await
+        .unwrap();
+    assert_eq!(write["outcomes"]["ok"], write["ops"]);
+}
+
+#[test]
+fn the_fsync_benchmark_reports_a_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(&[
+        "fsync",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--seconds",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("write+fdatasync") && text.contains("/s"),
+        "{text}"
+    );
+}
+
+#[cfg(not(feature = "compare"))]
+#[test]
+fn etcd_without_the_compare_feature_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_raftfs"))
+        .args(["bench", "write", "--target", "etcd", "-d", "0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features compare"), "{err}");
+}
