@@ -170,6 +170,27 @@ fn the_fsync_benchmark_reports_a_rate() {
     );
 }
 
+#[test]
+fn the_failover_benchmark_kills_a_leader_and_counts_the_elections() {
+    let base = common::free_base_port(3).to_string();
+    let out = bench(&[
+        "failover",
+        "--kills",
+        "1",
+        "--nodes",
+        "3",
+        "--writers",
+        "2",
+        "--base-port",
+        &base,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("kill  1: member") && text.contains("elections"),
+        "{text}"
+    );
+}
+
 #[cfg(not(feature = "compare"))]
 #[test]
 fn etcd_without_the_compare_feature_is_a_clear_error() {

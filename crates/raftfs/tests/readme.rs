@@ -11,14 +11,18 @@
 //! Everything waits for events (the "raftfs serving" log line, replies), never for a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::free_base_port;
 
 /// What stands for the binary in the README's commands.
 const CARGO_RUN: &str = "cargo run --release --";
@@ -274,22 +278,6 @@ fn the_single_node_session_of_the_readme_is_what_a_server_says() {
     assert!(server.interrupt().success(), "serve exits 0 on Ctrl-C");
     // Where the README says the data went.
     assert!(dir.path().join("raftfs-data").is_dir());
-}
-
-/// A base client port for a local cluster whose client, peer (+1000) and status (-1000) ports
-/// are all free now.
-fn free_base_port(nodes: u16) -> u16 {
-    let start = 12_000 + (std::process::id() % 500) as u16 * 20;
-    (0..1000)
-        .map(|i| 12_000 + (start - 12_000 + i * 10) % 15_000)
-        .find(|&base| {
-            (0..nodes).all(|i| {
-                [base + i, base + i + 1000, base + i - 1000]
-                    .iter()
-                    .all(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
-            })
-        })
-        .expect("a free range of ports")
 }
 
 #[test]

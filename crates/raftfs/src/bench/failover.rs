@@ -51,12 +51,12 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     .await;
     cluster.stop_all();
     let _ = std::fs::remove_dir_all(&dir);
-    let mut times = result?;
+    let (mut times, elections) = result?;
     times.sort();
     let median = times[times.len() / 2];
     let worst = times[times.len() - 1];
     println!(
-        "failover over {} leader kills ({} members, {} writers): median {:.0} ms, worst {:.0} ms",
+        "failover over {} leader kills ({} members, {} writers): median {:.0} ms, worst {:.0} ms, {elections} elections",
         times.len(),
         args.nodes,
         args.writers,
@@ -66,7 +66,24 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(args: &FailoverArgs, cluster: &mut LocalCluster) -> anyhow::Result<Vec<Duration>> {
+/// The highest term any running member reports: each election (a candidacy after a
+/// successful prevote) raises it by one.
+async fn highest_term(cluster: &LocalCluster) -> anyhow::Result<u64> {
+    let mut highest = None;
+    for id in cluster.running() {
+        if let Some(status) = client::status::fetch(cluster.http(id)?).await {
+            highest = highest.max(status["term"].as_u64());
+        }
+    }
+    highest.context("no member reported its term")
+}
+
+/// Kills the leader `args.kills` times; returns the time to each recovery and the elections
+/// held over the whole run (one per kill when nothing else disturbs the cluster).
+async fn measure(
+    args: &FailoverArgs,
+    cluster: &mut LocalCluster,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
     let clients = cluster.clients.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -91,6 +108,8 @@ async fn measure(args: &FailoverArgs, cluster: &mut LocalCluster) -> anyhow::Res
         }));
     }
     let mut times = Vec::new();
+    cluster.settled_leader().await?;
+    let first_term = highest_term(cluster).await?;
     for kill in 1..=args.kills {
         let leader = cluster.settled_leader().await?;
         cluster.kill(leader).context("cannot kill the leader")?;
@@ -104,11 +123,13 @@ async fn measure(args: &FailoverArgs, cluster: &mut LocalCluster) -> anyhow::Res
         times.push(took);
         cluster.start(leader, Stdio::null())?;
     }
+    cluster.settled_leader().await?;
+    let elections = highest_term(cluster).await?.saturating_sub(first_term);
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
         let _ = writer.await;
     }
-    Ok(times)
+    Ok((times, elections))
 }
 
 /// Tries a write on every member in turn, following redirects at once, until one is

@@ -342,3 +342,19 @@ pub fn free_port() -> String {
         }
     }
 }
+
+/// A base client port for a local cluster whose client, peer (+1000) and status (-1000) ports
+/// are all free now.
+pub fn free_base_port(nodes: u16) -> u16 {
+    let start = 12_000 + (std::process::id() % 500) as u16 * 20;
+    (0..1000)
+        .map(|i| 12_000 + (start - 12_000 + i * 10) % 15_000)
+        .find(|&base| {
+            (0..nodes).all(|i| {
+                [base + i, base + i + 1000, base + i - 1000]
+                    .iter()
+                    .all(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            })
+        })
+        .expect("a free range of ports")
+}
