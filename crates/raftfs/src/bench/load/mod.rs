@@ -512,8 +512,14 @@ impl Recorder {
             h.saturating_record(us);
             self.by_op.insert(kind, h);
         }
-        let (_, measure_from, _) = schedule.times();
-        let second = now.saturating_duration_since(measure_from).as_secs() as usize;
+        let (_, measure_from, end) = schedule.times();
+        let mut second = now.saturating_duration_since(measure_from).as_secs() as usize;
+        if let Some(end) = end {
+            // An answer to an operation started before the end, arriving after it, counts in
+            // the last second rather than opening a nearly empty one.
+            let last = (end - measure_from).as_secs_f64().ceil() as usize;
+            second = second.min(last.saturating_sub(1));
+        }
         while self.seconds.len() <= second {
             match Histogram::new_with_bounds(1, LATENCY_MAX_US, 2) {
                 Ok(h) => self.seconds.push(h),
