@@ -43,17 +43,17 @@ pub struct CompareArgs {
     /// Seconds of load before each case is measured.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
-    /// The markdown report to write.
-    #[arg(long, default_value = "BENCHMARKS.md")]
+    /// The markdown report to write (given twice, the last wins: bench/compare.sh passes it).
+    #[arg(long, default_value = "BENCHMARKS.md", overrides_with = "out")]
     pub out: PathBuf,
     /// Every run's report as JSON, for `--render-only`.
-    #[arg(long, default_value = "bench/results.json")]
+    #[arg(long, default_value = "bench/results.json", overrides_with = "results")]
     pub results: PathBuf,
     /// Render --out from a results file written before, running nothing.
     #[arg(long, value_name = "RESULTS.json")]
     pub render_only: Option<PathBuf>,
     /// Directory for the plots, `<system>-<case>.svg`.
-    #[arg(long, default_value = "bench/plots")]
+    #[arg(long, default_value = "bench/plots", overrides_with = "plots_dir")]
     pub plots_dir: PathBuf,
     /// Plot every case (default: only write-64, to keep the repository light).
     #[arg(long)]

@@ -89,6 +89,8 @@ pub struct Cluster {
     pub endpoints: Vec<String>,
     /// How long it took from the first spawn until the cluster was healthy.
     pub start_time: Duration,
+    /// etcd's client, to find the leader when stopping.
+    etcdctl: PathBuf,
     data_dir: PathBuf,
     members: Members,
 }
@@ -136,8 +138,22 @@ impl Cluster {
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
         match &mut self.members {
+            // Stopped already (by `stop`, before the drop).
+            Members::Processes(children) if children.is_empty() => {}
             Members::Processes(children) => {
+                // The leader last: an etcd leader asked to stop first hands its leadership to a
+                // live follower, and when the others stop at the same time it waits for a
+                // successor that cannot win, until it is killed. Alone, it has nobody to hand
+                // over to and stops at once.
+                let leader = match self.system {
+                    Target::Etcd => etcd_leader(&self.etcdctl, &self.endpoints),
+                    _ => None,
+                };
+                let mut last = leader
+                    .filter(|&i| i < children.len())
+                    .map(|i| children.remove(i));
                 stop_all(children);
+                stop_all(last.as_mut().map(std::slice::from_mut).unwrap_or_default());
                 children.clear();
             }
             Members::Raftfs(local) => local.stop_all(),
@@ -207,6 +223,7 @@ pub async fn start(system: Target, setup: &Setup) -> anyhow::Result<Cluster> {
         system,
         endpoints,
         start_time: Duration::ZERO,
+        etcdctl: setup.etcdctl.clone(),
         data_dir,
         members,
     };
@@ -323,6 +340,32 @@ async fn etcd_healthy(setup: &Setup, endpoints: &[String]) -> anyhow::Result<()>
         "etcdctl endpoint health: {}",
         text.lines().last().unwrap_or("failed")
     )
+}
+
+/// The index in `endpoints` of the etcd member that leads now, by `etcdctl endpoint status`.
+fn etcd_leader(etcdctl: &Path, endpoints: &[String]) -> Option<usize> {
+    let output = Command::new(etcdctl)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", endpoints.join(",")))
+        .arg(format!("--command-timeout={}ms", PROBE_TIMEOUT.as_millis()))
+        .args(["endpoint", "status", "--write-out=json"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    etcd_leader_in(&String::from_utf8_lossy(&output.stdout), endpoints)
+}
+
+/// The index in `endpoints` of the leader in `etcdctl endpoint status --write-out=json`'s
+/// answer: the endpoint whose member id is the leader's.
+pub fn etcd_leader_in(status: &str, endpoints: &[String]) -> Option<usize> {
+    let status: serde_json::Value = serde_json::from_str(status).ok()?;
+    let leader = status.as_array()?.iter().find(|member| {
+        let id = member["Status"]["header"]["member_id"].as_u64();
+        id.is_some() && id == member["Status"]["leader"].as_u64()
+    })?;
+    let endpoint = leader["Endpoint"].as_str()?;
+    endpoints.iter().position(|e| e == endpoint)
 }
 
 /// The configuration of ZooKeeper member `id`: ZooKeeper's defaults (forceSync=yes,
@@ -450,6 +493,18 @@ mod tests {
         assert!(text.contains("server.1=127.0.0.1:23110:23120\n"));
         assert!(text.contains("server.5=127.0.0.1:23114:23124\n"));
         assert!(!text.contains("forceSync"), "ZooKeeper's default fsync");
+    }
+
+    #[test]
+    fn the_etcd_leader_is_the_member_whose_id_it_names() {
+        let status = r#"[
+            {"Endpoint":"127.0.0.1:23000","Status":{"header":{"member_id":9514856499961949633},"leader":17}},
+            {"Endpoint":"127.0.0.1:23001","Status":{"header":{"member_id":17},"leader":17}}
+        ]"#;
+        let endpoints = ["127.0.0.1:23000".to_owned(), "127.0.0.1:23001".to_owned()];
+        assert_eq!(etcd_leader_in(status, &endpoints), Some(1));
+        assert_eq!(etcd_leader_in("", &endpoints), None);
+        assert_eq!(etcd_leader_in(status, &endpoints[..1]), None);
     }
 
     #[test]
