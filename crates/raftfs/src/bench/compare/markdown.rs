@@ -312,7 +312,8 @@ fn memory(rss_kib: Option<u64>, hwm_kib: Option<u64>) -> String {
 
 /// A number rounded to a whole one, with commas every three digits: `12,345`.
 pub fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.abs());
+    // round() takes halves away from zero; {:.0} alone would round them to even.
+    let digits = format!("{:.0}", x.abs().round());
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {

@@ -76,7 +76,7 @@ pub struct CompareArgs {
     /// The etcd server to run.
     #[arg(long, default_value = "etcd")]
     pub etcd: PathBuf,
-    /// The etcd client, for health checks.
+    /// The etcd client, for health checks and to find the leader (stopped last).
     #[arg(long, default_value = "etcdctl")]
     pub etcdctl: PathBuf,
     /// The Java runtime to run ZooKeeper with.
@@ -304,7 +304,16 @@ async fn compare(args: &CompareArgs, setup: &Setup) -> anyhow::Result<Results> {
 fn measure_fsync(dir: &Path, seconds: u64) -> Fsync {
     eprintln!("raftfs bench compare: fsync rate in {} ...", dir.display());
     let (per_s, error) = match crate::bench::fsync_rate(dir, Duration::from_secs(seconds)) {
-        Ok((_, rate)) => (Some(rate), None),
+        Ok((_, rate)) => {
+            // No disk syncs this fast: the comparison would measure memory, not fsync.
+            if rate > 100_000.0 {
+                eprintln!(
+                    "raftfs bench compare: warning: {rate:.0} fsyncs/s: {} looks like a                      memory file system (tmpfs); pass --work-dir on a disk",
+                    dir.display()
+                );
+            }
+            (Some(rate), None)
+        }
         Err(err) => (None, Some(format!("{err:#}"))),
     };
     Fsync {

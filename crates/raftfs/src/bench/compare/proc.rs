@@ -23,6 +23,24 @@ pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// The state letter of `/proc/PID/stat` (`R`, `S`, `Z` for a process that exited and was not
+/// reaped yet, ...), the field after the command name.
+pub fn parse_stat_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Whether process `pid` still runs: it has a `/proc` entry and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat_state(&stat))
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
 /// Clock ticks per second, the unit of `/proc/PID/stat`'s times.
 pub fn clock_ticks() -> anyhow::Result<u64> {
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -158,6 +176,8 @@ mod tests {
                     38 0 1153 4861440000 52318 18446744073709551615 1 1 0 0 0 0 0 4096 16796879 \
                     0 0 0 17 1 0 0 0 0 0";
         assert_eq!(parse_stat_ticks(line), Some(1234 + 567));
+        assert_eq!(parse_stat_state(line), Some('S'));
+        assert_eq!(parse_stat_state("1 (x) Z 0"), Some('Z'));
         assert_eq!(parse_stat_ticks("4242 (etcd) S 1 2"), None);
         assert_eq!(parse_stat_ticks("no name at all"), None);
     }
@@ -165,6 +185,7 @@ mod tests {
     #[test]
     fn this_process_has_cpu_time_and_memory() {
         let pid = std::process::id();
+        assert!(is_running(pid));
         let before = cpu_ticks(pid).unwrap();
         assert!(total_cpu_ticks(&[pid, pid]).unwrap() >= 2 * before);
         assert!(clock_ticks().unwrap() >= 1);

@@ -116,19 +116,23 @@ impl Cluster {
     /// Checks that every member still runs (a member that exited makes every figure after it
     /// meaningless).
     pub fn check_running(&mut self, log_dir: &Path) -> anyhow::Result<()> {
-        if let Members::Processes(children) = &mut self.members {
-            for (i, child) in children.iter_mut().enumerate() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    bail!(
-                        "{} member {} exited ({status}); see {}",
-                        name(self.system),
-                        i + 1,
-                        log_path(log_dir, self.system, i as u16 + 1).display()
-                    );
-                }
-            }
+        let exited = match &mut self.members {
+            Members::Processes(children) => children
+                .iter_mut()
+                .position(|child| matches!(child.try_wait(), Ok(Some(_)))),
+            // LocalCluster keeps its children to itself; an exited one is a zombie until reaped.
+            Members::Raftfs(local) => (1..=u64::from(MEMBERS))
+                .position(|id| !local.pid(id).is_some_and(super::proc::is_running)),
+        };
+        match exited {
+            Some(i) => bail!(
+                "{} member {} exited; see {}",
+                name(self.system),
+                i + 1,
+                log_path(log_dir, self.system, i as u16 + 1).display()
+            ),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Stops the members (SIGTERM, then SIGKILL after a grace period) and deletes their data.
