@@ -90,13 +90,16 @@ pub fn memory(pids: &[u32]) -> anyhow::Result<Memory> {
 /// ends, against 8 s windows.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
+/// When a sample was taken, and the CPU ticks used until then.
+type Sample = (Instant, u64);
+
 /// Reads the CPU time of a set of processes every [`SAMPLE_EVERY`] on its own thread (the load
 /// runs on the runtime's), so the CPU used in a window known only afterwards can be looked up:
 /// the load generator reports how long it measured, not when it started.
 #[derive(Debug)]
 pub struct CpuSampler {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<anyhow::Result<Vec<(Instant, u64)>>>>,
+    thread: Option<JoinHandle<anyhow::Result<Vec<Sample>>>>,
 }
 
 impl CpuSampler {
@@ -133,7 +136,7 @@ impl CpuSampler {
         Ok(ticks_between(&samples, start))
     }
 
-    fn join(&mut self) -> anyhow::Result<Vec<(Instant, u64)>> {
+    fn join(&mut self) -> anyhow::Result<Vec<Sample>> {
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.take() {
             Some(thread) => match thread.join() {
@@ -154,7 +157,7 @@ impl Drop for CpuSampler {
 }
 
 /// Ticks from the last sample at or before `start` (or the first sample) to the last sample.
-fn ticks_between(samples: &[(Instant, u64)], start: Instant) -> u64 {
+fn ticks_between(samples: &[Sample], start: Instant) -> u64 {
     let from = samples
         .iter()
         .rev()
