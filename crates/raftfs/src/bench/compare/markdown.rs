@@ -255,38 +255,38 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
             .find(|s| s.system == system)
             .and_then(|s| run_of(s, name))
     };
+    // Below the table: the ratios, then notes, one list; then the plots.
+    let mut items = Vec::new();
     if let Some(raftfs) = runs("raftfs").filter(|r| r.report.is_some()) {
-        let mut lines = Vec::new();
         for other in results.systems.iter().filter(|s| s.system != "raftfs") {
             let Some(theirs) = run_of(other, name).filter(|r| r.report.is_some()) else {
                 continue;
             };
             let label = display_name(&other.system);
-            lines.push(format!(
-                "raftfs / {label}: {} the throughput; {label}'s p99 / raftfs's: {}",
+            items.push(format!(
+                "raftfs / {label}: {} the throughput; {label}'s p99 / raftfs's: {}.",
                 ratio(ops_per_s(Some(raftfs)), ops_per_s(Some(theirs))),
                 ratio(p99_us(Some(theirs)), p99_us(Some(raftfs))),
             ));
         }
-        for line in lines {
-            let _ = writeln!(md, "- {line}.");
-        }
     }
-    for note in notes {
-        let _ = writeln!(md, "- {note}");
-    }
+    items.extend(notes);
     if let Some(case) = case(name).filter(|c| c.pipeline > 1) {
-        let _ = writeln!(
-            md,
-            "- {} operations in flight on the one connection: pipelined on raftfs, concurrent \
+        items.push(format!(
+            "{} operations in flight on the one connection: pipelined on raftfs, concurrent \
              requests on one client for etcd and ZooKeeper.",
             case.pipeline
-        );
+        ));
+    }
+    for item in &items {
+        let _ = writeln!(md, "- {item}");
+    }
+    if !items.is_empty() {
+        md.push('\n');
     }
     for plot in plots {
-        let _ = writeln!(md, "\n{plot}");
+        let _ = writeln!(md, "{plot}\n");
     }
-    md.push('\n');
 }
 
 /// Microseconds as milliseconds, with about three significant digits.
