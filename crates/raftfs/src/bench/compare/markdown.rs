@@ -52,7 +52,9 @@ fn header(md: &mut String, results: &Results) {
          ## Set-up\n\n\
          - Each system runs as a cluster of 5 members on 127.0.0.1, with its data on disk and \
          its default fsync behaviour (etcd's defaults; ZooKeeper's `forceSync=yes`; raftfs's \
-         defaults), one system at a time.\n\
+         defaults), one system at a time. ZooKeeper runs with a {heap} heap, its admin server \
+         off and no limit of connections per client address (`maxClientCnxns=0`: every client \
+         connects from 127.0.0.1).\n\
          - The same load generator (`raftfs bench write|read|mix --target ...`) drives all \
          three: closed loop, {size}-byte values over {files} files, {warmup} s of warm-up, \
          then {duration} s measured per case.\n\
@@ -70,6 +72,7 @@ fn header(md: &mut String, results: &Results) {
         warmup = results.warmup_s,
         duration = results.duration_s,
         cores = m.cores,
+        heap = results.zookeeper_heap,
     );
     let fsync = match (results.fsync.per_s, &results.fsync.error) {
         (Some(rate), _) => format!(
@@ -449,6 +452,7 @@ mod tests {
             warmup_s: 1.0,
             value_size: 256,
             files: 1000,
+            zookeeper_heap: "512m".to_owned(),
             systems: vec![
                 SystemResult {
                     system: "etcd".to_owned(),
@@ -483,6 +487,7 @@ mod tests {
         let md = render(&results(), Path::new(""));
         assert!(md.starts_with("# Benchmarks"));
         assert!(md.contains("bash bench/compare.sh\n"));
+        assert!(md.contains("a 512m heap"));
         assert!(md.contains("| Disk fsync rate | 1,235/s"));
         assert!(md.contains("| ZooKeeper | 3.8.0-11+deb12u2 (Debian package) |"));
         assert!(md.contains("etcd 1.2 s, ZooKeeper 3.5 s, raftfs 0.5 s"));

@@ -297,6 +297,7 @@ async fn compare(args: &CompareArgs, setup: &Setup) -> anyhow::Result<Results> {
         warmup_s: args.warmup,
         value_size: VALUE_SIZE,
         files: FILES,
+        zookeeper_heap: args.zookeeper_heap.clone(),
         systems,
     })
 }

@@ -26,6 +26,9 @@ pub struct Results {
     pub value_size: usize,
     /// Distinct files (keys) the operations spread over.
     pub files: usize,
+    /// ZooKeeper's maximum heap per member (`-Xmx`).
+    #[serde(default)]
+    pub zookeeper_heap: String,
     /// One entry per system, in the order they ran.
     pub systems: Vec<SystemResult>,
 }
