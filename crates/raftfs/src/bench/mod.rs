@@ -2,6 +2,8 @@
 //! counts) and the disk's own fsync rate, so the two can be compared in one run; leader
 //! failover ([`failover`]), linearizable reads ([`read`]) and snapshots ([`snapshot`]).
 
+#[cfg(feature = "compare")]
+pub mod compare;
 pub mod failover;
 pub mod load;
 pub mod read;
@@ -52,6 +54,10 @@ pub enum BenchKind {
     /// follower reads, one after the other in one run.
     #[command(alias = "reads")]
     ReadModes(crate::bench::read::ReadsArgs),
+    /// etcd, ZooKeeper and raftfs under the same load, each as a local 5-member cluster, one
+    /// after the other; writes BENCHMARKS.md.
+    #[cfg(feature = "compare")]
+    Compare(crate::bench::compare::CompareArgs),
 }
 
 /// Arguments of `raftfs bench fsync`.
@@ -82,6 +88,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Failover(args) => runtime()?.block_on(crate::bench::failover::run(args)),
         BenchKind::Snapshots(args) => runtime()?.block_on(crate::bench::snapshot::run(args)),
         BenchKind::ReadModes(args) => runtime()?.block_on(crate::bench::read::run(args)),
+        #[cfg(feature = "compare")]
+        BenchKind::Compare(args) => runtime()?.block_on(crate::bench::compare::run(args)),
     }
 }
 
@@ -136,12 +144,23 @@ pub fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 }
 
 fn fsync_bench(args: FsyncArgs) -> anyhow::Result<()> {
+    let (count, rate) = fsync_rate(&args.dir, Duration::from_secs(args.seconds))?;
+    println!(
+        "fsync: {count} write+fdatasync of 256 bytes in {}s: {rate:.0}/s",
+        args.seconds
+    );
+    Ok(())
+}
+
+/// Appends 256 bytes and calls fdatasync in a loop for `time` in a file in `dir` (removed
+/// afterwards); returns how many pairs it did and how many per second.
+pub fn fsync_rate(dir: &std::path::Path, time: Duration) -> anyhow::Result<(u64, f64)> {
     use std::io::Write;
-    let path = args.dir.join(".raftfs-fsync-bench");
+    let path = dir.join(".raftfs-fsync-bench");
     let mut file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     let block = [b'x'; 256];
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let deadline = Instant::now() + time;
     let started = Instant::now();
     let mut count = 0u64;
     while Instant::now() < deadline {
@@ -152,9 +171,5 @@ fn fsync_bench(args: FsyncArgs) -> anyhow::Result<()> {
     let rate = count as f64 / started.elapsed().as_secs_f64();
     drop(file);
     let _ = std::fs::remove_file(&path);
-    println!(
-        "fsync: {count} write+fdatasync of 256 bytes in {}s: {rate:.0}/s",
-        args.seconds
-    );
-    Ok(())
+    Ok((count, rate))
 }
