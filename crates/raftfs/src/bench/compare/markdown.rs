@@ -76,7 +76,8 @@ fn header(md: &mut String, results: &Results) {
     );
     let fsync = match (results.fsync.per_s, &results.fsync.error) {
         (Some(rate), _) => format!(
-            "{}/s (256-byte write + fdatasync, in the work directory {})",
+            "{}/s (256-byte appends to one file, each followed by fdatasync, in the work \
+             directory {})",
             thousands(rate),
             results.fsync.dir
         ),

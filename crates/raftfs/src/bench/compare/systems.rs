@@ -33,7 +33,7 @@ pub struct Setup {
     pub base_port: u16,
     /// The etcd server.
     pub etcd: PathBuf,
-    /// etcd's client, for health checks.
+    /// etcd's client, for health checks and to find the leader (stopped last).
     pub etcdctl: PathBuf,
     /// The Java runtime for ZooKeeper.
     pub java: PathBuf,
@@ -45,7 +45,8 @@ pub struct Setup {
     pub start_timeout: Duration,
 }
 
-/// A system's ports for member `id` (1-based): client, and the one or two peer ports.
+/// A system's ports for member `id` (1-based): client, peer, and a third (ZooKeeper's election
+/// port, raftfs's status port; 0 for etcd).
 ///
 /// etcd uses base+0.. (clients) and base+10.. (peers); ZooKeeper base+100.., base+110..
 /// (quorum) and base+120.. (election); raftfs's local cluster starts its clients at base+2000,
@@ -99,6 +100,7 @@ pub struct Cluster {
 enum Members {
     /// etcd or ZooKeeper: one child process per member.
     Processes(Vec<Child>),
+    /// raftfs: the local cluster of `raftfs cluster` and the other benchmarks.
     Raftfs(LocalCluster),
 }
 
