@@ -425,14 +425,32 @@ impl Store {
         self.version = version;
         let expires_at_ms =
             (exptime_s > 0).then(|| now_ms.saturating_add(exptime_s.saturating_mul(MS_PER_S)));
-        self.remove(name);
         let file = File::new(
             name,
             version,
             Bytes::copy_from_slice(content),
             expires_at_ms,
         );
-        self.insert(name.clone(), file);
+        // One search of the map: a file replaced in place keeps its node (and its key), where a
+        // removal and an insertion would search twice and rebalance twice.
+        match self.files.get_mut(name) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, file);
+                if let Some(at) = old.expires_at_ms {
+                    self.expiries.remove(&(at, name.clone()));
+                }
+                if let Some(at) = slot.expires_at_ms {
+                    self.expiries.insert((at, name.clone()));
+                }
+                self.content_bytes = self.content_bytes - old.content.len() as u64
+                    + slot.content.len() as u64;
+                self.hash_sum = self
+                    .hash_sum
+                    .wrapping_sub(old.hash)
+                    .wrapping_add(slot.hash);
+            }
+            None => self.insert(name.clone(), file),
+        }
         Reply::Written { version }
     }
 
