@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # CPU per committed write of a local 5-member cluster, and its write throughput.
 #
-# Usage: scripts/cpu_per_write.sh [-b BIN] [-p BASE_PORT] [-s SECONDS] [-n NODES] [-k] CONNS...
+# Usage: scripts/cpu_per_write.sh [-b BIN] [-p BASE_PORT] [-s SECONDS] [-n NODES] [-e VAR=VALUE]... [-k] CONNS...
 #   BIN        the raftfs binary (default: $CARGO_TARGET_DIR/release/raftfs, else target/release)
 #   BASE_PORT  the cluster's first client port (default 28080; peers +1000, status -1000)
 #   CONNS      connection counts, one `raftfs bench write` run each (default: 1 64 256)
+#   -e         an environment variable for the cluster's members only (not the bench client)
 #   -k         keep the cluster's data directory (it is removed otherwise)
 #
 # Starts `BIN cluster` in a fresh data directory, waits for a leader, and for each connection
@@ -19,14 +20,16 @@ BASE=28080
 SECONDS_PER_RUN=8
 NODES=5
 KEEP=0
-while getopts "b:p:s:n:k" opt; do
+MEMBER_ENV=()
+while getopts "b:p:s:n:e:k" opt; do
     case "$opt" in
         b) BIN="$OPTARG" ;;
         p) BASE="$OPTARG" ;;
         s) SECONDS_PER_RUN="$OPTARG" ;;
         n) NODES="$OPTARG" ;;
+        e) MEMBER_ENV+=("$OPTARG") ;;
         k) KEEP=1 ;;
-        *) sed -n 2,14p "$0"; exit 2 ;;
+        *) sed -n 2,15p "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -35,7 +38,7 @@ CONNS=("$@")
 
 TICK=$(getconf CLK_TCK)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/raftfs-cpu.XXXXXX")
-"$BIN" cluster --nodes "$NODES" --base-port "$BASE" --data-dir "$DIR" >"$DIR/cluster.out" 2>"$DIR/cluster.err" &
+env "${MEMBER_ENV[@]}" "$BIN" cluster --nodes "$NODES" --base-port "$BASE" --data-dir "$DIR" >"$DIR/cluster.out" 2>"$DIR/cluster.err" &
 CLUSTER=$!
 cleanup() {
     kill -INT "$CLUSTER" 2>/dev/null || true
