@@ -5,10 +5,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use raftfs::cli::Cli;
 
-/// The allocator of every raftfs process (see the workspace's Cargo.toml for why).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raftfs::cli::init_logging();
