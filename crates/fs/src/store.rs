@@ -504,12 +504,9 @@ impl Store {
                 if let Some(at) = slot.expires_at_ms {
                     self.expiries.insert((at, name.clone()));
                 }
-                self.content_bytes = self.content_bytes - old.content.len() as u64
-                    + slot.content.len() as u64;
-                self.hash_sum = self
-                    .hash_sum
-                    .wrapping_sub(old.hash)
-                    .wrapping_add(slot.hash);
+                self.content_bytes =
+                    self.content_bytes - old.content.len() as u64 + slot.content.len() as u64;
+                self.hash_sum = self.hash_sum.wrapping_sub(old.hash).wrapping_add(slot.hash);
             }
             None => self.insert(name.clone(), file),
         }
@@ -571,7 +568,15 @@ mod key_tests {
     fn keys_order_as_names() {
         let mut names = Vec::new();
         for base in ["a", "b", "bench-1-1", "0123456789abcde", "0123456789abcdef"] {
-            for tail in ["", "!", "0", "a", "~", "0123456789abcdef", "0123456789abcdefg"] {
+            for tail in [
+                "",
+                "!",
+                "0",
+                "a",
+                "~",
+                "0123456789abcdef",
+                "0123456789abcdefg",
+            ] {
                 names.push(format!("{base}{tail}"));
             }
         }

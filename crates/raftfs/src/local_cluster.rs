@@ -75,7 +75,14 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let mut members = Vec::new();
     for i in 1..=args.nodes {
         let workers = member_worker_threads(args.nodes);
-        match spawn_member(&exe, &config_path, &args.data_dir, i, workers, Stdio::inherit()) {
+        match spawn_member(
+            &exe,
+            &config_path,
+            &args.data_dir,
+            i,
+            workers,
+            Stdio::inherit(),
+        ) {
             Ok(child) => members.push(child),
             Err(err) => {
                 stop_all(&mut members);
