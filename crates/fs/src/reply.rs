@@ -1,6 +1,7 @@
 //! Replies to client commands and their wire form.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt::Write as _;
 
 /// What a command answers. Every reply line ends with `\r\n`.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -66,13 +67,15 @@ impl Reply {
                 content,
             } => {
                 dst.reserve(content.len() + 48);
-                dst.put_slice(
-                    format!("CONTENTS {version} {} {exptime_s}\r\n", content.len()).as_bytes(),
-                );
+                // Formatted straight into the buffer (BytesMut's fmt::Write cannot fail): no
+                // String per reply.
+                let _ = write!(dst, "CONTENTS {version} {} {exptime_s}\r\n", content.len());
                 dst.put_slice(content);
                 dst.put_slice(b"\r\n");
             }
-            Reply::Written { version } => dst.put_slice(format!("OK {version}\r\n").as_bytes()),
+            Reply::Written { version } => {
+                let _ = write!(dst, "OK {version}\r\n");
+            }
             Reply::Done(n) => dst.put_slice(format!("OK {n}\r\n").as_bytes()),
             Reply::Members(members) => {
                 dst.put_slice(format!("MEMBERS {}\r\n", members.len()).as_bytes());

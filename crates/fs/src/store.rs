@@ -105,6 +105,64 @@ fn file_hash(name: &Name, version: u64, expires_at_ms: u64, content: &[u8]) -> u
     h
 }
 
+/// Name bytes a [`Key`] holds inline.
+const KEY_PREFIX_BYTES: usize = 16;
+
+/// A file's name as the key of [`Store`]'s map, ordered exactly as its bytes are. Its first
+/// [`KEY_PREFIX_BYTES`] bytes, zero-padded, sit inline in the map's node, so a search compares
+/// them without following a pointer to the name's buffer (a cache miss for every key compared);
+/// only names that share the whole prefix, one of them longer than it, compare in full.
+#[derive(Clone, Debug)]
+struct Key {
+    prefix: [u8; KEY_PREFIX_BYTES],
+    name: Name,
+}
+
+impl Key {
+    fn new(name: Name) -> Key {
+        let mut prefix = [0u8; KEY_PREFIX_BYTES];
+        let bytes = name.as_bytes();
+        let n = bytes.len().min(KEY_PREFIX_BYTES);
+        prefix[..n].copy_from_slice(&bytes[..n]);
+        Key { prefix, name }
+    }
+
+    fn of(name: &Name) -> Key {
+        Key::new(name.clone())
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        // Byte order: a difference within the padded prefixes is the names' first difference
+        // (a name that ended there has a 0, below any byte the other may hold there, and a
+        // shorter name sorts first). Equal prefixes with both names within them differ only by
+        // trailing zero bytes, so the shorter sorts first; otherwise compare in full.
+        self.prefix.cmp(&other.prefix).then_with(|| {
+            let (a, b) = (self.name.as_bytes(), other.name.as_bytes());
+            if a.len() <= KEY_PREFIX_BYTES && b.len() <= KEY_PREFIX_BYTES {
+                a.len().cmp(&b.len())
+            } else {
+                a.cmp(b)
+            }
+        })
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.prefix == other.prefix && self.name == other.name
+    }
+}
+
+impl Eq for Key {}
+
 /// One stored file.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct File {
@@ -146,7 +204,7 @@ impl File {
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Store {
     /// Every file, live as of `clock_ms`, ordered by name (the snapshot order).
-    files: BTreeMap<Name, File>,
+    files: BTreeMap<Key, File>,
     /// `(expires_at_ms, name)` for exactly the files of `files` that expire.
     expiries: BTreeSet<(u64, Name)>,
     /// The last version handed out; 0 before the first write.
@@ -321,7 +379,9 @@ impl Store {
         let files_bytes: usize = self
             .files
             .iter()
-            .map(|(name, file)| binary::name_len(name) + 16 + binary::content_len(&file.content))
+            .map(|(key, file)| {
+                binary::name_len(&key.name) + 16 + binary::content_len(&file.content)
+            })
             .sum();
         let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + files_bytes);
         out.put_slice(&SNAPSHOT_MAGIC);
@@ -329,8 +389,8 @@ impl Store {
         out.put_u64_le(self.version);
         out.put_u64_le(self.clock_ms);
         out.put_u64_le(self.files.len() as u64);
-        for (name, file) in &self.files {
-            binary::put_name(&mut out, name);
+        for (key, file) in &self.files {
+            binary::put_name(&mut out, &key.name);
             out.put_u64_le(file.version);
             out.put_u64_le(file.expires_at_ms.unwrap_or(0));
             binary::put_content(&mut out, &file.content);
@@ -374,7 +434,7 @@ impl Store {
         if self
             .files
             .last_key_value()
-            .is_some_and(|(last, _)| *last >= name)
+            .is_some_and(|(last, _)| last.name >= name)
         {
             return Err(SnapshotError::NamesOutOfOrder(name));
         }
@@ -403,7 +463,9 @@ impl Store {
 
     /// The file called `name` if it exists and has not expired at `now_ms`.
     fn live(&self, name: &Name, now_ms: u64) -> Option<&File> {
-        self.files.get(name).filter(|file| file.is_live(now_ms))
+        self.files
+            .get(&Key::of(name))
+            .filter(|file| file.is_live(now_ms))
     }
 
     fn read_at(&self, name: &Name, now_ms: u64) -> Reply {
@@ -425,14 +487,29 @@ impl Store {
         self.version = version;
         let expires_at_ms =
             (exptime_s > 0).then(|| now_ms.saturating_add(exptime_s.saturating_mul(MS_PER_S)));
-        self.remove(name);
         let file = File::new(
             name,
             version,
             Bytes::copy_from_slice(content),
             expires_at_ms,
         );
-        self.insert(name.clone(), file);
+        // One search of the map: a file replaced in place keeps its node (and its key), where a
+        // removal and an insertion would search twice and rebalance twice.
+        match self.files.get_mut(&Key::of(name)) {
+            Some(slot) => {
+                let old = std::mem::replace(slot, file);
+                if let Some(at) = old.expires_at_ms {
+                    self.expiries.remove(&(at, name.clone()));
+                }
+                if let Some(at) = slot.expires_at_ms {
+                    self.expiries.insert((at, name.clone()));
+                }
+                self.content_bytes =
+                    self.content_bytes - old.content.len() as u64 + slot.content.len() as u64;
+                self.hash_sum = self.hash_sum.wrapping_sub(old.hash).wrapping_add(slot.hash);
+            }
+            None => self.insert(name.clone(), file),
+        }
         Reply::Written { version }
     }
 
@@ -443,13 +520,13 @@ impl Store {
         }
         self.content_bytes += file.content.len() as u64;
         self.hash_sum = self.hash_sum.wrapping_add(file.hash);
-        let replaced = self.files.insert(name, file);
+        let replaced = self.files.insert(Key::new(name), file);
         debug_assert!(replaced.is_none(), "insert over a present file");
     }
 
     /// Removes a file, live or not, with its expiry entry.
     fn remove(&mut self, name: &Name) -> Option<File> {
-        let file = self.files.remove(name)?;
+        let file = self.files.remove(&Key::of(name))?;
         if let Some(at) = file.expires_at_ms {
             self.expiries.remove(&(at, name.clone()));
         }
@@ -466,10 +543,52 @@ impl Store {
             };
             // The index is kept exact, but check anyway that the entry still describes the file:
             // an entry left over from an earlier incarnation must never delete a rewritten file.
-            let current = self.files.get(&name).and_then(|file| file.expires_at_ms);
+            let current = self
+                .files
+                .get(&Key::of(&name))
+                .and_then(|file| file.expires_at_ms);
             debug_assert_eq!(current, Some(at), "stale expiry entry for {name}");
             if current == Some(at) {
                 self.remove(&name);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+    use super::{Key, Name};
+    use bytes::Bytes;
+
+    /// The map's key orders names exactly as their bytes, at and around the inline prefix's
+    /// length.
+    #[test]
+    fn keys_order_as_names() {
+        let mut names = Vec::new();
+        for base in ["a", "b", "bench-1-1", "0123456789abcde", "0123456789abcdef"] {
+            for tail in [
+                "",
+                "!",
+                "0",
+                "a",
+                "~",
+                "0123456789abcdef",
+                "0123456789abcdefg",
+            ] {
+                names.push(format!("{base}{tail}"));
+            }
+        }
+        for a in &names {
+            for b in &names {
+                let (na, nb) = (
+                    Name::new(Bytes::from(a.clone())).unwrap(),
+                    Name::new(Bytes::from(b.clone())).unwrap(),
+                );
+                let ordering = Key::new(na.clone()).cmp(&Key::new(nb.clone()));
+                assert_eq!(ordering, a.as_bytes().cmp(b.as_bytes()), "{a} vs {b}");
+                assert_eq!(Key::new(na) == Key::new(nb), a == b);
             }
         }
     }

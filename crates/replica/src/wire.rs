@@ -69,7 +69,23 @@ impl PeerMessage {
                   types it cannot represent (none here) or on a full fixed buffer (a Vec grows)"
     )]
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("postcard encodes every PeerMessage")
+        // Sized up front: growing from empty would reallocate and copy a batch of entries
+        // several times over.
+        let out = Vec::with_capacity(self.size_hint());
+        postcard::to_extend(self, out).expect("postcard encodes every PeerMessage")
+    }
+
+    /// About the encoded length: enough for the usual message, so encoding rarely regrows.
+    fn size_hint(&self) -> usize {
+        const FIXED_BYTES: usize = 64;
+        match self {
+            PeerMessage::Raft(Message::AppendEntriesRequest(request)) => request
+                .entries
+                .iter()
+                .fold(FIXED_BYTES, |n, e| n.saturating_add(e.size_hint())),
+            PeerMessage::Chunk(chunk) => FIXED_BYTES.saturating_add(chunk.data.len()),
+            _ => FIXED_BYTES,
+        }
     }
 
     /// Decodes a message; never panics, whatever the bytes.

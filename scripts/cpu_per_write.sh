@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# CPU per committed write of a local 5-member cluster, and its write throughput.
+#
+# Usage: scripts/cpu_per_write.sh [-b BIN] [-p BASE_PORT] [-s SECONDS] [-n NODES] [-e VAR=VALUE]... [-k] CONNS...
+#   BIN        the raftfs binary (default: $CARGO_TARGET_DIR/release/raftfs, else target/release)
+#   BASE_PORT  the cluster's first client port (default 28080; peers +1000, status -1000)
+#   CONNS      connection counts, one `raftfs bench write` run each (default: 1 64 256)
+#   -e         an environment variable for the cluster's members only (not the bench client)
+#   -k         keep the cluster's data directory (it is removed otherwise)
+#
+# Starts `BIN cluster` in a fresh data directory, waits for a leader, and for each connection
+# count runs `BIN bench write` against it, reading utime+stime of every member process from
+# /proc/PID/stat before and after. Prints one line per run:
+#   bin conns writes writes/s member_cpu_s us_cpu_per_write leader_us_per_write
+# (the bench client's own CPU is not counted). The cluster is stopped at the end.
+set -euo pipefail
+
+BIN="${CARGO_TARGET_DIR:-target}/release/raftfs"
+BASE=28080
+SECONDS_PER_RUN=8
+NODES=5
+KEEP=0
+MEMBER_ENV=()
+while getopts "b:p:s:n:e:k" opt; do
+    case "$opt" in
+        b) BIN="$OPTARG" ;;
+        p) BASE="$OPTARG" ;;
+        s) SECONDS_PER_RUN="$OPTARG" ;;
+        n) NODES="$OPTARG" ;;
+        e) MEMBER_ENV+=("$OPTARG") ;;
+        k) KEEP=1 ;;
+        *) sed -n 2,15p "$0"; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+CONNS=("$@")
+[ ${#CONNS[@]} -eq 0 ] && CONNS=(1 64 256)
+
+TICK=$(getconf CLK_TCK)
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/raftfs-cpu.XXXXXX")
+env "${MEMBER_ENV[@]}" "$BIN" cluster --nodes "$NODES" --base-port "$BASE" --data-dir "$DIR" >"$DIR/cluster.out" 2>"$DIR/cluster.err" &
+CLUSTER=$!
+cleanup() {
+    kill -INT "$CLUSTER" 2>/dev/null || true
+    wait "$CLUSTER" 2>/dev/null || true
+    [ "$KEEP" = 1 ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+ADDRS=""
+for i in $(seq 1 "$NODES"); do
+    ADDRS="${ADDRS:+$ADDRS,}127.0.0.1:$((BASE + i - 1))"
+done
+
+# The members are the cluster process's children.
+members() { pgrep -P "$CLUSTER" | tr '\n' ' '; }
+# utime+stime (ticks) of the given pids, summed.
+ticks() {
+    local sum=0 pid fields
+    for pid in "$@"; do
+        # Fields after the command name (which may hold spaces): utime is 14, stime 15.
+        fields=$(sed 's/^.*) //' "/proc/$pid/stat")
+        set -- $fields
+        sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+
+leader=""
+for _ in $(seq 1 300); do
+    for i in $(seq 1 "$NODES"); do
+        role=$(curl -s --max-time 1 "http://127.0.0.1:$((BASE - 1000 + i - 1))/status" | jq -r .role 2>/dev/null || true)
+        if [ "$role" = leader ]; then leader=$i; fi
+    done
+    [ -n "$leader" ] && break
+    sleep 0.2
+done
+[ -n "$leader" ] || { echo "no leader" >&2; cat "$DIR/cluster.err" >&2; exit 1; }
+PIDS=($(members))
+[ ${#PIDS[@]} -eq "$NODES" ] || { echo "found ${#PIDS[@]} members, not $NODES" >&2; exit 1; }
+# Member i's pid: the one whose command line says --id i.
+LEADER_PID=""
+for pid in "${PIDS[@]}"; do
+    if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--id $leader "; then LEADER_PID=$pid; fi
+done
+# A short warm-up, so the first run does not pay for connection setup and page faults.
+"$BIN" bench write --addrs "$ADDRS" --connections 16 --seconds 1 >/dev/null
+
+for c in "${CONNS[@]}"; do
+    before=$(ticks "${PIDS[@]}")
+    lbefore=$(ticks "$LEADER_PID")
+    out=$("$BIN" bench write --addrs "$ADDRS" --connections "$c" --seconds "$SECONDS_PER_RUN" | tail -1)
+    after=$(ticks "${PIDS[@]}")
+    lafter=$(ticks "$LEADER_PID")
+    writes=$(echo "$out" | awk '{print $2}')
+    rate=$(echo "$out" | awk '{print $3}')
+    awk -v b="$BIN" -v c="$c" -v w="$writes" -v r="$rate" -v t=$((after - before)) \
+        -v l=$((lafter - lbefore)) -v hz="$TICK" 'BEGIN {
+        printf "%s conns=%d writes=%d writes/s=%.0f cpu_s=%.2f us/write=%.1f leader_us/write=%.1f\n",
+            b, c, w, r, t / hz, t / hz * 1e6 / w, l / hz * 1e6 / w }'
+done
