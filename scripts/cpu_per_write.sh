@@ -84,16 +84,17 @@ for pid in "${PIDS[@]}"; do
     if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--id $leader "; then LEADER_PID=$pid; fi
 done
 # A short warm-up, so the first run does not pay for connection setup and page faults.
-"$BIN" bench write --addrs "$ADDRS" --connections 16 --seconds 1 >/dev/null
+"$BIN" bench write --endpoints "$ADDRS" -c 16 -d 1 --warmup 0 >/dev/null
 
 for c in "${CONNS[@]}"; do
     before=$(ticks "${PIDS[@]}")
     lbefore=$(ticks "$LEADER_PID")
-    out=$("$BIN" bench write --addrs "$ADDRS" --connections "$c" --seconds "$SECONDS_PER_RUN" | tail -1)
+    # No warm-up: the CPU window is the measured run.
+    out=$("$BIN" bench write --endpoints "$ADDRS" -c "$c" -d "$SECONDS_PER_RUN" --warmup 0 --json)
     after=$(ticks "${PIDS[@]}")
     lafter=$(ticks "$LEADER_PID")
-    writes=$(echo "$out" | awk '{print $2}')
-    rate=$(echo "$out" | awk '{print $3}')
+    writes=$(echo "$out" | grep -m1 '^  "ops":' | tr -dc '0-9')
+    rate=$(echo "$out" | grep -m1 '^  "ops_per_s":' | sed 's/[^0-9.]//g')
     awk -v b="$BIN" -v c="$c" -v w="$writes" -v r="$rate" -v t=$((after - before)) \
         -v l=$((lafter - lbefore)) -v hz="$TICK" 'BEGIN {
         printf "%s conns=%d writes=%d writes/s=%.0f cpu_s=%.2f us/write=%.1f leader_us/write=%.1f\n",
