@@ -42,38 +42,42 @@ fn draw_svg(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         / 1e3
         * 1.1;
 
-    let mut chart = ChartBuilder::on(&top)
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0u64..seconds, 0f64..ops_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("second")
-        .y_desc("ops/s")
-        .draw()?;
-    chart.draw_series(LineSeries::new(
-        report.timeline.iter().map(|s| (s.second, s.ops as f64)),
-        &BLUE,
-    ))?;
-
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0u64..seconds, 0f64..p99_max)?;
-    chart
-        .configure_mesh()
-        .x_desc("second")
-        .y_desc("p99 ms")
-        .draw()?;
-    chart.draw_series(LineSeries::new(
-        report
-            .timeline
-            .iter()
-            .map(|s| (s.second, s.p99_us as f64 / 1e3)),
-        &RED,
-    ))?;
+    panel(&top, seconds, ops_max, "ops/s", &BLUE, report, |s| {
+        s.ops as f64
+    })?;
+    panel(&bottom, seconds, p99_max, "p99 ms", &RED, report, |s| {
+        s.p99_us as f64 / 1e3
+    })?;
     root.present()?;
+    Ok(())
+}
+
+/// One chart of the timeline: `value` of each second, from 0 to `y_max`.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    seconds: u64,
+    y_max: f64,
+    label: &str,
+    color: &RGBColor,
+    report: &Report,
+    value: impl Fn(&super::Second) -> f64,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0u64..seconds, 0f64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc(label)
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        report.timeline.iter().map(|s| (s.second, value(s))),
+        color,
+    ))?;
     Ok(())
 }
