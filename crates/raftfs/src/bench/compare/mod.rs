@@ -409,9 +409,11 @@ async fn measure_case(
             systems::name(cluster.system),
             case.name
         );
-        let report = load::run(case.workload, &load).await?;
+        let report = load::measure(case.workload, &load).await?;
+        // The CPU window closes as the measurement ends, before printing and plotting.
         let ticks = sampler.finish(Duration::from_secs_f64(report.elapsed_s.max(0.0)))?;
         let memory = proc::memory(&pids)?;
+        load::present(&report, &load)?;
         // A member that died mid-run makes the figures meaningless.
         cluster.check_running(log_dir)?;
         anyhow::Ok((report, ticks, memory))

@@ -151,15 +151,21 @@ impl Default for LoadArgs {
 /// terminal.
 pub async fn run(workload: Workload, args: &LoadArgs) -> anyhow::Result<Report> {
     let report = measure(workload, args).await?;
+    present(&report, args)?;
+    Ok(report)
+}
+
+/// Prints `report` (a table, or JSON with `--json`) and draws its plot if `args` ask for one.
+pub fn present(report: &Report, args: &LoadArgs) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
         print!("{}", report.table());
     }
     if let Some(path) = &args.plot {
-        plot::draw(&report, path)?;
+        plot::draw(report, path)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// Runs `workload` and returns its report, printing nothing.

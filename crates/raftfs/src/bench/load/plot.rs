@@ -24,39 +24,18 @@ fn draw_svg(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
     let root = root.titled(&title, ("sans-serif", 18))?;
     let (top, bottom) = root.split_vertically(270);
     let seconds = report.timeline.len().max(1) as u64;
-    let ops_max = report
-        .timeline
-        .iter()
-        .map(|s| s.ops)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64
-        * 1.1;
-    let p99_max = report
-        .timeline
-        .iter()
-        .map(|s| s.p99_us)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64
-        / 1e3
-        * 1.1;
-
-    panel(&top, seconds, ops_max, "ops/s", &BLUE, report, |s| {
-        s.ops as f64
-    })?;
-    panel(&bottom, seconds, p99_max, "p99 ms", &RED, report, |s| {
+    panel(&top, seconds, "ops/s", &BLUE, report, |s| s.ops as f64)?;
+    panel(&bottom, seconds, "p99 ms", &RED, report, |s| {
         s.p99_us as f64 / 1e3
     })?;
     root.present()?;
     Ok(())
 }
 
-/// One chart of the timeline: `value` of each second, from 0 to `y_max`.
+/// One chart of the timeline: `value` of each second, from 0 to a tenth above its largest.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     seconds: u64,
-    y_max: f64,
     label: &str,
     color: &RGBColor,
     report: &Report,
@@ -65,6 +44,8 @@ fn panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
+    let peak = report.timeline.iter().map(&value).fold(0.0, f64::max);
+    let y_max = if peak > 0.0 { peak * 1.1 } else { 1.0 };
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .x_label_area_size(30)
