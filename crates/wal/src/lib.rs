@@ -28,7 +28,9 @@
 //! been discarded, `log.meta`. Other files (the hard state, snapshots, temp files) are ignored
 //! by the log.
 //!
-//! Segment file: a header, then records back to back, nothing else.
+//! Segment file: a header, then records back to back, then zeros to the end of the file: space
+//! preallocated by [`Options::preallocate_bytes`] (none when it is 0, or once a segment is full
+//! or cut). Scanning stops at the first position from which every byte is zero.
 //!
 //! ```text
 //! segment header (SEGMENT_HEADER_BYTES = 24)
@@ -90,8 +92,9 @@
 //! Opening a log reads every segment and checks the header and every record (CRC, length bound,
 //! index continuity, non-decreasing term, a watermark below the record's index). The durable
 //! watermark `W` is the highest watermark of any intact record, or the caller's floor if that
-//! is higher ([`Log::open_with_floor`]: the saved hard state's commit index). At the first
-//! failure in a segment:
+//! is higher ([`Log::open_with_floor`]: the saved hard state's commit index). A position from
+//! which the rest of the file is zeros is the clean end of a segment's records (preallocated
+//! space, never written), not a failure. At the first failure in a segment:
 //! - if it is the last segment, no intact record with a plausible index (the expected one or
 //!   later) starts anywhere after the failure, and the failing record's index (for a torn
 //!   header, the segment's first index) is above `W` or below the first index, it is a torn
@@ -156,7 +159,7 @@ pub use error::{Error, Problem};
 pub use fault::FaultHook;
 pub use hard_state::HardState;
 pub use log::Log;
-pub use options::{Options, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
+pub use options::{Options, PREALLOCATE_BYTES_DEFAULT, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MIN};
 pub use record::{RECORD_DATA_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_HEADER_BYTES_V1};
 pub use recovery::{RecoveryReport, TornTail};
 pub use segment::SEGMENT_HEADER_BYTES;

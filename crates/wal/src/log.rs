@@ -44,8 +44,9 @@ pub struct Log {
     cut: Option<u64>,
     /// Entries appended since the last sync, not yet written.
     pending: Vec<Entry>,
-    /// Write handle on the last segment, opened on first use.
-    tail: Option<File>,
+    /// Write handle on the last segment, opened on first use, with the file's length: records
+    /// end at the segment's `len`, zeros (preallocated) from there to this length.
+    tail: Option<(File, u64)>,
     /// Set by a failed sync: disk state unknown, every later call fails.
     poisoned: Option<Arc<Error>>,
 }
@@ -326,6 +327,9 @@ impl Log {
             // Durable before anything is written over the cut, so old records cannot reappear.
             disk.sync_data(file, path)
         })?;
+        if let Some((_, file_len)) = &mut self.tail {
+            *file_len = len;
+        }
         if let Some(last) = self.segments.last_mut() {
             last.offsets.truncate(keep);
             last.terms.truncate(keep);
@@ -413,6 +417,7 @@ impl Log {
             record::encode(entry, watermark, &mut buf);
         }
         self.flush(&buf, buf_at)?;
+        self.preallocate()?;
         self.sync_tail()?;
         if created {
             self.disk.sync_dir(&self.dir)?;
@@ -434,7 +439,7 @@ impl Log {
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
         self.segments.push(SegmentIndex::new(first_index, path));
-        self.tail = Some(file);
+        self.tail = Some((file, 0));
         Ok(())
     }
 
@@ -443,11 +448,41 @@ impl Log {
         if buf.is_empty() {
             return Ok(());
         }
-        self.with_tail(|disk, file, path| disk.write_at(file, path, buf, at))
+        let end = at + buf.len() as u64;
+        self.with_tail(|disk, file, path| disk.write_at(file, path, buf, at))?;
+        if let Some((_, file_len)) = &mut self.tail {
+            *file_len = (*file_len).max(end);
+        }
+        Ok(())
+    }
+
+    /// Once the tail's records reach the end of its file, writes zeros after them, up to
+    /// `preallocate_bytes` past the records and no further than `segment_bytes`. The sync that
+    /// follows makes the new size durable (it had to write a size anyway: the records grew the
+    /// file); the group commits after it overwrite those zeros, and their fdatasyncs find no
+    /// size to update.
+    fn preallocate(&mut self) -> Result<(), Error> {
+        let Some(records_end) = self.segments.last().map(|s| s.len) else {
+            return Ok(());
+        };
+        let file_len = self.with_tail(|_, _, _| Ok(()))?.1;
+        let target = records_end
+            .saturating_add(self.options.preallocate_bytes)
+            .min(self.options.segment_bytes);
+        if records_end < file_len || target <= file_len {
+            return Ok(());
+        }
+        let zeros = vec![0; usize::try_from(target - file_len).unwrap_or(0)];
+        self.with_tail(|disk, file, path| disk.write_at(file, path, &zeros, file_len))?;
+        if let Some((_, len)) = &mut self.tail {
+            *len = target;
+        }
+        Ok(())
     }
 
     fn sync_tail(&mut self) -> Result<(), Error> {
         self.with_tail(|disk, file, path| disk.sync_data(file, path))
+            .map(|_| ())
     }
 
     /// Path of the last segment; only called once one exists.
@@ -458,11 +493,12 @@ impl Log {
         }
     }
 
-    /// Runs `f` on the open write handle of the last segment, opening it on first use.
+    /// Runs `f` on the open write handle of the last segment, opening it on first use; returns
+    /// what `f` returns and the file's length.
     fn with_tail<R>(
         &mut self,
         f: impl FnOnce(&Disk, &File, &Path) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+    ) -> Result<(R, u64), Error> {
         let path = self.tail_path();
         if self.tail.is_none() {
             let file = OpenOptions::new()
@@ -470,10 +506,14 @@ impl Log {
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io("open", &path, e))?;
-            self.tail = Some(file);
+            let len = file
+                .metadata()
+                .map_err(|e| Error::io("stat", &path, e))?
+                .len();
+            self.tail = Some((file, len));
         }
         match &self.tail {
-            Some(file) => f(&self.disk, file, &path),
+            Some((file, len)) => Ok((f(&self.disk, file, &path)?, *len)),
             None => unreachable!("tail opened above"),
         }
     }

@@ -184,6 +184,8 @@ pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>)
     while pos < buf.len() {
         let expected = index.next_index();
         let failure = match record::decode(buf, pos, format) {
+            // Preallocated space: the records end here (see `Options::preallocate_bytes`).
+            Err(_) if is_zero_tail(&buf[pos..]) => break,
             Err(problem) => Some(Damage {
                 offset: pos as u64,
                 problem,
@@ -248,6 +250,12 @@ pub(crate) fn scan(buf: &Bytes, mut index: SegmentIndex, prev_term: Option<u64>)
         index,
         damage: None,
     }
+}
+
+/// Whether `rest` holds only zeros: the unused end of a preallocated segment. No record can
+/// look like that (its index is at least 1), and a torn record leaves some nonzero byte.
+fn is_zero_tail(rest: &[u8]) -> bool {
+    rest.iter().all(|&b| b == 0)
 }
 
 /// The scan of a segment whose header failed its check.

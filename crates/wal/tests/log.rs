@@ -232,3 +232,84 @@ fn a_failed_sync_poisons_the_log() {
         Err(Error::Poisoned(_))
     ));
 }
+
+/// Length of the only segment file in `dir`.
+fn only_segment_len(dir: &std::path::Path) -> u64 {
+    let names = segment_files(dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    fs::metadata(dir.join(&names[0])).unwrap().len()
+}
+
+#[test]
+fn the_tail_is_preallocated_with_zeros_and_reopens_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        preallocate_bytes: 4096,
+        ..Options::default()
+    };
+    let (mut log, _) = Log::open(dir.path(), options.clone()).unwrap();
+    log.append(&entries(1, 4, 1)).unwrap();
+    log.sync().unwrap();
+    let records_end = log.disk_bytes();
+    // The first sync wrote the window after the records.
+    assert_eq!(only_segment_len(dir.path()), records_end + 4096);
+    // Later syncs write inside it: the file's size stays as it was.
+    log.append(&entries(4, 10, 1)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(only_segment_len(dir.path()), records_end + 4096);
+    drop(log);
+
+    // The zeros are the end of the records, not a torn write.
+    let (mut log, report) = Log::open(dir.path(), options.clone()).unwrap();
+    assert_eq!(report.torn_tail, None);
+    assert_eq!(report.last_index, 9);
+    assert_eq!(log.read(1, 10).unwrap(), entries(1, 10, 1));
+    // Appends after a reopen fill the same window, and past it the window moves on.
+    let filled = 4096 / entries(10, 11, 1)[0].data.len() as u64;
+    log.append(&entries(10, 10 + filled, 2)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(only_segment_len(dir.path()), log.disk_bytes() + 4096);
+    // A truncation cuts the file at the records; the next sync preallocates again.
+    log.truncate_suffix(12).unwrap();
+    log.append(&entries(12, 14, 3)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(only_segment_len(dir.path()), log.disk_bytes() + 4096);
+    drop(log);
+    let (log, report) = Log::open(dir.path(), options).unwrap();
+    assert_eq!(report.torn_tail, None);
+    let mut expected = entries(1, 10, 1);
+    expected.extend(entries(10, 12, 2));
+    expected.extend(entries(12, 14, 3));
+    assert_eq!(log.read(1, 14).unwrap(), expected);
+}
+
+#[test]
+fn preallocation_stops_at_the_segment_size_and_can_be_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = Log::open(
+        dir.path(),
+        Options {
+            segment_bytes: 1000,
+            preallocate_bytes: 1 << 20,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    log.append(&entries(1, 3, 1)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(only_segment_len(dir.path()), 1000);
+    drop(log);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = Log::open(
+        dir.path(),
+        Options {
+            preallocate_bytes: 0,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    log.append(&entries(1, 3, 1)).unwrap();
+    log.sync().unwrap();
+    assert_eq!(only_segment_len(dir.path()), log.disk_bytes());
+}

@@ -63,14 +63,15 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     names
 }
 
-/// Parses a version 2 segment by hand, from the FORMAT section.
+/// Parses a version 2 segment by hand, from the FORMAT section: records up to the zeros of the
+/// preallocated space.
 fn records(path: &Path) -> Vec<Record> {
     let bytes = fs::read(path).unwrap();
     assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 2);
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
     let mut at = SEGMENT_HEADER_BYTES;
     let mut out = Vec::new();
-    while at < bytes.len() {
+    while at < bytes.len() && bytes[at..].iter().any(|&b| b != 0) {
         let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
         let end = at + RECORD_HEADER_BYTES + len;
         let crc = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());

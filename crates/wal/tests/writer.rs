@@ -19,6 +19,7 @@ fn open(dir: &std::path::Path, hook: Option<Arc<FaultHook>>) -> Log {
     let options = Options {
         segment_bytes: 64 << 10,
         fault_hook: hook,
+        ..Options::default()
     };
     Log::open(dir, options).unwrap().0
 }
