@@ -118,6 +118,9 @@ pub struct Node {
     /// Heartbeat rounds sent and when, oldest first (for the lease), at most
     /// `ROUND_TIMES_MAX`.
     round_times: std::collections::VecDeque<(u64, Millis)>,
+    /// A ReadIndex round sent to only some voters, and when to send a round to every follower
+    /// if a majority has not answered it by then (one of them may be slow or gone).
+    read_fallback: Option<(u64, Millis)>,
     /// The lease (`Config::lease_reads`) holds until here.
     lease_until: Option<Millis>,
     /// Only rounds sent at or after this time may extend the lease (none during a transfer,
@@ -232,6 +235,7 @@ impl Node {
             votes: VoteTally::default(),
             progress: BTreeMap::new(),
             reads: ReadQueue::default(),
+            read_fallback: None,
             transfer: None,
             round_times: std::collections::VecDeque::new(),
             lease_until: None,
@@ -633,10 +637,13 @@ impl Node {
     fn finish_step(&mut self) {
         self.emit_save_state();
         let next = match self.role {
-            Role::Leader if self.config.check_quorum => {
-                self.heartbeat_deadline.min(self.quorum_check_deadline)
+            Role::Leader => {
+                let mut next = self.heartbeat_deadline;
+                if self.config.check_quorum {
+                    next = next.min(self.quorum_check_deadline);
+                }
+                self.read_fallback.map_or(next, |(_, at)| next.min(at))
             }
-            Role::Leader => self.heartbeat_deadline,
             _ => {
                 let forwarded = self
                     .forwarded

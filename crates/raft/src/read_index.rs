@@ -7,6 +7,12 @@
 //! flight share the next round (batching, as group commit does for writes). Periodic heartbeats
 //! start rounds too, so a lost round costs at most one heartbeat interval.
 //!
+//! A round started for reads goes only to as many voters as a majority needs besides the
+//! leader: the first to answer the round before (they were the fastest), or to every peer when
+//! too few did. With 5 members that halves the messages and the followers' work per read. If
+//! one of them is slow or gone, a round goes to every follower once a fifth of a heartbeat
+//! interval has passed without a majority.
+//!
 //! A read comes from this node's driver or from a follower that will serve it
 //! ([`ReadOrigin`]). Lease reads (`Config::lease_reads`) skip the queue while the leader holds
 //! a lease; the lease is only as safe as the clocks, which is why it is opt-in. (A paused
@@ -48,6 +54,8 @@ pub(crate) struct ReadQueue {
     sent_round: u64,
     /// The last round a majority has answered.
     confirmed_round: u64,
+    /// Voters other than the leader that answered `sent_round`, in the order they did.
+    answered: Vec<NodeId>,
 }
 
 impl ReadQueue {
@@ -75,7 +83,20 @@ impl ReadQueue {
     /// Numbers a new round of heartbeats.
     pub(crate) fn start_round(&mut self) -> u64 {
         self.sent_round += 1;
+        self.answered.clear();
         self.sent_round
+    }
+
+    /// Voter `from` answered `round`: remembered, in order, if that is the latest round.
+    pub(crate) fn answered_by(&mut self, from: NodeId, round: u64) {
+        if round == self.sent_round && !self.answered.contains(&from) {
+            self.answered.push(from);
+        }
+    }
+
+    /// The first `count` voters to answer the latest round, if that many did.
+    pub(crate) fn fastest(&self, count: usize) -> Option<&[NodeId]> {
+        self.answered.get(..count)
     }
 
     /// The last round sent (the leader's own answer to every round).

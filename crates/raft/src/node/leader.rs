@@ -42,6 +42,7 @@ impl Node {
         }
         self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
         self.quorum_check_deadline = self.now.after(self.config.election_timeout_ms);
+        self.read_fallback = None;
         self.lease_from = self.now;
         // The first leader writes the bootstrap configuration down, as its no-op: from then on
         // every member takes it from its log or snapshot, never from its starting settings.
@@ -229,6 +230,12 @@ impl Node {
             self.heartbeat_deadline = self.now.after(self.config.heartbeat_interval_ms);
             self.bcast_heartbeat();
         }
+        if let Some((_, at)) = self.read_fallback
+            && self.now >= at
+        {
+            // The voters picked for the round did not all answer in time: ask everyone.
+            self.bcast_heartbeat();
+        }
     }
 
     /// Check-quorum (thesis 6.2): was a majority heard from since the last check? The leader
@@ -285,6 +292,9 @@ impl Node {
                 }
                 if resp.read_round <= self.reads.sent_round() {
                     progress.read_round = progress.read_round.max(resp.read_round);
+                }
+                if self.voters.contains(&from) {
+                    self.reads.answered_by(from, resp.read_round);
                 }
                 let lagging = progress.matched < self.log.last_index();
                 if lagging {
@@ -432,25 +442,56 @@ impl Node {
 
     /// Sends a heartbeat to every follower, opening a new ReadIndex round.
     fn bcast_heartbeat(&mut self) {
-        let read_round = self.reads.start_round();
-        if self.round_times.len() >= ROUND_TIMES_MAX {
-            self.round_times.pop_front();
-        }
-        self.round_times.push_back((read_round, self.now));
+        self.read_fallback = None;
+        let round = self.start_heartbeat_round();
         let mut k = 0;
         while let Some(peer) = self.peer(k) {
-            let matched = self.progress.get(&peer).map_or(LogIndex(0), |p| p.matched);
-            let msg = Message::Heartbeat(Heartbeat {
-                term: self.term,
-                leader: self.id(),
-                // A follower may only commit what it is known to hold.
-                commit: self.commit.min(matched),
-                read_round,
-            });
-            self.send(peer, msg);
+            self.send_heartbeat(peer, round);
             k += 1;
         }
         self.check_reads();
+    }
+
+    /// Opens a ReadIndex round for waiting reads. It goes to only as many voters as a majority
+    /// needs besides this leader, the first to answer the last round, or to every follower
+    /// when too few did (see `read_index`).
+    fn read_round(&mut self) {
+        let needed = majority(self.voters.len()) - usize::from(self.voters.contains(&self.id()));
+        let Some(fastest) = self.reads.fastest(needed).map(<[NodeId]>::to_vec) else {
+            self.bcast_heartbeat();
+            return;
+        };
+        let round = self.start_heartbeat_round();
+        for &peer in &fastest {
+            self.send_heartbeat(peer, round);
+        }
+        if fastest.len() < self.peers.len() {
+            let wait = (self.config.heartbeat_interval_ms / 5).max(1);
+            self.read_fallback = Some((round, self.now.after(wait)));
+        }
+        self.check_reads();
+    }
+
+    /// Numbers a heartbeat round and notes when it was sent (for the lease).
+    fn start_heartbeat_round(&mut self) -> u64 {
+        let round = self.reads.start_round();
+        if self.round_times.len() >= ROUND_TIMES_MAX {
+            self.round_times.pop_front();
+        }
+        self.round_times.push_back((round, self.now));
+        round
+    }
+
+    fn send_heartbeat(&mut self, peer: NodeId, read_round: u64) {
+        let matched = self.progress.get(&peer).map_or(LogIndex(0), |p| p.matched);
+        let msg = Message::Heartbeat(Heartbeat {
+            term: self.term,
+            leader: self.id(),
+            // A follower may only commit what it is known to hold.
+            commit: self.commit.min(matched),
+            read_round,
+        });
+        self.send(peer, msg);
     }
 
     /// Releases the reads whose round a majority has answered, and opens the next round if
@@ -470,11 +511,17 @@ impl Node {
             0
         };
         self.extend_lease(confirmed);
+        if self
+            .read_fallback
+            .is_some_and(|(round, _)| confirmed >= round)
+        {
+            self.read_fallback = None;
+        }
         for (origin, index) in self.reads.confirm(confirmed) {
             self.read_done(origin, index);
         }
         if self.reads.wants_round() {
-            self.bcast_heartbeat();
+            self.read_round();
         }
     }
 
@@ -538,7 +585,7 @@ impl Node {
             return;
         }
         if self.reads.add(origin, self.commit) {
-            self.bcast_heartbeat();
+            self.read_round();
         }
     }
 

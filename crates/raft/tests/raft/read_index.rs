@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use raft::testing::{Cluster, Outcome};
 use raft::{
-    Action, Event, HeartbeatResponse, LogIndex, Message, Millis, Node, ReadError, ReadId,
+    Action, Event, HeartbeatResponse, LogIndex, Message, Millis, Node, NodeId, ReadError, ReadId,
     Recovered, Role, Term,
 };
 
@@ -114,13 +114,45 @@ fn section_6_4_reads_arriving_during_a_round_share_the_next_one() {
     );
     let acts = step(&mut leader, 3003, heartbeat_answer(2, term, round1));
     assert_eq!(read_results(&acts), [(ReadId(1), Ok(LogIndex(1)))]);
-    let round2: Vec<u64> = heartbeats(&acts)
+    let round2: Vec<(NodeId, u64)> = heartbeats(&acts)
         .iter()
-        .map(|(_, h)| h.read_round)
+        .map(|(to, h)| (*to, h.read_round))
         .collect();
-    assert_eq!(round2.len(), 2, "one shared round for the 19 waiting reads");
-    let acts = step(&mut leader, 3004, heartbeat_answer(3, term, round2[0]));
+    // One shared round for the 19 waiting reads, sent only to the voter a majority needs: the
+    // one that answered the last round first.
+    assert_eq!(round2.len(), 1, "{round2:?}");
+    assert_eq!(round2[0].0, NodeId(2));
+    let acts = step(&mut leader, 3004, heartbeat_answer(2, term, round2[0].1));
     assert_eq!(read_results(&acts).len(), 19);
+}
+
+#[test]
+fn section_6_4_a_read_round_to_a_silent_voter_goes_to_all_after_a_fifth_of_a_heartbeat() {
+    let mut leader = leader_with_commit();
+    let term = leader.term();
+    let first = step(&mut leader, 3001, Event::ReadIndex(ReadId(1)));
+    let round1 = heartbeats(&first)[0].1.read_round;
+    step(&mut leader, 3002, Event::ReadIndex(ReadId(2)));
+    // Node 2 answers first, so the round for read 2 goes to it alone.
+    let acts = step(&mut leader, 3003, heartbeat_answer(2, term, round1));
+    let round2 = heartbeats(&acts);
+    assert_eq!(round2.len(), 1);
+    // Node 2 falls silent. Before the fallback nothing more is sent; after it, every follower
+    // gets the next round, and node 3 alone (with the leader) confirms it.
+    let wait = config(1).heartbeat_interval_ms / 5;
+    let acts = step(&mut leader, 3003 + wait - 1, Event::Timeout);
+    assert!(heartbeats(&acts).is_empty());
+    let acts = step(&mut leader, 3003 + wait, Event::Timeout);
+    let round3 = heartbeats(&acts);
+    let mut to: Vec<NodeId> = round3.iter().map(|(to, _)| *to).collect();
+    to.sort();
+    assert_eq!(to, [NodeId(2), NodeId(3)]);
+    let acts = step(
+        &mut leader,
+        3003 + wait + 1,
+        heartbeat_answer(3, term, round3[0].1.read_round),
+    );
+    assert_eq!(read_results(&acts), [(ReadId(2), Ok(LogIndex(1)))]);
 }
 
 #[test]
