@@ -5,7 +5,8 @@
 #   bash bench/compare.sh                  # every system and case, 8 s each
 #   bash bench/compare.sh --duration 30    # extra arguments go to `raftfs bench compare`
 #
-# Installs Debian's etcd, ZooKeeper and protoc (the etcd client's build needs it) if missing.
+# Installs Debian's etcd, ZooKeeper, protoc and protobuf's .proto files (the etcd client's build
+# needs both) if missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +16,8 @@ command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 [ -e /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
+# The etcd client's protos import protobuf's well-known types (only recommended by protoc).
+[ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "compare.sh: installing ${missing[*]}" >&2
     sudo=()
