@@ -38,7 +38,8 @@ class Mutant:
     seeds: int = 2000
     # "sim": a campaign of `seeds` seeds; "raft": the core's own tests (`cargo test -p raft`),
     # for a rule the rest of the system masks, so that no client-visible run can show it;
-    # "server": one of the raftfs integration tests (crates/raftfs/tests) (`test`), for the real transport.
+    # "server": one of the raftfs integration tests (crates/raftfs/tests) (`test`), for the real transport;
+    # "wal": the log's own tests (`cargo test -p wal`), for the on-disk format.
     runner: str = "sim"
     test: str = ""
 
@@ -230,6 +231,32 @@ MUTANTS = [
         "if let Some(index) = None::<LogIndex> {",
         runner="raft",
     ),
+    Mutant(
+        "read-round-never-widened",
+        "a ReadIndex round sent to only some voters goes to all if a majority does not answer in time",
+        "crates/raft/src/node/leader.rs",
+        "self.read_fallback = Some((round, self.now.after(wait)));",
+        "let _ = wait;",
+        # Liveness only, and a stalled round is still confirmed by the next periodic heartbeat:
+        # no safety check can see it. The core's tests hold the rule.
+        runner="raft",
+    ),
+    Mutant(
+        "zero-tail-is-damage",
+        "a segment's preallocated zeros are the clean end of its records, not a torn tail",
+        "crates/wal/src/segment.rs",
+        "rest.iter().all(|&b| b == 0)",
+        "rest.is_empty() && !rest.is_empty()",
+        runner="wal",
+    ),
+    Mutant(
+        "torn-tail-read-as-zeros",
+        "only bytes that are all zeros to the end of the file are the clean end; a torn record is cut",
+        "crates/wal/src/segment.rs",
+        "rest.iter().all(|&b| b == 0)",
+        "!rest.is_empty() || rest.is_empty()",
+        runner="wal",
+    ),
 ]
 
 # The driver's own guard against old snapshots, removed together with the core's.
@@ -314,6 +341,8 @@ def run(m, repo, target):
             return cargo_tests(["-p", "raftfs", "--test", m.test], tree, env, "server test", "test")
         if m.runner == "raft":
             return cargo_tests(["-p", "raft"], tree, env, "raft test", "unit")
+        if m.runner == "wal":
+            return cargo_tests(["-p", "wal"], tree, env, "wal test", "unit")
         build = subprocess.run(
             ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
             cwd=tree,
@@ -357,7 +386,9 @@ def main(argv):
     bad = 0
     for m in chosen:
         verdict, detail, after = run(m, repo, target)
-        where = {"sim": m.profile, "raft": "core tests"}.get(m.runner, f"server test {m.test}")
+        where = {"sim": m.profile, "raft": "core tests", "wal": "log tests"}.get(
+            m.runner, f"server test {m.test}"
+        )
         if verdict == "caught":
             print(f"| {m.name} | {m.rule} | {where} | {detail} | {after} |", flush=True)
         else:
