@@ -465,7 +465,7 @@ impl Log {
         let Some(records_end) = self.segments.last().map(|s| s.len) else {
             return Ok(());
         };
-        let file_len = self.with_tail(|_, _, _| Ok(()))?.1;
+        let file_len = self.tail_file_len()?;
         let target = records_end
             .saturating_add(self.options.preallocate_bytes)
             .min(self.options.segment_bytes);
@@ -482,7 +482,6 @@ impl Log {
 
     fn sync_tail(&mut self) -> Result<(), Error> {
         self.with_tail(|disk, file, path| disk.sync_data(file, path))
-            .map(|_| ())
     }
 
     /// Path of the last segment; only called once one exists.
@@ -493,27 +492,43 @@ impl Log {
         }
     }
 
-    /// Runs `f` on the open write handle of the last segment, opening it on first use; returns
-    /// what `f` returns and the file's length.
+    /// Opens the write handle of the last segment on first use, noting the file's length.
+    fn open_tail(&mut self) -> Result<(), Error> {
+        if self.tail.is_some() {
+            return Ok(());
+        }
+        let path = self.tail_path();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        self.tail = Some((file, len));
+        Ok(())
+    }
+
+    /// Length of the last segment's file: its records, then any preallocated zeros.
+    fn tail_file_len(&mut self) -> Result<u64, Error> {
+        self.open_tail()?;
+        match &self.tail {
+            Some((_, len)) => Ok(*len),
+            None => unreachable!("tail opened above"),
+        }
+    }
+
+    /// Runs `f` on the open write handle of the last segment, opening it on first use.
     fn with_tail<R>(
         &mut self,
         f: impl FnOnce(&Disk, &File, &Path) -> Result<R, Error>,
-    ) -> Result<(R, u64), Error> {
+    ) -> Result<R, Error> {
+        self.open_tail()?;
         let path = self.tail_path();
-        if self.tail.is_none() {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io("open", &path, e))?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io("stat", &path, e))?
-                .len();
-            self.tail = Some((file, len));
-        }
         match &self.tail {
-            Some((file, len)) => Ok((f(&self.disk, file, &path)?, *len)),
+            Some((file, _)) => f(&self.disk, file, &path),
             None => unreachable!("tail opened above"),
         }
     }
