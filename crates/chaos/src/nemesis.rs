@@ -1,6 +1,7 @@
-//! The nemesis: one fault at a time, on a seeded schedule. The first round goes through every
-//! kind once (in a seeded order), so that even a short run injects each; after that each kind
-//! is drawn at random. A fault is held for a drawn while, then healed, then the cluster gets a
+//! The nemesis: one fault at a time, on a seeded schedule, except that a `combined` fault holds
+//! a network fault around a process fault (Jepsen's composed nemesis: a member killed or paused
+//! while the links are cut or slow). The first round goes through every kind once (in a seeded
+//! order), so that even a short run injects each; after that each kind is drawn at random. A fault is held for a drawn while, then healed, then the cluster gets a
 //! drawn quiet spell. Which member a fault hits is drawn too, except "the leader", which is
 //! whoever leads then: the same seed gives the same schedule of kinds, durations and draws.
 
@@ -38,11 +39,14 @@ pub enum FaultKind {
     ClockSkew,
     /// A member killed, the tail of its newest log segment cut or garbled, restarted.
     TornTail,
+    /// A network fault (partition, isolated leader, one-way, bridge or slow links) held while
+    /// a process fault (kill of the leader or of others, or a pause) comes and goes inside it.
+    Combined,
 }
 
 impl FaultKind {
     /// Every kind, in report order.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::KillLeader,
         FaultKind::KillOthers,
         FaultKind::Pause,
@@ -53,6 +57,25 @@ impl FaultKind {
         FaultKind::SlowLinks,
         FaultKind::ClockSkew,
         FaultKind::TornTail,
+        FaultKind::Combined,
+    ];
+
+    /// The network faults a `Combined` fault draws from.
+    const LINKS: [FaultKind; 5] = [
+        FaultKind::Partition,
+        FaultKind::IsolateLeader,
+        FaultKind::OneWay,
+        FaultKind::Bridge,
+        FaultKind::SlowLinks,
+    ];
+
+    /// The process faults a `Combined` fault draws from. Not a torn tail (it may lose an entry
+    /// that member acknowledged, which is only safe while every other member is reachable) and
+    /// not clock skew (a restart under libfaketime, and held for longer than any link fault).
+    const PROCESSES: [FaultKind; 3] = [
+        FaultKind::KillLeader,
+        FaultKind::KillOthers,
+        FaultKind::Pause,
     ];
 }
 
@@ -69,6 +92,7 @@ impl fmt::Display for FaultKind {
             FaultKind::SlowLinks => "slow-links",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::TornTail => "torn-tail",
+            FaultKind::Combined => "combined",
         })
     }
 }
@@ -184,9 +208,10 @@ impl Nemesis {
         Duration::from_millis(self.rng.random_range(min_ms..=max_ms))
     }
 
-    /// Injects faults until `until` (on the run's clock) has passed, one at a time.
+    /// Injects faults until `until` (on the run's clock) has passed, one at a time; the first
+    /// round runs to its end however long it takes, so every run injects every kind.
     pub async fn run(&mut self, cluster: &mut Cluster, until: Duration) {
-        while self.now() < until {
+        while !self.first_round.is_empty() || self.now() < until {
             let kind = match self.first_round.pop() {
                 Some(kind) => kind,
                 None => FaultKind::ALL[self.rng.random_range(0..FaultKind::ALL.len())],
@@ -233,7 +258,6 @@ impl Nemesis {
     }
 
     async fn inject(&mut self, cluster: &mut Cluster, kind: FaultKind) {
-        let n = cluster.members.len();
         match kind {
             FaultKind::KillLeader => {
                 let hold = self.hold(500, 4000);
@@ -293,94 +317,40 @@ impl Nemesis {
                 cluster.resume(id);
                 self.healed(f, "SIGCONT");
             }
-            FaultKind::Partition => {
-                let hold = self.hold(1000, 5000);
-                let mut ids = cluster.ids();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.random_range(0..=i);
-                    ids.swap(i, j);
-                }
-                let (minority, majority) = ids.split_at(n / 2);
-                let (mut minority, mut majority) = (minority.to_vec(), majority.to_vec());
-                minority.sort_unstable();
-                majority.sort_unstable();
-                let f = self.log(kind, format!("{minority:?} | {majority:?}"));
-                cluster.links.cut_between(&minority, &majority);
-                tokio::time::sleep(hold).await;
-                cluster.links.heal();
-                self.healed(f, "");
-            }
-            FaultKind::IsolateLeader => {
-                let hold = self.hold(1000, 5000);
-                let leader = self.leader_or_any(cluster).await;
-                let others = Self::others(cluster, leader);
-                let f = self.log(kind, format!("member {leader} (leader) | {others:?}"));
-                cluster.links.cut_between(&[leader], &others);
-                tokio::time::sleep(hold).await;
-                cluster.links.heal();
-                self.healed(f, "");
-            }
-            FaultKind::OneWay => {
-                let hold = self.hold(1000, 5000);
-                let deaf = self.rng.random_bool(0.5);
-                let leader = self.leader_or_any(cluster).await;
-                let others = Self::others(cluster, leader);
-                let detail = if deaf {
-                    format!("member {leader} (leader) hears nobody; its messages still go out")
-                } else {
-                    format!("nobody hears member {leader} (leader); it still hears them")
-                };
+            FaultKind::Partition
+            | FaultKind::IsolateLeader
+            | FaultKind::OneWay
+            | FaultKind::Bridge
+            | FaultKind::SlowLinks => {
+                let (hold, detail) = self.cut_links(cluster, kind).await;
                 let f = self.log(kind, detail);
-                for &o in &others {
-                    if deaf {
-                        cluster.links.cut(o, leader);
-                    } else {
-                        cluster.links.cut(leader, o);
-                    }
-                }
                 tokio::time::sleep(hold).await;
                 cluster.links.heal();
                 self.healed(f, "");
             }
-            FaultKind::Bridge => {
-                let hold = self.hold(1000, 5000);
-                let mut ids = cluster.ids();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.random_range(0..=i);
-                    ids.swap(i, j);
-                }
-                // ids[0] is the bridge; the rest split in two halves that each reach it.
-                let bridge = ids[0];
-                let rest = &ids[1..];
-                let (a, b) = rest.split_at(rest.len() / 2);
-                let f = self.log(kind, format!("{a:?} - {bridge} - {b:?}"));
-                cluster.links.cut_between(a, b);
-                tokio::time::sleep(hold).await;
-                cluster.links.heal();
-                self.healed(f, "");
-            }
-            FaultKind::SlowLinks => {
-                let hold = self.hold(2000, 6000);
-                let delay_ms = self.rng.random_range(20..=300);
-                let all = self.rng.random_bool(0.5);
-                let slow: Vec<usize> = if all {
-                    cluster.ids()
-                } else {
-                    vec![self.draw_member(cluster)]
-                };
+            FaultKind::Combined => {
+                let links = FaultKind::LINKS[self.rng.random_range(0..FaultKind::LINKS.len())];
+                let process =
+                    FaultKind::PROCESSES[self.rng.random_range(0..FaultKind::PROCESSES.len())];
+                // Sometimes at once, sometimes once the cluster has settled into the cut (a
+                // new leader on the majority side, say).
+                let settle = self.hold(0, 2 * ELECTION_TIMEOUT_MS);
+                let (hold, detail) = self.cut_links(cluster, links).await;
+                let cut_at = tokio::time::Instant::now();
                 let f = self.log(
                     kind,
-                    format!("+{delay_ms} ms on every link of members {slow:?}"),
+                    format!(
+                        "{links}: {detail}; a {process} {:.1} s into it",
+                        settle.as_secs_f64()
+                    ),
                 );
-                for &s in &slow {
-                    for o in Self::others(cluster, s) {
-                        cluster.links.slow(s, o, Duration::from_millis(delay_ms));
-                        cluster.links.slow(o, s, Duration::from_millis(delay_ms));
-                    }
-                }
-                tokio::time::sleep(hold).await;
+                tokio::time::sleep(settle).await;
+                Box::pin(self.inject(cluster, process)).await;
+                // The links stay cut for their drawn while, and at least until the process
+                // fault is healed.
+                tokio::time::sleep_until(cut_at + hold).await;
                 cluster.links.heal();
-                self.healed(f, "");
+                self.healed(f, "links healed");
             }
             FaultKind::ClockSkew => {
                 let hold = self.hold(4000, 10000);
@@ -461,6 +431,89 @@ impl Nemesis {
                 let note = catch_up(cluster, id, Duration::from_secs(30)).await;
                 self.healed(f, &note);
             }
+        }
+    }
+
+    /// Applies network fault `kind` (one of [`FaultKind::LINKS`]): returns how long to hold it
+    /// and what was cut. The caller heals it with `cluster.links.heal()`.
+    async fn cut_links(&mut self, cluster: &mut Cluster, kind: FaultKind) -> (Duration, String) {
+        let n = cluster.members.len();
+        match kind {
+            FaultKind::Partition => {
+                let hold = self.hold(1000, 5000);
+                let mut ids = cluster.ids();
+                for i in (1..ids.len()).rev() {
+                    let j = self.rng.random_range(0..=i);
+                    ids.swap(i, j);
+                }
+                let (minority, majority) = ids.split_at(n / 2);
+                let (mut minority, mut majority) = (minority.to_vec(), majority.to_vec());
+                minority.sort_unstable();
+                majority.sort_unstable();
+                cluster.links.cut_between(&minority, &majority);
+                (hold, format!("{minority:?} | {majority:?}"))
+            }
+            FaultKind::IsolateLeader => {
+                let hold = self.hold(1000, 5000);
+                let leader = self.leader_or_any(cluster).await;
+                let others = Self::others(cluster, leader);
+                cluster.links.cut_between(&[leader], &others);
+                (hold, format!("member {leader} (leader) | {others:?}"))
+            }
+            FaultKind::OneWay => {
+                let hold = self.hold(1000, 5000);
+                let deaf = self.rng.random_bool(0.5);
+                let leader = self.leader_or_any(cluster).await;
+                let others = Self::others(cluster, leader);
+                for &o in &others {
+                    if deaf {
+                        cluster.links.cut(o, leader);
+                    } else {
+                        cluster.links.cut(leader, o);
+                    }
+                }
+                let detail = if deaf {
+                    format!("member {leader} (leader) hears nobody; its messages still go out")
+                } else {
+                    format!("nobody hears member {leader} (leader); it still hears them")
+                };
+                (hold, detail)
+            }
+            FaultKind::Bridge => {
+                let hold = self.hold(1000, 5000);
+                let mut ids = cluster.ids();
+                for i in (1..ids.len()).rev() {
+                    let j = self.rng.random_range(0..=i);
+                    ids.swap(i, j);
+                }
+                // ids[0] is the bridge; the rest split in two halves that each reach it.
+                let bridge = ids[0];
+                let rest = &ids[1..];
+                let (a, b) = rest.split_at(rest.len() / 2);
+                cluster.links.cut_between(a, b);
+                (hold, format!("{a:?} - {bridge} - {b:?}"))
+            }
+            FaultKind::SlowLinks => {
+                let hold = self.hold(2000, 6000);
+                let delay_ms = self.rng.random_range(20..=300);
+                let all = self.rng.random_bool(0.5);
+                let slow: Vec<usize> = if all {
+                    cluster.ids()
+                } else {
+                    vec![self.draw_member(cluster)]
+                };
+                for &s in &slow {
+                    for o in Self::others(cluster, s) {
+                        cluster.links.slow(s, o, Duration::from_millis(delay_ms));
+                        cluster.links.slow(o, s, Duration::from_millis(delay_ms));
+                    }
+                }
+                (
+                    hold,
+                    format!("+{delay_ms} ms on every link of members {slow:?}"),
+                )
+            }
+            other => unreachable!("{other} is not a network fault"),
         }
     }
 
@@ -552,5 +605,23 @@ mod tests {
         let (mut round, _) = draws(42);
         round.sort();
         assert_eq!(round, FaultKind::ALL.to_vec());
+    }
+
+    #[test]
+    fn a_combined_fault_pairs_a_network_fault_with_a_kill_or_a_pause_only() {
+        for kind in FaultKind::LINKS.into_iter().chain(FaultKind::PROCESSES) {
+            // A torn tail is only safe while every other member is reachable; clock skew and
+            // nesting are not meant to happen inside a network fault.
+            assert!(
+                !matches!(
+                    kind,
+                    FaultKind::TornTail | FaultKind::ClockSkew | FaultKind::Combined
+                ),
+                "{kind} must not be part of a combined fault"
+            );
+        }
+        for kind in FaultKind::LINKS {
+            assert!(!FaultKind::PROCESSES.contains(&kind));
+        }
     }
 }
