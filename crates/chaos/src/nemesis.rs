@@ -247,6 +247,16 @@ impl Nemesis {
         cluster.ids().into_iter().filter(|&i| i != but).collect()
     }
 
+    /// The members' ids in a drawn order (Fisher-Yates).
+    fn shuffled_ids(&mut self, cluster: &Cluster) -> Vec<usize> {
+        let mut ids = cluster.ids();
+        for i in (1..ids.len()).rev() {
+            let j = self.rng.random_range(0..=i);
+            ids.swap(i, j);
+        }
+        ids
+    }
+
     fn draw_member(&mut self, cluster: &Cluster) -> usize {
         self.rng.random_range(1..=cluster.members.len())
     }
@@ -441,11 +451,7 @@ impl Nemesis {
         match kind {
             FaultKind::Partition => {
                 let hold = self.hold(1000, 5000);
-                let mut ids = cluster.ids();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.random_range(0..=i);
-                    ids.swap(i, j);
-                }
+                let ids = self.shuffled_ids(cluster);
                 let (minority, majority) = ids.split_at(n / 2);
                 let (mut minority, mut majority) = (minority.to_vec(), majority.to_vec());
                 minority.sort_unstable();
@@ -481,11 +487,7 @@ impl Nemesis {
             }
             FaultKind::Bridge => {
                 let hold = self.hold(1000, 5000);
-                let mut ids = cluster.ids();
-                for i in (1..ids.len()).rev() {
-                    let j = self.rng.random_range(0..=i);
-                    ids.swap(i, j);
-                }
+                let ids = self.shuffled_ids(cluster);
                 // ids[0] is the bridge; the rest split in two halves that each reach it.
                 let bridge = ids[0];
                 let rest = &ids[1..];
