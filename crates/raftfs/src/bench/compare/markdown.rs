@@ -55,6 +55,9 @@ fn header(md: &mut String, results: &Results) {
          defaults), one system at a time. ZooKeeper runs with a {heap} heap, its admin server \
          off and no limit of connections per client address (`maxClientCnxns=0`: every client \
          connects from 127.0.0.1).\n\
+         - Peer links run in each system's default: raftfs's members authenticate each other \
+         and encrypt their traffic with mutual TLS; etcd's and ZooKeeper's peer links are \
+         plaintext. Clients speak plaintext to all three.\n\
          - The same load generator (`raftfs bench write|read|mix --target ...`) drives all \
          three: closed loop, {size}-byte values over {files} files, {warmup} s of warm-up, \
          then {duration} s measured per case.\n\
