@@ -1,9 +1,10 @@
 //! The nemesis: one fault at a time, on a seeded schedule, except that a `combined` fault holds
 //! a network fault around a process fault (Jepsen's composed nemesis: a member killed or paused
 //! while the links are cut or slow). The first round goes through every kind once (in a seeded
-//! order), so that even a short run injects each; after that each kind is drawn at random. A fault is held for a drawn while, then healed, then the cluster gets a
-//! drawn quiet spell. Which member a fault hits is drawn too, except "the leader", which is
-//! whoever leads then: the same seed gives the same schedule of kinds, durations and draws.
+//! order), so that even a short run injects each; after that each kind is drawn at random. A
+//! fault is held for a drawn while, then healed, then the cluster gets a drawn quiet spell.
+//! Which member a fault hits is drawn too, except "the leader", which is whoever leads then:
+//! the same seed gives the same schedule of kinds, durations and draws.
 
 use std::fmt;
 use std::time::Duration;
@@ -140,11 +141,7 @@ impl Nemesis {
     pub fn new(seed: u64, clock: tokio::time::Instant) -> Nemesis {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut first_round = FaultKind::ALL.to_vec();
-        // Fisher-Yates, drawn from the nemesis's own stream.
-        for i in (1..first_round.len()).rev() {
-            let j = rng.random_range(0..=i);
-            first_round.swap(i, j);
-        }
+        shuffle(&mut rng, &mut first_round);
         first_round.reverse(); // Popped from the end.
         Nemesis {
             rng,
@@ -247,13 +244,10 @@ impl Nemesis {
         cluster.ids().into_iter().filter(|&i| i != but).collect()
     }
 
-    /// The members' ids in a drawn order (Fisher-Yates).
+    /// The members' ids in a drawn order.
     fn shuffled_ids(&mut self, cluster: &Cluster) -> Vec<usize> {
         let mut ids = cluster.ids();
-        for i in (1..ids.len()).rev() {
-            let j = self.rng.random_range(0..=i);
-            ids.swap(i, j);
-        }
+        shuffle(&mut self.rng, &mut ids);
         ids
     }
 
@@ -539,6 +533,14 @@ impl Nemesis {
 }
 
 /// Asks the leader to hand leadership to `to`; says how that went.
+/// Fisher-Yates, drawn from the nemesis's own stream, so a seed gives the same order.
+fn shuffle<T>(rng: &mut ChaCha8Rng, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = rng.random_range(0..=i);
+        items.swap(i, j);
+    }
+}
+
 async fn transfer_leadership(cluster: &Cluster, to: usize) -> String {
     let Some(leader) = cluster.stable_leader(Duration::from_secs(10)).await else {
         return "no leader to hand over to it".into();
