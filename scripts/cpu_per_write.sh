@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # CPU per committed write of a local 5-member cluster, and its write throughput.
 #
-# Usage: scripts/cpu_per_write.sh [-b BIN] [-p BASE_PORT] [-s SECONDS] [-n NODES] [-e VAR=VALUE]... [-k] CONNS...
+# Usage: scripts/cpu_per_write.sh [-b BIN] [-p BASE_PORT] [-s SECONDS] [-n NODES] [-m MODE] [-e VAR=VALUE]... [-k] CONNS...
 #   BIN        the raftfs binary (default: $CARGO_TARGET_DIR/release/raftfs, else target/release)
+#   MODE       the `raftfs bench` mode to load it with: write (default) or read (linearizable
+#              reads; the figures are then per read)
 #   BASE_PORT  the cluster's first client port (default 28080; peers +1000, status -1000)
-#   CONNS      connection counts, one `raftfs bench write` run each (default: 1 64 256)
+#   CONNS      connection counts, one `raftfs bench MODE` run each (default: 1 64 256)
 #   -e         an environment variable for the cluster's members only (not the bench client)
 #   -k         keep the cluster's data directory (it is removed otherwise)
 #
 # Starts `BIN cluster` in a fresh data directory, waits for a leader, and for each connection
-# count runs `BIN bench write` against it, reading utime+stime of every member process from
-# /proc/PID/stat before and after. Prints one line per run:
+# count runs `BIN bench MODE` against it, reading utime+stime of every member process from
+# /proc/PID/stat before and after. Prints one line per run (`reads` for `writes` in read mode):
 #   bin conns writes writes/s member_cpu_s us_cpu_per_write leader_us_per_write
 # (the bench client's own CPU is not counted). The cluster is stopped at the end.
 set -euo pipefail
@@ -19,17 +21,19 @@ BIN="${CARGO_TARGET_DIR:-target}/release/raftfs"
 BASE=28080
 SECONDS_PER_RUN=8
 NODES=5
+MODE=write
 KEEP=0
 MEMBER_ENV=()
-while getopts "b:p:s:n:e:k" opt; do
+while getopts "b:p:s:n:m:e:k" opt; do
     case "$opt" in
         b) BIN="$OPTARG" ;;
         p) BASE="$OPTARG" ;;
         s) SECONDS_PER_RUN="$OPTARG" ;;
         n) NODES="$OPTARG" ;;
+        m) MODE="$OPTARG" ;;
         e) MEMBER_ENV+=("$OPTARG") ;;
         k) KEEP=1 ;;
-        *) sed -n 2,15p "$0"; exit 2 ;;
+        *) sed -n 2,17p "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -90,13 +94,13 @@ for c in "${CONNS[@]}"; do
     before=$(ticks "${PIDS[@]}")
     lbefore=$(ticks "$LEADER_PID")
     # No warm-up: the CPU window is the measured run.
-    out=$("$BIN" bench write --endpoints "$ADDRS" -c "$c" -d "$SECONDS_PER_RUN" --warmup 0 --json)
+    out=$("$BIN" bench "$MODE" --endpoints "$ADDRS" -c "$c" -d "$SECONDS_PER_RUN" --warmup 0 --json)
     after=$(ticks "${PIDS[@]}")
     lafter=$(ticks "$LEADER_PID")
     writes=$(echo "$out" | grep -m1 '^  "ops":' | tr -dc '0-9')
     rate=$(echo "$out" | grep -m1 '^  "ops_per_s":' | sed 's/[^0-9.]//g')
     awk -v b="$BIN" -v c="$c" -v w="$writes" -v r="$rate" -v t=$((after - before)) \
-        -v l=$((lafter - lbefore)) -v hz="$TICK" 'BEGIN {
-        printf "%s conns=%d writes=%d writes/s=%.0f cpu_s=%.2f us/write=%.1f leader_us/write=%.1f\n",
-            b, c, w, r, t / hz, t / hz * 1e6 / w, l / hz * 1e6 / w }'
+        -v l=$((lafter - lbefore)) -v hz="$TICK" -v m="$MODE" 'BEGIN {
+        printf "%s conns=%d %ss=%d %ss/s=%.0f cpu_s=%.2f us/%s=%.1f leader_us/%s=%.1f\n",
+            b, c, m, w, m, r, t / hz, m, t / hz * 1e6 / w, m, l / hz * 1e6 / w }'
 done

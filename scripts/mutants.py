@@ -64,6 +64,15 @@ MUTANTS = [
         test="peer_auth",
     ),
     Mutant(
+        "idle-while-in-flight",
+        "a connection is idle only with nothing in flight: a command waiting for the cluster keeps it",
+        "crates/server/src/connection.rs",
+        "if idle && quiet_until <= now {",
+        "if quiet_until <= now {",
+        runner="server",
+        test="budgets",
+    ),
+    Mutant(
         "figure-8-commit-rule",
         "commit counts only entries of the leader's own term (Raft figure 8)",
         "crates/raft/src/node/leader.rs",

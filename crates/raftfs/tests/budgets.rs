@@ -1,6 +1,7 @@
 //! Client-side resource budgets on a real `raftfs serve` process over real sockets:
 //! thousands of idle connections, the connection cap's reply, a client that pipelines
-//! reads of a large file and never reads the replies, a slowloris client, and the idle timeout.
+//! reads of a large file and never reads the replies, a slowloris client, and the idle timeout
+//! (which a command waiting for the cluster longer than it does not trigger).
 //! Other clients must keep being served throughout; nothing here asserts a speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use client::Connection;
+use common::cluster::TestCluster;
 use common::{Server, name};
 use fs::{Command, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -251,6 +253,56 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     // A new connection is served as usual.
     let mut conn = server.connect().await;
     write_and_read(&mut conn, "after", Bytes::from_static(b"ok")).await;
+}
+
+#[tokio::test]
+async fn a_command_waiting_for_the_cluster_longer_than_the_idle_timeout_keeps_its_connection() {
+    // Elections of at least 1.5 s, and requests held up to 3 s while there is no leader: once
+    // the other two members are gone, a write waits far longer than the 1 s idle timeout.
+    let settings = "election_timeout_ms = 1500\nheartbeat_interval_ms = 150\n\
+                    [client_limits]\nidle_timeout_s = 1\n";
+    let mut cluster = TestCluster::start_with(3, settings).await;
+    cluster.terminate(2);
+    cluster.terminate(3);
+    let mut stream = TcpStream::connect(cluster.client_addr(1)).await.unwrap();
+    let sent = std::time::Instant::now();
+    stream
+        .write_all(b"write waiting 2\r\nhi\r\n")
+        .await
+        .unwrap();
+    // Whatever the answer (no leader can be found), it comes.
+    let first = tokio::time::timeout(PATIENCE, reply_line(&mut stream))
+        .await
+        .expect("the write was answered");
+    let waited = sent.elapsed();
+    assert!(first.starts_with("ERR_"), "the write got {first:?}");
+    // Not a speed bound: without a quorum no answer can come before an election timeout, so
+    // the command really was in flight longer than the idle timeout.
+    assert!(
+        waited > Duration::from_secs(1),
+        "the write was in flight for only {waited:?}"
+    );
+    // The connection was not idle meanwhile: it still takes commands, and only once nothing
+    // is in flight does the idle timeout close it.
+    stream.write_all(b"read waiting\r\n").await.unwrap();
+    let second = tokio::time::timeout(PATIENCE, reply_line(&mut stream))
+        .await
+        .expect("the read was answered");
+    assert!(second.starts_with("ERR_"), "the read got {second:?}");
+    assert!(await_close(&mut stream).await.is_empty());
+}
+
+/// Reads one reply line (through its CRLF) from `stream`; empty if the server closed first.
+async fn reply_line(stream: &mut TcpStream) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if stream.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 #[tokio::test]

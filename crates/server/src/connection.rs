@@ -128,8 +128,6 @@ struct Shared {
     last_write_ms: AtomicU64,
     /// Wakes a reader paused over budget (one waiter, so a stored permit is never lost).
     progress: Notify,
-    /// Tells the reader the writer has stopped (the client is gone or reads nothing).
-    closed: Notify,
     /// The connection's start, the origin of `last_write_ms`.
     start: Instant,
 }
@@ -142,7 +140,6 @@ impl Shared {
             unanswered: AtomicUsize::new(0),
             last_write_ms: AtomicU64::new(0),
             progress: Notify::new(),
-            closed: Notify::new(),
             start: Instant::now(),
         }
     }
@@ -173,14 +170,21 @@ where
     let (slots_tx, slots_rx) = mpsc::channel(PIPELINE_DEPTH_MAX);
     let shared = Arc::new(Shared::new());
     let metrics = node.metrics().clone();
+    // Dropped when the writer stops (the client is gone or reads nothing): the reader stops too.
+    let (writer_alive, writer_stopped) = oneshot::channel::<()>();
     let write_task = tokio::spawn(write_replies(
         writer,
         slots_rx,
         shared.clone(),
         limits,
         metrics,
+        writer_alive,
     ));
-    read_commands(reader, node, limits, slots_tx, shared, shutdown).await;
+    let ends = Ends {
+        writer_stopped,
+        shutdown,
+    };
+    read_commands(reader, node, limits, slots_tx, shared, ends).await;
     // The reader dropped its sender: the writer ends once every queued reply is written.
     if let Err(err) = write_task.await {
         debug!(%err, "reply writer ended abnormally");
@@ -209,14 +213,36 @@ where
     .await;
 }
 
+/// What ends a reader besides its client: the writer stopping, and server shutdown.
+struct Ends {
+    /// Resolves (with an error) once the writer has stopped.
+    writer_stopped: oneshot::Receiver<()>,
+    shutdown: Shutdown,
+}
+
 async fn read_commands<R: AsyncRead + Unpin>(
     mut reader: R,
     node: NodeHandle,
     limits: ConnectionLimits,
     slots: mpsc::Sender<Slot>,
     shared: Arc<Shared>,
-    mut shutdown: Shutdown,
+    ends: Ends,
 ) {
+    let Ends {
+        mut writer_stopped,
+        shutdown,
+    } = ends;
+    // The waits that last the whole connection are made once and polled in place, and a reply
+    // does not wake the reader: making and dropping them in every pass of the loop (a waiter
+    // list each, a timer) and the extra wake-up were a fifth of a store's instructions per
+    // write (docs/perf-log.md, step 9).
+    let mut stop = shutdown.clone();
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    // Checked lazily: armed at the earliest the connection could be idle long enough, and when
+    // it fires re-armed for the real deadline if the connection was busy meanwhile.
+    let idle_check = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle_check);
     let mut decoder = Decoder::new(limits.codec);
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
     // Bytes the decoder consumed towards the command it has not yet produced.
@@ -294,13 +320,9 @@ async fn read_commands<R: AsyncRead + Unpin>(
             (Some(since), false) => Some(since + limits.partial_command_timeout),
             _ => None,
         };
-        // Idle: nothing in flight at all. A command waiting for the cluster is not idle, and a
-        // client that reads none of its replies is the writer's to time out.
-        let idle = between_commands
-            && shared.unanswered.load(Ordering::Acquire) == 0
-            && shared.unsent_reply_bytes.load(Ordering::Acquire) == 0;
-        let idle_deadline = idle.then(|| last_read.max(shared.last_write()) + limits.idle_timeout);
         tokio::select! {
+            // The read first: when it is what woke us, nothing else need be polled.
+            biased;
             read = reader.read_buf(&mut buf), if !over_budget => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -308,23 +330,32 @@ async fn read_commands<R: AsyncRead + Unpin>(
                     node.metrics().client_bytes_received.inc_by(n as u64);
                 }
             },
-            // Over budget: wait for the writer to make room. Between commands with something
-            // in flight: wait for it to finish, when the idle clock starts.
-            _ = shared.progress.notified(), if over_budget || (between_commands && !idle) => {}
-            _ = shared.closed.notified() => return,
+            // Over budget: wait for the writer to make room.
+            _ = shared.progress.notified(), if over_budget => {}
+            _ = &mut writer_stopped => return,
             // Shutdown stops a connection between commands; one in the middle of a command
             // may finish it (the listener's drain timeout bounds how long that can take).
-            _ = shutdown.wait(), if between_commands => return,
+            _ = &mut stopped, if between_commands => return,
             _ = sleep_until(partial_deadline) => {
                 debug!("command still incomplete after the partial-command timeout; closing");
                 return;
             }
-            _ = sleep_until(idle_deadline) => {
-                // The writer may have written meanwhile: only close if still quiet.
-                if last_read.max(shared.last_write()) + limits.idle_timeout <= Instant::now() {
+            _ = &mut idle_check => {
+                // Idle: between commands with nothing in flight at all. A command waiting for
+                // the cluster is not idle, and a client that reads none of its replies is the
+                // writer's to time out.
+                let idle = between_commands
+                    && shared.unanswered.load(Ordering::Acquire) == 0
+                    && shared.unsent_reply_bytes.load(Ordering::Acquire) == 0;
+                let quiet_until = last_read.max(shared.last_write()) + limits.idle_timeout;
+                let now = Instant::now();
+                if idle && quiet_until <= now {
                     debug!("connection idle for the idle timeout; closing");
                     return;
                 }
+                // Busy now: idle at the earliest once what is in flight is done, which is later.
+                let next = if idle { quiet_until } else { now + limits.idle_timeout };
+                idle_check.as_mut().reset(next);
             }
         }
     }
@@ -456,6 +487,8 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
+    // Dropped once the writer stops: tells the reader.
+    alive: oneshot::Sender<()>,
 ) {
     let stall = limits.idle_timeout;
     let mut out = BytesMut::with_capacity(4096);
@@ -505,6 +538,6 @@ async fn write_replies<W: AsyncWrite + Unpin>(
             }
         }
     }
-    shared.closed.notify_one();
+    drop(alive);
     let _ = tokio::time::timeout(stall, writer.shutdown()).await;
 }

@@ -52,7 +52,8 @@ impl TestCluster {
         TestCluster::start_with(n, "").await
     }
 
-    /// Like [`TestCluster::start`], with `settings` (TOML top-level keys) added to the file.
+    /// Like [`TestCluster::start`], with `settings` (TOML top-level keys) added to the file; if
+    /// they set `election_timeout_ms` they must set `heartbeat_interval_ms` too.
     pub async fn start_with(n: usize, settings: &str) -> TestCluster {
         TestCluster::start_skewed(n, settings, &[]).await
     }
@@ -77,7 +78,11 @@ impl TestCluster {
         }
         // One cluster file for all (as in production): each member's peer address is its
         // proxy's; the member listens on its real address behind it.
-        let mut text = String::from("election_timeout_ms = 500\nheartbeat_interval_ms = 50\n");
+        // Fast elections unless `settings` chooses its own timing.
+        let mut text = String::new();
+        if !settings.contains("election_timeout_ms") {
+            text.push_str("election_timeout_ms = 500\nheartbeat_interval_ms = 50\n");
+        }
         text.push_str(settings);
         for j in 1..=n {
             text.push_str(&format!(
