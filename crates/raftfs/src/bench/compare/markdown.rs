@@ -55,6 +55,7 @@ fn header(md: &mut String, results: &Results) {
          defaults), one system at a time. ZooKeeper runs with a {heap} heap, its admin server \
          off and no limit of connections per client address (`maxClientCnxns=0`: every client \
          connects from 127.0.0.1).\n\
+         {rounds}\
          - Peer links run in each system's default: raftfs's members authenticate each other \
          and encrypt their traffic with mutual TLS; etcd's and ZooKeeper's peer links are \
          plaintext. Clients speak plaintext to all three.\n\
@@ -76,6 +77,7 @@ fn header(md: &mut String, results: &Results) {
         duration = results.duration_s,
         cores = m.cores,
         heap = results.zookeeper_heap,
+        rounds = rounds_line(results),
     );
     let fsync = match (results.fsync.per_s, &results.fsync.error) {
         (Some(rate), _) => format!(
@@ -121,6 +123,27 @@ fn header(md: &mut String, results: &Results) {
             starts.join(", ")
         );
     }
+}
+
+/// The set-up's line on rounds (none for a single round).
+fn rounds_line(results: &Results) -> String {
+    if results.rounds <= 1 {
+        return String::new();
+    }
+    let order: Vec<&str> = results
+        .systems
+        .iter()
+        .map(|s| display_name(&s.system))
+        .collect();
+    format!(
+        "- {} rounds, the systems taking turns: each round starts a fresh cluster of {}, \
+         one after the other, and runs every case on it, so that a shared machine's drift \
+         falls on all of them alike. Every figure below is a case's median round by \
+         throughput (its ratios too), with the ops/s of each round in the order they ran \
+         in the last column.\n",
+        results.rounds,
+        order.join(", then ")
+    )
 }
 
 /// The summary: operations/s per case and system, with raftfs's ratios.
@@ -200,8 +223,14 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
     let _ = write!(
         md,
         "## {title}\n\n\
-         | System | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k ops | RSS MiB (peak) | errors |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n"
+         | System | ops/s | p50 ms | p99 ms | p99.9 ms | CPU s / 1k ops | RSS MiB (peak) | errors |{}\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|{}\n",
+        if results.rounds > 1 {
+            " ops/s by round |"
+        } else {
+            ""
+        },
+        if results.rounds > 1 { "---:|" } else { "" },
     );
     let mut notes = Vec::new();
     let mut plots = Vec::new();
@@ -209,7 +238,8 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
         let label = display_name(&system.system);
         let Some(run) = run_of(system, name) else {
             if let Some(err) = &system.error {
-                let _ = writeln!(md, "| {label} | — | — | — | — | — | — | — |");
+                let blank = if results.rounds > 1 { " — |" } else { "" };
+                let _ = writeln!(md, "| {label} | — | — | — | — | — | — | — |{blank}");
                 notes.push(format!("{label} did not run: {}", cell(err)));
             }
             continue;
@@ -219,7 +249,7 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
                 let errors: u64 = report.errors.values().sum();
                 let _ = writeln!(
                     md,
-                    "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {label} | {} | {} | {} | {} | {} | {} | {} |{}",
                     thousands(report.ops_per_s),
                     ms(report.latency.p50_us),
                     ms(report.latency.p99_us),
@@ -228,6 +258,7 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
                         .map_or("—".to_owned(), |c| format!("{c:.2}")),
                     memory(run.rss_kib, run.hwm_kib),
                     thousands(errors as f64),
+                    by_round(results, run),
                 );
                 if errors > 0 {
                     let kinds: Vec<String> = report
@@ -239,7 +270,11 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
                 }
             }
             None => {
-                let _ = writeln!(md, "| {label} | — | — | — | — | — | — | — |");
+                let _ = writeln!(
+                    md,
+                    "| {label} | — | — | — | — | — | — | — |{}",
+                    by_round(results, run)
+                );
                 notes.push(format!(
                     "{label} failed: {}",
                     cell(run.error.as_deref().unwrap_or("no report"))
@@ -294,6 +329,19 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
     for plot in plots {
         let _ = writeln!(md, "{plot}\n");
     }
+}
+
+/// The last column with rounds: each round's ops/s, `—` for a failed one.
+fn by_round(results: &Results, run: &RunResult) -> String {
+    if results.rounds <= 1 {
+        return String::new();
+    }
+    let figures: Vec<String> = run
+        .rounds
+        .iter()
+        .map(|r| r.ops_per_s.map_or("—".to_owned(), thousands))
+        .collect();
+    format!(" {} |", figures.join(" / "))
 }
 
 /// Microseconds as milliseconds, with about three significant digits.
@@ -426,6 +474,7 @@ mod tests {
             rss_kib: Some(300 * 1024),
             hwm_kib: Some(420 * 1024),
             plot: None,
+            rounds: Vec::new(),
         }
     }
 
@@ -454,6 +503,7 @@ mod tests {
             },
             duration_s: 8.0,
             warmup_s: 1.0,
+            rounds: 1,
             value_size: 256,
             files: 1000,
             zookeeper_heap: "512m".to_owned(),
@@ -540,6 +590,48 @@ mod tests {
         assert!(md.contains("etcd did not start (etcd did not come up)"));
         assert!(md.contains("- etcd did not run: etcd did not come up"));
         assert!(md.contains("| Writes, 64 connections | — | — | 10,000 | — | — |"));
+    }
+
+    #[test]
+    fn rounds_are_merged_to_the_median_and_shown_beside_it() {
+        use crate::bench::compare::results::merge_rounds;
+        // Three rounds of etcd and raftfs; raftfs's second round of write-64 failed.
+        let round = |etcd: f64, raftfs: Option<f64>| {
+            let mut r = results();
+            r.systems.remove(1);
+            r.systems[0].runs = vec![run("write-64", Some(report("etcd", etcd, 30_000)), None)];
+            r.systems[1].runs = vec![match raftfs {
+                Some(ops) => run("write-64", Some(report("raftfs", ops, 10_000)), None),
+                None => run("write-64", None, Some("member 3 died")),
+            }];
+            r.systems
+        };
+        let mut results = results();
+        results.systems = merge_rounds(vec![
+            round(4000.0, Some(12_000.0)),
+            round(3000.0, None),
+            round(5000.0, Some(10_000.0)),
+        ]);
+        results.rounds = 3;
+        let [etcd, raftfs] = &results.systems[..] else {
+            panic!("two systems: {:?}", results.systems);
+        };
+        // The median of three; of two successes, the lower.
+        assert_eq!(etcd.runs[0].ops_per_s(), Some(4000.0));
+        assert_eq!(raftfs.runs[0].ops_per_s(), Some(10_000.0));
+        let ops: Vec<Option<f64>> = raftfs.runs[0].rounds.iter().map(|r| r.ops_per_s).collect();
+        assert_eq!(ops, vec![Some(12_000.0), None, Some(10_000.0)]);
+        let md = render(&results, Path::new(""));
+        assert!(md.contains("- 3 rounds, the systems taking turns"), "{md}");
+        assert!(md.contains("cluster of etcd, then raftfs, one after the other"));
+        assert!(md.contains(
+            "| etcd | 4,000 | 0.81 | 30.0 | 12.3 | 0.50 | 300 (420) | 0 | 4,000 / 3,000 / 5,000 |"
+        ));
+        assert!(md.contains(
+            "| raftfs | 10,000 | 0.81 | 10.0 | 12.3 | 0.50 | 300 (420) | 0 | 12,000 / — / 10,000 |"
+        ));
+        // The summary's ratio is of the medians.
+        assert!(md.contains("| Writes, 64 connections | 4,000 | 10,000 | 2.50× |"));
     }
 
     #[test]

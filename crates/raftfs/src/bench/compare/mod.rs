@@ -19,7 +19,7 @@ use clap::Args;
 
 use crate::bench::load::{self, LoadArgs, Target, Workload};
 use machine::Machine;
-use results::{Fsync, Results, RunResult, SystemResult};
+use results::{Fsync, Results, RunResult, SystemResult, merge_rounds};
 use systems::{Cluster, Setup};
 
 /// Arguments of `raftfs bench compare`.
@@ -43,6 +43,11 @@ pub struct CompareArgs {
     /// Seconds of load before each case is measured.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
+    /// How many times every system runs every case. The systems take turns (each round runs
+    /// every system once), so a shared machine's drift falls on all of them alike; each case
+    /// reports its median round by throughput, with every round's figure beside it.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// The markdown report to write (given twice, the last wins: bench/compare.sh passes it).
     #[arg(long, default_value = "BENCHMARKS.md", overrides_with = "out")]
     pub out: PathBuf,
@@ -193,6 +198,9 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     if !(args.duration > 0.0 && args.warmup >= 0.0) {
         bail!("--duration must be above 0 and --warmup at least 0");
     }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work_dir = parent.join(format!("raftfs-compare-{}", std::process::id()));
     std::fs::create_dir_all(&work_dir)
@@ -285,21 +293,65 @@ async fn compare(args: &CompareArgs, setup: &Setup) -> anyhow::Result<Results> {
     let machine = Machine::describe(&args.etcd, &args.java);
     let fsync = measure_fsync(&setup.work_dir, args.fsync_seconds);
     let ticks_per_s = proc::clock_ticks()?;
-    let mut systems = Vec::new();
-    for &system in &args.systems {
-        systems.push(measure_system(args, setup, system, &cases, ticks_per_s).await);
+    let mut rounds = Vec::new();
+    for round in 1..=args.rounds {
+        eprintln!("raftfs bench compare: round {round} of {}", args.rounds);
+        let mut systems = Vec::new();
+        for &system in &args.systems {
+            systems.push(measure_system(args, setup, system, &cases, ticks_per_s, round).await);
+        }
+        rounds.push(systems);
     }
+    let mut systems = merge_rounds(rounds);
+    keep_median_plots(args, &mut systems)?;
     Ok(Results {
         date,
         machine,
         fsync,
         duration_s: args.duration,
         warmup_s: args.warmup,
+        rounds: args.rounds,
         value_size: VALUE_SIZE,
         files: FILES,
         zookeeper_heap: args.zookeeper_heap.clone(),
         systems,
     })
+}
+
+/// Where round `round`'s plot of `case` against `system` goes: `<system>-<case>.svg`, with a
+/// `-round<N>` suffix while there are rounds to choose from.
+fn plot_path(args: &CompareArgs, system: &str, case: &str, round: usize) -> PathBuf {
+    let suffix = if args.rounds > 1 {
+        format!("-round{round}")
+    } else {
+        String::new()
+    };
+    args.plots_dir.join(format!("{system}-{case}{suffix}.svg"))
+}
+
+/// Renames each case's median-round plot to the plain name and deletes the other rounds'.
+fn keep_median_plots(args: &CompareArgs, systems: &mut [SystemResult]) -> anyhow::Result<()> {
+    if args.rounds <= 1 {
+        return Ok(());
+    }
+    for system in systems {
+        for run in &mut system.runs {
+            let Some(chosen) = run.plot.take() else {
+                continue;
+            };
+            let kept = args
+                .plots_dir
+                .join(format!("{}-{}.svg", system.system, run.case));
+            std::fs::rename(&chosen, &kept)
+                .with_context(|| format!("cannot rename {chosen} to {}", kept.display()))?;
+            run.plot = Some(kept.display().to_string());
+            for round in 1..=args.rounds {
+                // The other rounds' plots; the chosen one was renamed away already.
+                let _ = std::fs::remove_file(plot_path(args, &system.system, &run.case, round));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn measure_fsync(dir: &Path, seconds: u64) -> Fsync {
@@ -331,6 +383,7 @@ async fn measure_system(
     system: Target,
     cases: &[&Case],
     ticks_per_s: u64,
+    round: usize,
 ) -> SystemResult {
     let name = systems::name(system);
     let mut result = SystemResult {
@@ -354,7 +407,7 @@ async fn measure_system(
         cluster.start_time.as_secs_f64()
     );
     for case in cases {
-        let run = measure_case(args, &mut cluster, case, ticks_per_s, &setup.log_dir).await;
+        let run = measure_case(args, &mut cluster, case, ticks_per_s, &setup.log_dir, round).await;
         if let Some(err) = &run.error {
             eprintln!("raftfs bench compare: {name} {}: {err}", case.name);
         }
@@ -378,14 +431,10 @@ async fn measure_case(
     case: &Case,
     ticks_per_s: u64,
     log_dir: &Path,
+    round: usize,
 ) -> RunResult {
-    let plot = (args.plot_all || case.name == PLOTTED).then(|| {
-        args.plots_dir.join(format!(
-            "{}-{}.svg",
-            systems::name(cluster.system),
-            case.name
-        ))
-    });
+    let plot = (args.plot_all || case.name == PLOTTED)
+        .then(|| plot_path(args, systems::name(cluster.system), case.name, round));
     let mut run = RunResult {
         case: case.name.to_owned(),
         report: None,
@@ -394,6 +443,7 @@ async fn measure_case(
         rss_kib: None,
         hwm_kib: None,
         plot: None,
+        rounds: Vec::new(),
     };
     let outcome = async {
         cluster.check_running(log_dir)?;

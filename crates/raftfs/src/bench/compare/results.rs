@@ -22,6 +22,10 @@ pub struct Results {
     pub duration_s: f64,
     /// Seconds of warm-up before each run.
     pub warmup_s: f64,
+    /// How many times every system ran every case, the systems taking turns (1 in results
+    /// from before rounds).
+    #[serde(default = "one_round")]
+    pub rounds: usize,
     /// Bytes per value written.
     pub value_size: usize,
     /// Distinct files (keys) the operations spread over.
@@ -75,6 +79,23 @@ pub struct RunResult {
     /// The plot of the run, the path the load generator was given (relative paths are from
     /// the directory the comparison ran in, the repository's root for bench/compare.sh).
     pub plot: Option<String>,
+    /// Every round's figures of this case, in the order they ran; the rest of this entry is
+    /// the median round's (by throughput). Empty in results from before rounds.
+    #[serde(default)]
+    pub rounds: Vec<RoundFigures>,
+}
+
+/// What one round of a case measured, beside the median round's whole entry.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RoundFigures {
+    /// Answered operations per second; `None` if the round failed.
+    pub ops_per_s: Option<f64>,
+    /// The members' CPU seconds per 1,000 answered operations.
+    pub cpu_s_per_1k_ops: Option<f64>,
+}
+
+fn one_round() -> usize {
+    1
 }
 
 impl RunResult {
@@ -83,6 +104,79 @@ impl RunResult {
         let ops = self.report.as_ref()?.ops;
         (ops > 0).then(|| self.cpu_s.map(|cpu| cpu * 1000.0 / ops as f64))?
     }
+
+    /// Answered operations per second, if the run succeeded.
+    pub fn ops_per_s(&self) -> Option<f64> {
+        self.report.as_ref().map(|r| r.ops_per_s)
+    }
+}
+
+/// One result per system from `rounds` (each round's systems in the same order): per case,
+/// the median round by throughput (the lower of the two middle ones for an even count), with
+/// every round's figures in [`RunResult::rounds`]. A case no round of which succeeded keeps
+/// its first round's entry, error and all; a system keeps its first round's start time and
+/// its first error.
+pub fn merge_rounds(rounds: Vec<Vec<SystemResult>>) -> Vec<SystemResult> {
+    let mut rounds = rounds.into_iter();
+    let Some(first) = rounds.next() else {
+        return Vec::new();
+    };
+    // systems[i][c]: every round's run of case c of system i, in round order.
+    let mut merged: Vec<(SystemResult, Vec<Vec<RunResult>>)> = first
+        .into_iter()
+        .map(|mut system| {
+            let runs = std::mem::take(&mut system.runs)
+                .into_iter()
+                .map(|run| vec![run])
+                .collect();
+            (system, runs)
+        })
+        .collect();
+    for round in rounds {
+        for ((system, runs), later) in merged.iter_mut().zip(round) {
+            if system.error.is_none() {
+                system.error = later.error;
+            }
+            for run in later.runs {
+                match runs.iter_mut().find(|r| r[0].case == run.case) {
+                    Some(same_case) => same_case.push(run),
+                    None => runs.push(vec![run]),
+                }
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut system, runs)| {
+            system.runs = runs.into_iter().map(median_round).collect();
+            system
+        })
+        .collect()
+}
+
+/// The median of one case's rounds by throughput, carrying every round's figures.
+fn median_round(runs: Vec<RunResult>) -> RunResult {
+    let figures: Vec<RoundFigures> = runs
+        .iter()
+        .map(|run| RoundFigures {
+            ops_per_s: run.ops_per_s(),
+            cpu_s_per_1k_ops: run.cpu_s_per_1k_ops(),
+        })
+        .collect();
+    let mut ok: Vec<(usize, f64)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, run)| run.ops_per_s().map(|ops| (i, ops)))
+        .collect();
+    ok.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let chosen = ok
+        .get(ok.len().saturating_sub(1) / 2)
+        .map_or(0, |&(i, _)| i);
+    let mut run = runs.into_iter().nth(chosen).unwrap_or_else(|| {
+        unreachable!("a case has at least one round, and `chosen` indexes one of them")
+    });
+    run.rounds = figures;
+    run
 }
 
 impl Results {
