@@ -139,8 +139,8 @@ fn rounds_line(results: &Results) -> String {
         "- {} rounds, the systems taking turns: each round starts a fresh cluster of {}, \
          one after the other, and runs every case on it, so that a shared machine's drift \
          falls on all of them alike. Every figure below is a case's median round by \
-         throughput (its ratios too), with the ops/s of each round in the order they ran \
-         in the last column.\n",
+         throughput (its ratios too), with each round's ops/s and p99 latency, in the order \
+         they ran, in the last two columns.\n",
         results.rounds,
         order.join(", then ")
     )
@@ -238,7 +238,11 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
         let label = display_name(&system.system);
         let Some(run) = run_of(system, name) else {
             if let Some(err) = &system.error {
-                let blank = if results.rounds > 1 { " — |" } else { "" };
+                let blank = if results.rounds > 1 {
+                    " — | — |"
+                } else {
+                    ""
+                };
                 let _ = writeln!(md, "| {label} | — | — | — | — | — | — | — |{blank}");
                 notes.push(format!("{label} did not run: {}", cell(err)));
             }
@@ -331,17 +335,22 @@ fn case_section(md: &mut String, results: &Results, name: &str, title: &str, lin
     }
 }
 
-/// The last column with rounds: each round's ops/s, `—` for a failed one.
+/// The last columns with rounds: each round's ops/s and p99, `—` for a failed one.
 fn by_round(results: &Results, run: &RunResult) -> String {
     if results.rounds <= 1 {
         return String::new();
     }
-    let figures: Vec<String> = run
+    let ops: Vec<String> = run
         .rounds
         .iter()
         .map(|r| r.ops_per_s.map_or("—".to_owned(), thousands))
         .collect();
-    format!(" {} |", figures.join(" / "))
+    let p99: Vec<String> = run
+        .rounds
+        .iter()
+        .map(|r| r.p99_us.map_or("—".to_owned(), ms))
+        .collect();
+    format!(" {} | {} |", ops.join(" / "), p99.join(" / "))
 }
 
 /// Microseconds as milliseconds, with about three significant digits.
@@ -625,10 +634,12 @@ mod tests {
         assert!(md.contains("- 3 rounds, the systems taking turns"), "{md}");
         assert!(md.contains("cluster of etcd, then raftfs, one after the other"));
         assert!(md.contains(
-            "| etcd | 4,000 | 0.81 | 30.0 | 12.3 | 0.50 | 300 (420) | 0 | 4,000 / 3,000 / 5,000 |"
+            "| etcd | 4,000 | 0.81 | 30.0 | 12.3 | 0.50 | 300 (420) | 0 | 4,000 / 3,000 / 5,000 | \
+             30.0 / 30.0 / 30.0 |"
         ));
         assert!(md.contains(
-            "| raftfs | 10,000 | 0.81 | 10.0 | 12.3 | 0.50 | 300 (420) | 0 | 12,000 / — / 10,000 |"
+            "| raftfs | 10,000 | 0.81 | 10.0 | 12.3 | 0.50 | 300 (420) | 0 | 12,000 / — / 10,000 | \
+             10.0 / — / 10.0 |"
         ));
         // The summary's ratio is of the medians.
         assert!(md.contains("| Writes, 64 connections | 4,000 | 10,000 | 2.50× |"));

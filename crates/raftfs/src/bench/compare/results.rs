@@ -92,6 +92,9 @@ pub struct RoundFigures {
     pub ops_per_s: Option<f64>,
     /// The members' CPU seconds per 1,000 answered operations.
     pub cpu_s_per_1k_ops: Option<f64>,
+    /// The 99th percentile of latency, in microseconds.
+    #[serde(default)]
+    pub p99_us: Option<u64>,
 }
 
 fn one_round() -> usize {
@@ -161,6 +164,7 @@ fn median_round(runs: Vec<RunResult>) -> RunResult {
         .map(|run| RoundFigures {
             ops_per_s: run.ops_per_s(),
             cpu_s_per_1k_ops: run.cpu_s_per_1k_ops(),
+            p99_us: run.report.as_ref().map(|r| r.latency.p99_us),
         })
         .collect();
     let mut ok: Vec<(usize, f64)> = runs
