@@ -180,11 +180,16 @@ where
         metrics,
         writer_alive,
     ));
-    let ends = Ends {
+    read_commands(
+        reader,
+        node,
+        limits,
+        slots_tx,
+        shared,
         writer_stopped,
         shutdown,
-    };
-    read_commands(reader, node, limits, slots_tx, shared, ends).await;
+    )
+    .await;
     // The reader dropped its sender: the writer ends once every queued reply is written.
     if let Err(err) = write_task.await {
         debug!(%err, "reply writer ended abnormally");
@@ -213,25 +218,16 @@ where
     .await;
 }
 
-/// What ends a reader besides its client: the writer stopping, and server shutdown.
-struct Ends {
-    /// Resolves (with an error) once the writer has stopped.
-    writer_stopped: oneshot::Receiver<()>,
-    shutdown: Shutdown,
-}
-
 async fn read_commands<R: AsyncRead + Unpin>(
     mut reader: R,
     node: NodeHandle,
     limits: ConnectionLimits,
     slots: mpsc::Sender<Slot>,
     shared: Arc<Shared>,
-    ends: Ends,
+    // Resolves (with an error) once the writer has stopped.
+    mut writer_stopped: oneshot::Receiver<()>,
+    shutdown: Shutdown,
 ) {
-    let Ends {
-        mut writer_stopped,
-        shutdown,
-    } = ends;
     // The waits that last the whole connection are made once and polled in place, and a reply
     // does not wake the reader: making and dropping them in every pass of the loop (a waiter
     // list each, a timer) and the extra wake-up were a fifth of a store's instructions per

@@ -204,11 +204,11 @@ fn run_of<'a>(system: &'a SystemResult, case: &str) -> Option<&'a RunResult> {
 }
 
 fn ops_per_s(run: Option<&RunResult>) -> Option<f64> {
-    run?.report.as_ref().map(|r| r.ops_per_s)
+    run?.ops_per_s()
 }
 
 fn p99_us(run: Option<&RunResult>) -> Option<f64> {
-    run?.report.as_ref().map(|r| r.latency.p99_us as f64)
+    run?.p99_us().map(|us| us as f64)
 }
 
 /// `a / b` as `1.23×`, or a dash if either is missing or b is 0.

@@ -318,14 +318,10 @@ async fn compare(args: &CompareArgs, setup: &Setup) -> anyhow::Result<Results> {
     })
 }
 
-/// Where round `round`'s plot of `case` against `system` goes: `<system>-<case>.svg`, with a
-/// `-round<N>` suffix while there are rounds to choose from.
-fn plot_path(args: &CompareArgs, system: &str, case: &str, round: usize) -> PathBuf {
-    let suffix = if args.rounds > 1 {
-        format!("-round{round}")
-    } else {
-        String::new()
-    };
+/// Where the plot of `case` against `system` goes: `<system>-<case>.svg`, or with a
+/// `-round<N>` suffix for a round's plot while there are rounds to choose from.
+fn plot_path(args: &CompareArgs, system: &str, case: &str, round: Option<usize>) -> PathBuf {
+    let suffix = round.map_or(String::new(), |round| format!("-round{round}"));
     args.plots_dir.join(format!("{system}-{case}{suffix}.svg"))
 }
 
@@ -339,15 +335,14 @@ fn keep_median_plots(args: &CompareArgs, systems: &mut [SystemResult]) -> anyhow
             let Some(chosen) = run.plot.take() else {
                 continue;
             };
-            let kept = args
-                .plots_dir
-                .join(format!("{}-{}.svg", system.system, run.case));
+            let kept = plot_path(args, &system.system, &run.case, None);
             std::fs::rename(&chosen, &kept)
                 .with_context(|| format!("cannot rename {chosen} to {}", kept.display()))?;
             run.plot = Some(kept.display().to_string());
             for round in 1..=args.rounds {
                 // The other rounds' plots; the chosen one was renamed away already.
-                let _ = std::fs::remove_file(plot_path(args, &system.system, &run.case, round));
+                let _ =
+                    std::fs::remove_file(plot_path(args, &system.system, &run.case, Some(round)));
             }
         }
     }
@@ -433,8 +428,10 @@ async fn measure_case(
     log_dir: &Path,
     round: usize,
 ) -> RunResult {
-    let plot = (args.plot_all || case.name == PLOTTED)
-        .then(|| plot_path(args, systems::name(cluster.system), case.name, round));
+    let plot = (args.plot_all || case.name == PLOTTED).then(|| {
+        let round = (args.rounds > 1).then_some(round);
+        plot_path(args, systems::name(cluster.system), case.name, round)
+    });
     let mut run = RunResult {
         case: case.name.to_owned(),
         report: None,

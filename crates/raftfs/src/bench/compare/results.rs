@@ -112,6 +112,11 @@ impl RunResult {
     pub fn ops_per_s(&self) -> Option<f64> {
         self.report.as_ref().map(|r| r.ops_per_s)
     }
+
+    /// The 99th percentile of latency in microseconds, if the run succeeded.
+    pub fn p99_us(&self) -> Option<u64> {
+        self.report.as_ref().map(|r| r.latency.p99_us)
+    }
 }
 
 /// One result per system from `rounds` (each round's systems in the same order): per case,
@@ -158,13 +163,13 @@ pub fn merge_rounds(rounds: Vec<Vec<SystemResult>>) -> Vec<SystemResult> {
 }
 
 /// The median of one case's rounds by throughput, carrying every round's figures.
-fn median_round(runs: Vec<RunResult>) -> RunResult {
+fn median_round(mut runs: Vec<RunResult>) -> RunResult {
     let figures: Vec<RoundFigures> = runs
         .iter()
         .map(|run| RoundFigures {
             ops_per_s: run.ops_per_s(),
             cpu_s_per_1k_ops: run.cpu_s_per_1k_ops(),
-            p99_us: run.report.as_ref().map(|r| r.latency.p99_us),
+            p99_us: run.p99_us(),
         })
         .collect();
     let mut ok: Vec<(usize, f64)> = runs
@@ -176,9 +181,8 @@ fn median_round(runs: Vec<RunResult>) -> RunResult {
     let chosen = ok
         .get(ok.len().saturating_sub(1) / 2)
         .map_or(0, |&(i, _)| i);
-    let mut run = runs.into_iter().nth(chosen).unwrap_or_else(|| {
-        unreachable!("a case has at least one round, and `chosen` indexes one of them")
-    });
+    // A case has at least one round, and `chosen` indexes one of them.
+    let mut run = runs.swap_remove(chosen);
     run.rounds = figures;
     run
 }
