@@ -245,7 +245,9 @@ fn the_failover_benchmark_kills_a_leader_and_counts_the_elections() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("kill  1: member") && text.contains("elections"),
+        text.contains("kill  1: member")
+            && text.contains(" election")
+            && text.contains("during the failovers"),
         "{text}"
     );
 }
