@@ -516,14 +516,14 @@ impl Node {
             self.reject_vote(from, req.prevote);
             return;
         }
-        if !req.prevote {
-            if self.vote != Some(from) {
-                self.vote = Some(from);
-                self.save_state();
-            }
-            // Granting a vote defers our own candidacy (thesis 3.4).
-            self.election_deadline = self.timer.deadline(self.now);
+        if !req.prevote && self.vote != Some(from) {
+            self.vote = Some(from);
+            self.save_state();
         }
+        // Granting a vote defers our own candidacy (thesis 3.4), and so does granting a
+        // pre-vote: the pre-candidate asks for real votes once its new term is durable, and a
+        // campaign of ours started in that gap would split them between the two of us.
+        self.election_deadline = self.timer.deadline(self.now);
         self.send(
             from,
             Message::VoteResponse(VoteResponse {

@@ -187,9 +187,11 @@ fn soak(seed: u64) {
             c.restart(id);
         }
     }
-    let leader = c.run_until_leader(20 * ELECTION_MS).unwrap();
+    c.run_until_leader(20 * ELECTION_MS).unwrap();
+    // Delivering what is still in flight can depose that leader (a member that climbed to a
+    // newer term while cut off answers it): wait for the leader that survives.
     c.deliver_all();
-    let leader = c.leader().unwrap_or(leader);
+    let leader = c.run_until_leader(20 * ELECTION_MS).unwrap();
     c.propose(leader, vec![Bytes::from_static(b"final")]);
     c.advance(5 * ELECTION_MS);
     let reference = commands(&c, leader);
@@ -271,9 +273,11 @@ fn chaos(seed: u64) {
             c.restart(id);
         }
     }
-    let leader = c.run_until_leader(20 * ELECTION_MS).unwrap();
+    c.run_until_leader(20 * ELECTION_MS).unwrap();
+    // Delivering what is still in flight can depose that leader (a member that climbed to a
+    // newer term while cut off answers it): wait for the leader that survives.
     c.deliver_all();
-    let leader = c.leader().unwrap_or(leader);
+    let leader = c.run_until_leader(20 * ELECTION_MS).unwrap();
     c.propose(leader, vec![Bytes::from_static(b"final")]);
     c.advance(5 * ELECTION_MS);
     let reference = commands(&c, leader);

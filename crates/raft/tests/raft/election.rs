@@ -251,6 +251,33 @@ fn section_9_6_prevote_grant_changes_nothing_at_the_voter() {
 }
 
 #[test]
+fn a_granted_prevote_defers_the_voters_own_candidacy() {
+    // Between a pre-candidate's won poll and its vote requests lies the fsync of its new term;
+    // a voter whose own timer fired in that gap would stand too and could split the vote.
+    let (mut node, start) = node_with(5, 4, &[4], config(1));
+    let first = alarm(&start).unwrap();
+    let at = first.0 - 1;
+    let acts = step(&mut node, at, vote_request(2, 5, (1, 4), true));
+    assert!(vote_responses(&acts)[0].1.granted);
+    let deferred = alarm(&acts).expect("a new deadline is announced");
+    assert!(
+        (at + ELECTION_MS..at + 2 * ELECTION_MS).contains(&deferred.0),
+        "{deferred:?}"
+    );
+    // The old deadline passes without a campaign.
+    step(&mut node, first.0, raft::Event::Timeout);
+    assert_eq!(node.role(), Role::Follower);
+    // A rejected pre-vote (the candidate's log is behind ours) defers nothing.
+    let (mut node, start) = node_with(5, 4, &[4], config(1));
+    let first = alarm(&start).unwrap();
+    let acts = step(&mut node, first.0 - 1, vote_request(2, 5, (0, 0), true));
+    assert!(!vote_responses(&acts)[0].1.granted);
+    assert_eq!(alarm(&acts), None, "the deadline stands");
+    step(&mut node, first.0, raft::Event::Timeout);
+    assert_eq!(node.role(), Role::PreCandidate);
+}
+
+#[test]
 fn section_9_6_prevote_responses_from_other_rounds_do_not_count() {
     let (mut node, _) = node_with(5, 4, &[], config(1));
     time_out(&mut node, 0);
