@@ -524,6 +524,16 @@ impl Node {
         // pre-vote: the pre-candidate asks for real votes once its new term is durable, and a
         // campaign of ours started in that gap would split them between the two of us.
         self.election_deadline = self.timer.deadline(self.now);
+        if req.prevote
+            && req.term > self.term
+            && self.role == Role::PreCandidate
+            && self.yields_to(from, &req)
+        {
+            // Two pre-candidates polling at once (their timers fired within a round trip) would
+            // both win their polls and split the real votes. The one that ranks lower stands
+            // down; the other's poll goes on.
+            self.become_follower(self.term, None);
+        }
         self.send(
             from,
             Message::VoteResponse(VoteResponse {
@@ -532,6 +542,15 @@ impl Node {
                 prevote: req.prevote,
             }),
         );
+    }
+
+    /// Whether a pre-candidate ranks below the pre-candidate `from` whose pre-vote it grants:
+    /// `from`'s log is more up to date, or as up to date and `from` has the lower id. Exactly
+    /// one of two pre-candidates yields to the other.
+    fn yields_to(&self, from: NodeId, req: &VoteRequest) -> bool {
+        let ours = (self.log.last_term(), self.log.last_index());
+        let theirs = (req.last_log_term, req.last_log_index);
+        theirs > ours || (theirs == ours && from < self.id())
     }
 
     /// Sends a (pre-)vote rejection carrying our term.

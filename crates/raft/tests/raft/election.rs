@@ -278,6 +278,42 @@ fn a_granted_prevote_defers_the_voters_own_candidacy() {
 }
 
 #[test]
+fn of_two_pre_candidates_polling_at_once_the_lower_ranked_stands_down() {
+    // Node 3 polls for term 5; node 2 polls for the same term with the same log. Node 3 grants
+    // and stands down (the lower id goes on), so the two cannot split the real votes.
+    let (mut node, _) = node_with(5, 4, &[4], config(3));
+    time_out(&mut node, 0);
+    assert_eq!(node.role(), Role::PreCandidate);
+    let at = 2 * ELECTION_MS;
+    let acts = step(&mut node, at, vote_request(2, 5, (1, 4), true));
+    assert!(vote_responses(&acts)[0].1.granted);
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.term(), Term(4));
+    let deferred = alarm(&acts).expect("a new deadline is announced");
+    assert!((at + ELECTION_MS..at + 2 * ELECTION_MS).contains(&deferred.0));
+    // Grants of the abandoned poll no longer elect it.
+    step(&mut node, at, vote_response(4, 5, true, true));
+    step(&mut node, at, vote_response(5, 5, true, true));
+    assert_eq!(node.role(), Role::Follower);
+
+    // The higher-ranked one grants too but keeps polling: by its lower id, or by its log.
+    let (mut node, _) = node_with(5, 4, &[4], config(1));
+    time_out(&mut node, 0);
+    step(&mut node, at, vote_request(2, 5, (1, 4), true));
+    assert_eq!(node.role(), Role::PreCandidate);
+    let (mut node, _) = node_with(5, 4, &[4, 4], config(3));
+    time_out(&mut node, 0);
+    let acts = step(&mut node, at, vote_request(2, 5, (1, 4), true));
+    assert!(!vote_responses(&acts)[0].1.granted, "a shorter log");
+    assert_eq!(node.role(), Role::PreCandidate);
+    // A pre-candidate with the longer log wins over a lower id.
+    let (mut node, _) = node_with(5, 4, &[4], config(1));
+    time_out(&mut node, 0);
+    step(&mut node, at, vote_request(2, 5, (2, 4), true));
+    assert_eq!(node.role(), Role::Follower);
+}
+
+#[test]
 fn section_9_6_prevote_responses_from_other_rounds_do_not_count() {
     let (mut node, _) = node_with(5, 4, &[], config(1));
     time_out(&mut node, 0);
