@@ -241,6 +241,25 @@ MUTANTS = [
         runner="raft",
     ),
     Mutant(
+        "prevote-grant-defers-nothing",
+        "granting a pre-vote restarts the voter's election timer, as granting a vote does",
+        "crates/raft/src/node.rs",
+        "        self.election_deadline = self.timer.deadline(self.now);\n        if req.prevote\n",
+        "        if !req.prevote {\n            self.election_deadline = self.timer.deadline(self.now);\n        }\n        if req.prevote\n",
+        # Liveness only (a split vote costs one more election timeout): no safety check can
+        # see it. The core's tests hold the rule.
+        runner="raft",
+    ),
+    Mutant(
+        "pre-candidates-never-yield",
+        "of two pre-candidates polling at once, the lower-ranked stands down",
+        "crates/raft/src/node.rs",
+        "            && self.yields_to(from, &req)\n        {",
+        "            && self.yields_to(from, &req)\n            && false\n        {",
+        # Liveness only, like the rule above.
+        runner="raft",
+    ),
+    Mutant(
         "read-round-never-widened",
         "a ReadIndex round sent to only some voters goes to all if a majority does not answer in time",
         "crates/raft/src/node/leader.rs",
