@@ -44,7 +44,8 @@ pub enum BenchKind {
     /// The disk's rate of small write+fdatasync pairs, for comparison with write throughput.
     Fsync(FsyncArgs),
     /// Leader failover time: start a local cluster, SIGKILL its leader repeatedly under load,
-    /// and time each kill until a write is acknowledged again.
+    /// and time each kill until a write is acknowledged again, counting each failover's
+    /// elections.
     Failover(crate::bench::failover::FailoverArgs),
     /// Snapshots and log compaction: memory and disk of a local cluster under many writes, a
     /// stopped follower's catch-up, and single-node restart time after a short and a long
