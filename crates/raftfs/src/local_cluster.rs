@@ -355,6 +355,17 @@ pub(crate) fn stop_all(members: &mut [Child]) {
     }
 }
 
+/// Member `id`'s log file in `dir` (`node-ID.log`, appended to across restarts), for its stderr.
+pub fn member_log(dir: &Path, id: u64) -> anyhow::Result<Stdio> {
+    let path = dir.join(format!("node-{id}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Stdio::from(file))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

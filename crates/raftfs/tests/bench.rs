@@ -21,6 +21,8 @@ fn bench(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_raftfs"))
         .arg("bench")
         .args(args)
+        // The default filter (info), whatever the caller's environment says.
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
         .expect("run raftfs bench");
@@ -232,6 +234,7 @@ fn the_fsync_benchmark_reports_a_rate() {
 #[test]
 fn the_failover_benchmark_kills_a_leader_and_counts_the_elections() {
     let base = common::free_base_port(3).to_string();
+    let logs = tempfile::tempdir().unwrap();
     let out = bench(&[
         "failover",
         "--kills",
@@ -242,6 +245,8 @@ fn the_failover_benchmark_kills_a_leader_and_counts_the_elections() {
         "2",
         "--base-port",
         &base,
+        "--logs",
+        logs.path().to_str().unwrap(),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -249,6 +254,15 @@ fn the_failover_benchmark_kills_a_leader_and_counts_the_elections() {
             && text.contains(" election")
             && text.contains("during the failovers"),
         "{text}"
+    );
+    // Every member's log is kept, and shows its role changes.
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(logs.path().join(format!("node-{id}.log"))).unwrap();
+        assert!(log.contains("role changed"), "member {id}: {log}");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("killing the leader"),
+        "the kill is logged"
     );
 }
 

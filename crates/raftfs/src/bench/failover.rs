@@ -1,6 +1,7 @@
 //! `raftfs bench failover`: how long a cluster takes to acknowledge a write after its leader is
 //! killed with SIGKILL, over repeated kills, with client load running throughout.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::local_cluster::LocalCluster;
+use crate::local_cluster::{self, LocalCluster};
 use client::{Client, Connection};
 
 /// Arguments of `raftfs bench failover`.
@@ -29,6 +30,10 @@ pub struct FailoverArgs {
     /// Clients writing in the background throughout.
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
+    /// Keep each member's log in DIR/node-ID.log (appended to across its restarts), to see
+    /// what a slow failover did; each kill is logged on stderr with the same clock.
+    #[arg(long, value_name = "DIR")]
+    pub logs: Option<PathBuf>,
 }
 
 /// How long one probe attempt may wait for an answer before trying another member.
@@ -42,9 +47,13 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("raftfs-failover-{}", std::process::id()));
     let mut cluster = LocalCluster::create(&dir, args.nodes, args.base_port)?;
+    if let Some(logs) = &args.logs {
+        std::fs::create_dir_all(logs)
+            .with_context(|| format!("cannot create {}", logs.display()))?;
+    }
     let result = async {
         for i in 1..=args.nodes {
-            cluster.start(i, Stdio::null())?;
+            cluster.start(i, member_stderr(&args, i)?)?;
         }
         measure(&args, &mut cluster).await
     }
@@ -67,6 +76,14 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
         elections.during,
     );
     Ok(())
+}
+
+/// Where member `id`'s log goes: its file under `--logs`, or nowhere.
+fn member_stderr(args: &FailoverArgs, id: u64) -> anyhow::Result<Stdio> {
+    match &args.logs {
+        Some(dir) => local_cluster::member_log(dir, id),
+        None => Ok(Stdio::null()),
+    }
 }
 
 /// The highest term any running member reports: each election (a candidacy after a
@@ -126,6 +143,7 @@ async fn measure(
     for kill in 1..=args.kills {
         let leader = cluster.settled_leader().await?;
         let term_before = highest_term(cluster).await?;
+        tracing::info!(kill, member = leader, "killing the leader");
         cluster.kill(leader).context("cannot kill the leader")?;
         let killed_at = Instant::now();
         probe_write(&clients, kill).await?;
@@ -141,7 +159,7 @@ async fn measure(
         );
         times.push(took);
         during += held;
-        cluster.start(leader, Stdio::null())?;
+        cluster.start(leader, member_stderr(args, leader)?)?;
     }
     cluster.settled_leader().await?;
     let elections = highest_term(cluster).await?.saturating_sub(first_term);

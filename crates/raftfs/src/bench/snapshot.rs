@@ -251,7 +251,7 @@ async fn soak(args: &SnapshotsArgs, load: &Load, dir: &Path) -> anyhow::Result<V
     check_ports_free(args.base_port, args.nodes)?;
     let mut cluster = LocalCluster::create(dir, args.nodes, args.base_port)?;
     for id in 1..=args.nodes {
-        cluster.start(id, log_file(dir, id)?)?;
+        cluster.start(id, crate::local_cluster::member_log(dir, id)?)?;
     }
     let leader = cluster.settled_leader().await?;
     let stopped = (1..=args.nodes)
@@ -353,7 +353,7 @@ async fn catch_up(
     let http = cluster.http(id)?.to_owned();
     println!("\ncatch-up: starting member {id} (stopped since before the first write)");
     let started = Instant::now();
-    cluster.start(id, log_file(dir, id)?)?;
+    cluster.start(id, crate::local_cluster::member_log(dir, id)?)?;
     let deadline = started + Duration::from_secs(args.catch_up_timeout);
     let mut mismatch_seen = None;
     let (took, target) = loop {
@@ -496,17 +496,6 @@ fn check_ports_free(base_port: u16, nodes: u64) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// A server log file in `dir`, for member `id`'s stderr.
-fn log_file(dir: &Path, id: u64) -> anyhow::Result<Stdio> {
-    let path = dir.join(format!("node-{id}.log"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(Stdio::from(file))
 }
 
 /// Waits until the member at `http` has applied `index`.
