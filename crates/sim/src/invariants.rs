@@ -23,7 +23,7 @@
 //! wire), and the commit index never decreasing (a consequence of state-machine safety: what a
 //! node applied stays applied), plus the driver contract the harness needs to run at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft::{Entry, LogIndex, NodeId, Role, Term};
 
@@ -52,6 +52,8 @@ pub struct Invariants {
     nodes: Vec<NodeView>,
     /// The leader of each term seen.
     leaders: BTreeMap<Term, NodeId>,
+    /// Terms in which some node was seen a candidate (after a step).
+    candidacies: BTreeSet<Term>,
     /// Votes granted: (voter, term) -> candidate.
     votes: BTreeMap<(NodeId, Term), NodeId>,
     /// Every (term, link) seen at each index in any log (position `i - 1`).
@@ -79,6 +81,7 @@ impl Invariants {
             white_box,
             nodes: vec![NodeView::default(); nodes],
             leaders: BTreeMap::new(),
+            candidacies: BTreeSet::new(),
             votes: BTreeMap::new(),
             seen: Vec::new(),
             committed: Chain::new(),
@@ -94,6 +97,15 @@ impl Invariants {
     /// Leaders seen, one per term.
     pub fn leaders_seen(&self) -> usize {
         self.leaders.len()
+    }
+
+    /// Terms in which a candidate stood but no leader was seen: split or lost votes (each one
+    /// costs the cluster another election timeout).
+    pub fn leaderless_elections(&self) -> usize {
+        self.candidacies
+            .iter()
+            .filter(|term| !self.leaders.contains_key(term))
+            .count()
     }
 
     /// Node `k` restarted with `durable` as its history (snapshot and log), its store
@@ -329,6 +341,9 @@ impl Invariants {
         commit: LogIndex,
     ) -> Result<(), Violation> {
         let node = NodeId(k as u64 + 1);
+        if role == Role::Candidate {
+            self.candidacies.insert(term);
+        }
         if role == Role::Leader {
             match self.leaders.get(&term) {
                 Some(&other) if other != node => {

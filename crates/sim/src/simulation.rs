@@ -615,6 +615,7 @@ impl Simulation {
     pub(super) fn report(mut self, result: Result<(), Violation>) -> RunReport {
         self.stats.committed = self.invariants.committed_len();
         self.stats.leaders = self.invariants.leaders_seen() as u64;
+        self.stats.leaderless_elections = self.invariants.leaderless_elections() as u64;
         self.stats.sim_us = self.now.0;
         self.stats.runs_with_install = u64::from(self.stats.snapshots_installed > 0);
         self.stats.sim_us_max = self.now.0;

@@ -171,6 +171,8 @@ pub struct RunStats {
     pub messages: u64,
     /// Distinct (term, leader) pairs seen.
     pub leaders: u64,
+    /// Terms in which a candidate stood and no leader was seen (split or lost votes).
+    pub leaderless_elections: u64,
     /// Entries committed (the longest committed prefix).
     pub committed: u64,
     /// Simulated time, microseconds.
@@ -213,6 +215,7 @@ impl AddAssign for RunStats {
         self.events_max = self.events_max.max(o.events_max);
         self.messages += o.messages;
         self.leaders += o.leaders;
+        self.leaderless_elections += o.leaderless_elections;
         self.committed += o.committed;
         self.sim_us += o.sim_us;
         self.sim_us_max = self.sim_us_max.max(o.sim_us_max);
@@ -263,7 +266,11 @@ impl fmt::Display for RunStats {
             self.runs_with_install,
             self.runs
         )?;
-        writeln!(f, "leaders elected:   {}", self.leaders)?;
+        writeln!(
+            f,
+            "leaders elected:   {} ({} elections without a leader: split or lost votes)",
+            self.leaders, self.leaderless_elections
+        )?;
         writeln!(f, "messages sent:     {}", self.messages)?;
         writeln!(
             f,
