@@ -148,8 +148,8 @@ async fn measure(
         let killed_at = Instant::now();
         probe_write(&clients, kill).await?;
         let took = killed_at.elapsed();
-        // Read after the probe, so a term the probe's write committed in is counted; an
-        // election after the write (none is expected) falls to the next kill's line.
+        // Read after the probe, so the term the probe's write committed in is counted; an
+        // election after the write (none is expected) counts in the run's total only.
         let held = highest_term(cluster).await?.saturating_sub(term_before);
         println!(
             "kill {kill:>2}: member {leader} killed; a write was acknowledged after {:.0} ms, \
