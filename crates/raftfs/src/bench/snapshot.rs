@@ -28,7 +28,7 @@ use fs::Reply;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::local_cluster::{LocalCluster, member_ports, stop_all};
+use crate::local_cluster::{LocalCluster, member_log, member_ports, stop_all};
 use client::{Client, ClientError, Connection};
 
 /// Arguments of `raftfs bench snapshots`.
@@ -251,7 +251,7 @@ async fn soak(args: &SnapshotsArgs, load: &Load, dir: &Path) -> anyhow::Result<V
     check_ports_free(args.base_port, args.nodes)?;
     let mut cluster = LocalCluster::create(dir, args.nodes, args.base_port)?;
     for id in 1..=args.nodes {
-        cluster.start(id, crate::local_cluster::member_log(dir, id)?)?;
+        cluster.start(id, member_log(dir, id)?)?;
     }
     let leader = cluster.settled_leader().await?;
     let stopped = (1..=args.nodes)
@@ -353,7 +353,7 @@ async fn catch_up(
     let http = cluster.http(id)?.to_owned();
     println!("\ncatch-up: starting member {id} (stopped since before the first write)");
     let started = Instant::now();
-    cluster.start(id, crate::local_cluster::member_log(dir, id)?)?;
+    cluster.start(id, member_log(dir, id)?)?;
     let deadline = started + Duration::from_secs(args.catch_up_timeout);
     let mut mismatch_seen = None;
     let (took, target) = loop {
