@@ -11,9 +11,17 @@
 //! commit index in a hard state beyond entries already reported durable. Appenders that arrive while an fsync is in progress so share the
 //! next one. After an I/O error the writer is poisoned (fail-stop): that operation and every
 //! later one fail with the error.
+//!
+//! A caller may also commit a batch on its own thread with [`Writer::run_inline`] while the
+//! thread has nothing queued: the same batch, the same one sync, the same completions, without
+//! the two thread wake-ups of a hand-off (one to the writer, one back with the completion).
+//! The log sits behind a mutex the thread holds only while it commits a batch, so the two
+//! never overlap, and a batch is only taken inline when everything submitted before it is
+//! done, so the order of one submitter's operations holds either way.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use crate::disk::Counters;
@@ -80,10 +88,19 @@ struct Request {
     done: Completion,
 }
 
+/// What the thread and inline callers share: the log and whether it is poisoned.
+struct State {
+    log: Log,
+    poisoned: Option<Error>,
+}
+
 /// The handle to the writer thread.
 pub struct Writer {
     sender: Option<SyncSender<Request>>,
-    thread: Option<JoinHandle<Log>>,
+    thread: Option<JoinHandle<()>>,
+    state: Arc<Mutex<State>>,
+    /// Operations submitted to the thread whose batch has not finished yet.
+    queued: Arc<AtomicUsize>,
     counters: Arc<Counters>,
 }
 
@@ -93,13 +110,24 @@ impl Writer {
         let (sender, receiver) = mpsc::sync_channel(WRITER_QUEUE_OPS_MAX);
         let counters = log.counters();
         let dir = log.dir().to_path_buf();
-        let thread = thread::Builder::new()
-            .name("raftfs-wal-writer".into())
-            .spawn(move || run(log, receiver))
-            .map_err(|e| Error::io("spawn writer thread for", dir, e))?;
+        let state = Arc::new(Mutex::new(State {
+            log,
+            poisoned: None,
+        }));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let state = Arc::clone(&state);
+            let queued = Arc::clone(&queued);
+            thread::Builder::new()
+                .name("raftfs-wal-writer".into())
+                .spawn(move || run(&state, &queued, receiver))
+                .map_err(|e| Error::io("spawn writer thread for", dir, e))?
+        };
         Ok(Writer {
             sender: Some(sender),
             thread: Some(thread),
+            state,
+            queued,
             counters,
         })
     }
@@ -108,9 +136,34 @@ impl Writer {
     /// full. Fails with [`Error::WriterClosed`] (without running `done`) if the thread is gone.
     pub fn submit(&self, op: Op, done: Completion) -> Result<(), Error> {
         let sender = self.sender.as_ref().ok_or(Error::WriterClosed)?;
-        sender
-            .send(Request { op, done })
-            .map_err(|_| Error::WriterClosed)
+        // Counted before the send, so the thread never finishes an op not yet counted.
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        sender.send(Request { op, done }).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            Error::WriterClosed
+        })
+    }
+
+    /// True while nothing submitted to the thread is unfinished: a batch given to
+    /// [`Writer::run_inline`] now would follow everything before it.
+    pub fn is_idle(&self) -> bool {
+        self.queued.load(Ordering::Acquire) == 0
+    }
+
+    /// Commits `batch` on the calling thread, exactly as the writer thread would (in order,
+    /// one sync, then the completions, which run here). When the thread still has work queued
+    /// the batch would overtake it, so it is handed back untouched instead.
+    pub fn run_inline(&self, batch: Vec<(Op, Completion)>) -> Result<(), Vec<(Op, Completion)>> {
+        if !self.is_idle() {
+            return Err(batch);
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch = batch
+            .into_iter()
+            .map(|(op, done)| Request { op, done })
+            .collect();
+        commit_batch(&mut state, batch);
+        Ok(())
     }
 
     /// Queues `op` without blocking: for callers that must not block (a tokio task). When the
@@ -123,17 +176,21 @@ impl Writer {
                 done,
             });
         };
-        sender.try_send(Request { op, done }).map_err(|e| match e {
-            TrySendError::Full(Request { op, done }) => Rejected {
-                error: Error::QueueFull,
-                op,
-                done,
-            },
-            TrySendError::Disconnected(Request { op, done }) => Rejected {
-                error: Error::WriterClosed,
-                op,
-                done,
-            },
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        sender.try_send(Request { op, done }).map_err(|e| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                TrySendError::Full(Request { op, done }) => Rejected {
+                    error: Error::QueueFull,
+                    op,
+                    done,
+                },
+                TrySendError::Disconnected(Request { op, done }) => Rejected {
+                    error: Error::WriterClosed,
+                    op,
+                    done,
+                },
+            }
         })
     }
 
@@ -179,13 +236,17 @@ impl Writer {
     pub fn shutdown(mut self) -> Result<Log, Error> {
         self.sender = None;
         let thread = self.thread.take().ok_or(Error::WriterClosed)?;
-        thread.join().map_err(|_| Error::WriterClosed)
+        thread.join().map_err(|_| Error::WriterClosed)?;
+        let state = Arc::into_inner(self.state).ok_or(Error::WriterClosed)?;
+        Ok(state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .log)
     }
 }
 
 /// The writer thread: batch, apply, sync once, complete; until every sender is gone.
-fn run(mut log: Log, receiver: Receiver<Request>) -> Log {
-    let mut poisoned = None;
+fn run(state: &Mutex<State>, queued: &AtomicUsize, receiver: Receiver<Request>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < WRITER_QUEUE_OPS_MAX {
@@ -194,13 +255,20 @@ fn run(mut log: Log, receiver: Receiver<Request>) -> Log {
                 Err(_) => break,
             }
         }
-        commit_batch(&mut log, batch, &mut poisoned);
+        let taken = batch.len();
+        commit_batch(
+            &mut state.lock().unwrap_or_else(PoisonError::into_inner),
+            batch,
+        );
+        // After the lock is released: an inline batch that sees the count at zero finds the
+        // log free.
+        queued.fetch_sub(taken, Ordering::AcqRel);
     }
-    log
 }
 
 /// Applies `batch` in order, makes it durable with one sync, then runs its completions.
-fn commit_batch(log: &mut Log, batch: Vec<Request>, poisoned: &mut Option<Error>) {
+fn commit_batch(state: &mut State, batch: Vec<Request>) {
+    let State { log, poisoned } = state;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut hard_state = None;
     for Request { op, done } in batch {

@@ -302,3 +302,82 @@ fn a_crash_never_leaves_entries_of_a_term_the_hard_state_lacks() {
         }
     }
 }
+
+/// A batch committed on the caller's thread is the thread's batch: applied in order, durable
+/// with one fdatasync, and its completions run (here, before `run_inline` returns).
+#[test]
+fn an_inline_batch_is_durable_with_one_sync_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::spawn(open(dir.path(), None)).unwrap();
+    writer.append_wait(vec![entry(1)]).unwrap();
+    assert!(writer.is_idle());
+    let before = writer.fsyncs();
+    let (receivers, batch): (Vec<_>, Vec<_>) = (2..=10)
+        .map(|i| {
+            let (done, receiver) = completion();
+            (receiver, (Op::Append(vec![entry(i)]), done))
+        })
+        .unzip();
+    assert!(writer.run_inline(batch).is_ok());
+    for receiver in receivers {
+        assert_eq!(receiver.try_recv().unwrap().unwrap().last_index, 10);
+    }
+    assert_eq!(writer.fsyncs() - before, 1);
+    // The thread carries on from where the inline batch left the log.
+    writer.append_wait(vec![entry(11)]).unwrap();
+    drop(writer.shutdown().unwrap());
+    let log = open(dir.path(), None);
+    assert_eq!(
+        log.read(1, 12).unwrap(),
+        (1..=11).map(entry).collect::<Vec<_>>()
+    );
+}
+
+/// While the thread still has work, an inline batch would overtake it: it is handed back
+/// untouched, and taken once the thread is done.
+#[test]
+fn an_inline_batch_never_overtakes_work_queued_on_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
+    hook.wait_for_held_syncs(1);
+    assert!(!writer.is_idle());
+    let (done, second) = completion();
+    let batch = writer
+        .run_inline(vec![(Op::Append(vec![entry(2)]), done)])
+        .expect_err("taken inline while the thread was busy");
+    assert_eq!(batch.len(), 1);
+    hook.release_syncs();
+    assert_eq!(first.recv().unwrap().unwrap().last_index, 1);
+    // The completion ran on the thread before the count of queued ops drops.
+    while !writer.is_idle() {
+        thread::yield_now();
+    }
+    assert!(writer.run_inline(batch).is_ok());
+    assert_eq!(second.try_recv().unwrap().unwrap().last_index, 2);
+    writer.shutdown().unwrap();
+}
+
+/// An I/O error inline poisons the writer for the thread too (fail-stop either way).
+#[test]
+fn an_inline_io_error_poisons_the_thread_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    hook.fail_syncs(true);
+    let (done, failed) = completion();
+    assert!(
+        writer
+            .run_inline(vec![(Op::Append(vec![entry(1)]), done)])
+            .is_ok()
+    );
+    assert!(matches!(failed.try_recv().unwrap(), Err(Error::Io { .. })));
+    hook.fail_syncs(false);
+    assert!(matches!(
+        writer.append_wait(vec![entry(2)]),
+        Err(Error::Io { .. })
+    ));
+}
