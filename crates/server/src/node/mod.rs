@@ -201,6 +201,14 @@ impl Node {
         let mut handover: Option<(oneshot::Receiver<Reply>, Instant)> = None;
         let mut requests_open = true;
         loop {
+            // A follower's log writes of the last pass, inline (see `storage`): after the
+            // yield, so that the transport first sends what that pass produced.
+            let follower = self.replica.core().role() != raft::Role::Leader;
+            self.storage.set_inline(follower)?;
+            if self.storage.has_pending() {
+                tokio::task::yield_now().await;
+                self.storage.run_pending()?;
+            }
             if let Some((reply, _)) = &mut handover
                 && !matches!(reply.try_recv(), Err(oneshot::error::TryRecvError::Empty))
             {

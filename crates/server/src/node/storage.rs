@@ -2,13 +2,22 @@
 //! `LogTruncate`, `LogStore` and `SaveState` in order, sharing one fsync among everything queued
 //! (group commit) and reporting completions back to the node task as events.
 //!
-//! The node task never blocks on the writer: operations go to its queue with `try_submit`, and
+//! The node task never waits for the writer: operations go to its queue with `try_submit`, and
 //! when that queue is full they wait, in order, in a backlog here. While the backlog holds
 //! anything the node takes no new client requests or peer messages (back-pressure through its
 //! inputs); every completion gives the backlog another try.
+//!
+//! A follower writes inline instead, while its disk is fast: what one pass of the node loop
+//! asked for is committed on the node's own thread (`run_pending`, once the loop has let the
+//! transport send what that pass produced), which saves the two thread wake-ups of each
+//! hand-off to the writer thread and back. A leader never does: it appends in parallel with
+//! its followers, and its clients' work must not wait behind its disk. One slow inline batch
+//! (`INLINE_SLOW`: a disk that stalls) sends everything to the thread for `INLINE_BACKOFF`, so
+//! that a sick disk holds up the node loop once, not on every write.
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use raft::{Entry, HardState, LogIndex, NodeId, Recovered, Term};
 use replica::SnapshotInfo;
@@ -20,6 +29,12 @@ use super::NodeEvent;
 /// (whole segments are removed), large enough that rolling over is rare (one per ~30,000
 /// small writes).
 const SEGMENT_BYTES: u64 = 8 << 20;
+
+/// An inline batch that takes longer than this marks the disk as slow.
+const INLINE_SLOW: Duration = Duration::from_millis(20);
+
+/// How long after a slow inline batch every write goes to the writer thread.
+const INLINE_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What a node starts from: the core's recovered state, the store restored from the newest
 /// snapshot (or empty), and that snapshot.
@@ -85,6 +100,12 @@ pub struct Storage {
     events: mpsc::UnboundedSender<NodeEvent>,
     /// Operations the writer's full queue could not take yet, in submission order.
     backlog: VecDeque<(wal::Op, wal::Completion)>,
+    /// Operations to commit inline at the next `run_pending`, in submission order.
+    pending: Vec<(wal::Op, wal::Completion)>,
+    /// Whether this member writes inline (a follower); see the module doc.
+    inline: bool,
+    /// Until when writes go to the thread after a slow inline batch.
+    backoff_until: Option<Instant>,
 }
 
 impl Storage {
@@ -160,6 +181,9 @@ impl Storage {
             writer,
             events,
             backlog: VecDeque::new(),
+            pending: Vec::new(),
+            inline: false,
+            backoff_until: None,
         };
         let (store, info, membership) = match snapshot {
             Some(s) => (s.store, Some(s.info), s.membership),
@@ -257,8 +281,64 @@ impl Storage {
                 let _ = events.send(NodeEvent::Storage(event));
             }
         });
+        if self.inline && self.backlog.is_empty() {
+            self.pending.push((op, completion));
+            return Ok(());
+        }
+        // Whatever waits to go inline was submitted first.
+        self.backlog.extend(self.pending.drain(..));
         self.backlog.push_back((op, completion));
         self.flush_backlog()
+    }
+
+    /// Whether writes go inline from now on: the node's role allows it (`follower`) and no
+    /// slow batch sent them to the thread lately. Operations already waiting keep their order.
+    pub fn set_inline(&mut self, follower: bool) -> anyhow::Result<()> {
+        if let Some(until) = self.backoff_until
+            && Instant::now() >= until
+        {
+            self.backoff_until = None;
+        }
+        self.inline = follower && self.backoff_until.is_none();
+        if !self.inline && !self.pending.is_empty() {
+            self.backlog.extend(self.pending.drain(..));
+            self.flush_backlog()?;
+        }
+        Ok(())
+    }
+
+    /// True when operations wait for `run_pending`.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Commits what waits inline, with one sync; its completions reach the node as events,
+    /// as the thread's do. If the thread still has work (queued before a switch to inline),
+    /// the batch goes to the thread behind it instead.
+    pub fn run_pending(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let started = Instant::now();
+        match self.writer.run_inline(batch) {
+            Ok(()) => {
+                let took = started.elapsed();
+                if took > INLINE_SLOW {
+                    tracing::warn!(
+                        took_ms = took.as_millis() as u64,
+                        "a log write took long; writing on the log thread for a while"
+                    );
+                    self.backoff_until = Some(Instant::now() + INLINE_BACKOFF);
+                    self.inline = false;
+                }
+                Ok(())
+            }
+            Err(batch) => {
+                self.backlog.extend(batch);
+                self.flush_backlog()
+            }
+        }
     }
 
     /// Hands the writer as much of the backlog as its queue takes, in order.
@@ -303,6 +383,7 @@ impl Storage {
     /// Flushes what is queued and stops the writer thread.
     pub fn shutdown(mut self) {
         // Stopping: waiting for room in the queue is fine now, and nothing may be dropped.
+        self.backlog.extend(self.pending.drain(..));
         for (op, done) in self.backlog.drain(..) {
             if let Err(err) = self.writer.submit(op, done) {
                 tracing::error!(%err, "log writer gone while stopping");
