@@ -73,6 +73,15 @@ MUTANTS = [
         test="budgets",
     ),
     Mutant(
+        "status-waits-on-a-stuck-node",
+        "the status server answers in bounded time while the node is stuck (on its disk)",
+        "crates/server/src/status.rs",
+        "tokio::time::timeout(NODE_ANSWER_TIMEOUT, async {",
+        "tokio::time::timeout(Duration::from_secs(3600), async {",
+        runner="server",
+        test="disk_failure",
+    ),
+    Mutant(
         "figure-8-commit-rule",
         "commit counts only entries of the leader's own term (Raft figure 8)",
         "crates/raft/src/node/leader.rs",

@@ -124,17 +124,15 @@ pub async fn run(
         ));
     }
     let (status_tx, status_queries) = mpsc::channel(status::STATUS_QUEUE_MAX);
-    if let Some(http) = &me.http {
-        let listener = TcpListener::bind(http)
-            .await
-            .with_context(|| format!("cannot listen for status requests on {http}"))?;
-        tokio::spawn(status::serve(
-            listener,
-            status_tx,
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-    }
+    let status_listener = match &me.http {
+        Some(http) => Some(
+            TcpListener::bind(http)
+                .await
+                .and_then(|listener| listener.into_std())
+                .with_context(|| format!("cannot listen for status requests on {http}"))?,
+        ),
+        None => None,
+    };
     let (node, handle) = Node::open(
         config.clone(),
         identity,
@@ -144,10 +142,18 @@ pub async fn run(
             hellos,
         },
         status_queries,
-        metrics,
+        metrics.clone(),
         shutdown.clone(),
     )
     .await?;
+    if let Some(listener) = status_listener {
+        let sources = status::Sources {
+            metrics,
+            log: node.log_counters(),
+        };
+        status::spawn(listener, status_tx, sources, shutdown.clone())
+            .context("cannot start the status server")?;
+    }
     let client_tls = match (&config.tls, config.client_tls) {
         (Some(files), true) => {
             Some(crate::tls::client_acceptor(files).context("cannot set up TLS for clients")?)

@@ -8,6 +8,9 @@
 //! - `GET /health`: 200 when the node knows a leader, 503 otherwise.
 //!
 //! Every answer comes from the node task itself, so its figures are one consistent reading.
+//! The server runs on a thread of its own ([`spawn`]), so it answers while the node is stuck:
+//! a node that does not answer within [`NODE_ANSWER_TIMEOUT`] gets a 503 that says so, and how
+//! long the log's current disk batch has run (a disk that stalls shows here first).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -147,14 +150,51 @@ pub const HTTP_CONNECTIONS_MAX: usize = 64;
 /// closed, so it cannot hold a connection slot).
 pub const HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a request waits for the node before the answer is a 503 "node busy".
+pub const NODE_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Pause after a failed accept (out of file descriptors, say) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What the status server reads besides the node's answers.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The node's event counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// The log's counters, read directly (atomics) when the node does not answer.
+    pub log: Arc<wal::Counters>,
+}
+
+/// Starts the status server on a thread of its own, with its own single-threaded runtime, so
+/// that it answers while the node's runtime is busy or blocked (a follower writes its log on
+/// the node task: see `node::storage`). It stops at shutdown.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    node: mpsc::Sender<StatusQuery>,
+    sources: Sources,
+    shutdown: Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("raftfs-status".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, node, sources, shutdown).await,
+                    Err(err) => warn!(%err, "status listener unusable; no status server"),
+                }
+            })
+        })
+}
+
 /// Serves HTTP status requests until shutdown.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     node: mpsc::Sender<StatusQuery>,
-    metrics: Arc<Metrics>,
+    sources: Sources,
     mut shutdown: Shutdown,
 ) {
     let permits = Arc::new(Semaphore::new(HTTP_CONNECTIONS_MAX));
@@ -180,10 +220,10 @@ pub async fn serve(
             }
         };
         let node = node.clone();
-        let metrics = metrics.clone();
+        let sources = sources.clone();
         tokio::spawn(async move {
             let service =
-                hyper::service::service_fn(move |req| answer(req, node.clone(), metrics.clone()));
+                hyper::service::service_fn(move |req| answer(req, node.clone(), sources.clone()));
             if let Err(err) = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HTTP_HEADER_TIMEOUT)
@@ -200,22 +240,33 @@ pub async fn serve(
 async fn answer(
     req: Request<Incoming>,
     node: mpsc::Sender<StatusQuery>,
-    metrics: Arc<Metrics>,
+    sources: Sources,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let with_digest = req.uri().path() == "/status";
-    let status = async {
+    let status = tokio::time::timeout(NODE_ANSWER_TIMEOUT, async {
         let (reply, rx) = oneshot::channel();
         node.send(StatusQuery { with_digest, reply }).await.ok()?;
         rx.await.ok()
-    }
+    })
     .await;
-    let Some(status) = status else {
-        return Ok(reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "node stopped\n".into(),
-        ));
+    let status = match status {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            return Ok(reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "node stopped\n".into(),
+            ));
+        }
+        Err(_) => {
+            return Ok(reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                busy_message(&sources.log),
+            ));
+        }
     };
+    let metrics = &sources.metrics;
     Ok(match req.uri().path() {
         "/status" => match serde_json::to_string_pretty(&status) {
             Ok(json) => reply(StatusCode::OK, "application/json", json + "\n"),
@@ -249,6 +300,18 @@ async fn answer(
             "try /status, /metrics or /health\n".into(),
         ),
     })
+}
+
+/// The answer when the node does not answer in time.
+fn busy_message(log: &wal::Counters) -> String {
+    let waited = NODE_ANSWER_TIMEOUT.as_millis();
+    match log.batch_running_for() {
+        Some(running) => format!(
+            "node busy: no answer within {waited} ms; the log's disk write has run for {} ms\n",
+            running.as_millis()
+        ),
+        None => format!("node busy: no answer within {waited} ms\n"),
+    }
 }
 
 fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {

@@ -54,6 +54,15 @@ pub struct Counters {
     sync_nanos: AtomicU64,
     /// Bytes of the log's segment files, as of the writer's last batch.
     log_bytes: AtomicU64,
+    /// When the batch being committed began, as nanoseconds after [`clock_base`] plus one;
+    /// 0 between batches. Lets a reader elsewhere see a disk that stalls in the middle.
+    batch_started: AtomicU64,
+}
+
+/// The origin of [`Counters`]' batch clock: the first time anyone asked.
+fn clock_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
 }
 
 impl Counters {
@@ -77,6 +86,29 @@ impl Counters {
 
     pub(crate) fn set_log_bytes(&self, bytes: u64) {
         self.log_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Marks the start of a batch's disk work (see [`Counters::batch_running_for`]).
+    pub(crate) fn batch_started(&self) {
+        let nanos = u64::try_from(clock_base().elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.batch_started.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    /// Marks the end of a batch's disk work.
+    pub(crate) fn batch_ended(&self) {
+        self.batch_started.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the batch the log is committing now (writes and fsyncs) has run, or `None`
+    /// between batches: a figure that grows without bound shows a disk that has stopped.
+    pub fn batch_running_for(&self) -> Option<Duration> {
+        match self.batch_started.load(Ordering::Relaxed) {
+            0 => None,
+            started => {
+                let now = clock_base().elapsed();
+                Some(now.saturating_sub(Duration::from_nanos(started - 1)))
+            }
+        }
     }
 
     /// Counts one fsync that took `took`.

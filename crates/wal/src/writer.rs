@@ -269,6 +269,8 @@ fn run(state: &Mutex<State>, queued: &AtomicUsize, receiver: Receiver<Request>) 
 /// Applies `batch` in order, makes it durable with one sync, then runs its completions.
 fn commit_batch(state: &mut State, batch: Vec<Request>) {
     let State { log, poisoned } = state;
+    let counters = Arc::clone(&log.disk().counters);
+    counters.batch_started();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut hard_state = None;
     for Request { op, done } in batch {
@@ -300,7 +302,8 @@ fn commit_batch(state: &mut State, batch: Vec<Request>) {
         last_index: log.last_index(),
     };
     // Once per batch, a sum over a handful of segments: cheap, and readers get a recent size.
-    log.disk().counters.set_log_bytes(log.disk_bytes());
+    counters.set_log_bytes(log.disk_bytes());
+    counters.batch_ended();
     for (done, outcome) in outcomes {
         let result = match (outcome, &*poisoned) {
             (Err(error), _) => Err(error),

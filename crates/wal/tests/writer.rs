@@ -381,3 +381,30 @@ fn an_inline_io_error_poisons_the_thread_too() {
         Err(Error::Io { .. })
     ));
 }
+
+/// A batch stuck on the disk shows, to a reader on another thread, as running for longer and
+/// longer; between batches it shows as none.
+#[test]
+fn a_stuck_batch_shows_how_long_it_has_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let counters = writer.counters();
+    assert_eq!(counters.batch_running_for(), None);
+    hook.hold_syncs();
+    let (done, first) = completion();
+    writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
+    hook.wait_for_held_syncs(1);
+    let early = counters.batch_running_for().expect("a batch is running");
+    // A reading later than the first: a monotonic clock, so it can only grow.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(2) {
+        thread::yield_now();
+    }
+    let late = counters.batch_running_for().expect("still running");
+    assert!(late > early, "{late:?} after {early:?}");
+    hook.release_syncs();
+    assert_eq!(first.recv().unwrap().unwrap().last_index, 1);
+    assert_eq!(counters.batch_running_for(), None);
+    writer.shutdown().unwrap();
+}

@@ -36,6 +36,8 @@ pub struct Member {
     join: Option<String>,
     /// The peer address a joining member advertises (its proxy's).
     advertised_peer: Option<String>,
+    /// More `raftfs serve` flags, from [`TestCluster::set_serve_args`].
+    extra_args: Vec<String>,
     id: usize,
 }
 
@@ -107,6 +109,7 @@ impl TestCluster {
                 skew_s: skews.get(i - 1).copied().unwrap_or(0),
                 join: None,
                 advertised_peer: None,
+                extra_args: Vec::new(),
                 id: i,
             };
             member.spawn();
@@ -139,6 +142,7 @@ impl TestCluster {
             skew_s: 0,
             join: Some(self.client_addrs().join(",")),
             advertised_peer: Some(advertised.clone()),
+            extra_args: Vec::new(),
             id,
         };
         member.spawn();
@@ -272,6 +276,16 @@ impl TestCluster {
         self.members.get_mut(&i).unwrap().spawn();
     }
 
+    /// Member `i`'s data directory.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.members[&i].data_dir.clone()
+    }
+
+    /// Flags added to member `i`'s `raftfs serve` from its next (re)start on.
+    pub fn set_serve_args(&mut self, i: usize, args: &[&str]) {
+        self.members.get_mut(&i).unwrap().extra_args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Whether member `i` is running.
     pub fn is_running(&self, i: usize) -> bool {
         self.members[&i].is_running()
@@ -334,6 +348,7 @@ impl Member {
             "--peer-dial-from".into(),
             super::proxy::dial_from(self.id).into(),
         ]);
+        args.extend(self.extra_args.iter().map(Into::into));
         let (child, _) = spawn_raftfs_serve_skewed(&args, self.skew_s);
         self.child = Some(child);
     }

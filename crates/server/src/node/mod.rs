@@ -191,6 +191,11 @@ impl Node {
         Ok((node, NodeHandle::new(tx, admin_tx, metrics)))
     }
 
+    /// The log's counters (atomics), for the status server to read when the node is busy.
+    pub fn log_counters(&self) -> Arc<wal::Counters> {
+        self.storage.log_counters()
+    }
+
     /// Runs until shutdown or a fatal error (a failed disk write: fail-stop).
     pub async fn run(mut self) -> anyhow::Result<()> {
         let now = self.now();

@@ -380,6 +380,11 @@ impl Storage {
         self.writer.log_bytes()
     }
 
+    /// The log's counters, for readers on other threads.
+    pub fn log_counters(&self) -> std::sync::Arc<wal::Counters> {
+        self.writer.counters()
+    }
+
     /// Flushes what is queued and stops the writer thread.
     pub fn shutdown(mut self) {
         // Stopping: waiting for room in the queue is fine now, and nothing may be dropped.
