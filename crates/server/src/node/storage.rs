@@ -30,8 +30,11 @@ use super::NodeEvent;
 /// small writes).
 const SEGMENT_BYTES: u64 = 8 << 20;
 
-/// An inline batch that takes longer than this marks the disk as slow.
-const INLINE_SLOW: Duration = Duration::from_millis(20);
+/// An inline batch that takes longer than this marks the disk as slow. Not lower: on a busy
+/// machine the run queue alone holds a thread 20-30 ms now and then, and at 20 ms every
+/// follower went back to the thread every few seconds on a healthy disk (docs/perf-log.md,
+/// step 13); a healthy disk's fdatasync takes a few ms. Twice the default heartbeat interval.
+const INLINE_SLOW: Duration = Duration::from_millis(100);
 
 /// How long after a slow inline batch every write goes to the writer thread.
 const INLINE_BACKOFF: Duration = Duration::from_secs(10);
