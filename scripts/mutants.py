@@ -82,6 +82,15 @@ MUTANTS = [
         test="disk_failure",
     ),
     Mutant(
+        "inline-never-backs-off",
+        "a follower whose inline log batch was slow hands its writes to the log's thread for a while",
+        "crates/server/src/node/storage.rs",
+        "self.backoff_until = Some(Instant::now() + INLINE_BACKOFF);",
+        "self.backoff_until = None;",
+        runner="server",
+        test="disk_failure",
+    ),
+    Mutant(
         "figure-8-commit-rule",
         "commit counts only entries of the leader's own term (Raft figure 8)",
         "crates/raft/src/node/leader.rs",

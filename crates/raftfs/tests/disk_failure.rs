@@ -2,8 +2,9 @@
 //! filesystem, a real tmpfs mounted for the test), the server exits with an error instead of
 //! answering as if all were well, and every write it acknowledged is there after a restart.
 //! When a follower's disk stops (a real ext4 image, frozen with `fsfreeze`), the cluster keeps
-//! taking writes, the stuck follower still answers `/status`, and it catches up once its disk
-//! moves again. Needs root for `mount` (CI and the development machines run as root).
+//! taking writes, the stuck follower still answers `/status`, and once its disk moves again it
+//! counts the stuck batch as slow, writes its log on the log's thread for a while, and catches
+//! up. Needs root for `mount` (CI and the development machines run as root).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
 
 mod common;
@@ -224,7 +225,16 @@ async fn a_follower_with_a_stopped_disk_answers_status_and_catches_up() {
     std::os::unix::fs::symlink(disk.mount.join(data.file_name().unwrap()), &data).unwrap();
     cluster.set_serve_args(follower, &["--worker-threads", "1"]);
     cluster.restart(follower);
-    cluster.wait_converged(&cluster.ids()).await;
+    let statuses = cluster.wait_converged(&cluster.ids()).await;
+    let (ids, leader_status) = (cluster.ids(), cluster.status(leader).await);
+    let before = &statuses[ids.iter().position(|&i| i == follower).unwrap()];
+    // A follower on a healthy disk writes its log inline (a slow batch on a very busy
+    // machine would explain otherwise); a leader never does.
+    assert!(
+        before["wal_inline"] == true || before["wal_slow_batches"].as_u64().unwrap() > 0,
+        "{before:#?}"
+    );
+    assert_eq!(leader_status["wal_inline"], false, "{leader_status:#?}");
 
     let frozen = disk.freeze();
     // A majority without the follower: every write still commits, in bounded time.
@@ -263,6 +273,23 @@ async fn a_follower_with_a_stopped_disk_answers_status_and_catches_up() {
     eprintln!("frozen follower answered in {took:?}: {status_line}");
 
     frozen.thaw();
+    // The batch stuck in the frozen disk finishes now, seconds late: the follower counts it
+    // and hands its writes to the log's thread for the next 10 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let status = cluster.status(follower).await;
+        if status["wal_slow_batches"].as_u64().unwrap()
+            > before["wal_slow_batches"].as_u64().unwrap()
+        {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no slow batch counted: {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(after["wal_inline"], false, "{after:#?}");
     let statuses = cluster.wait_converged(&cluster.ids()).await;
     assert!(
         statuses

@@ -32,6 +32,9 @@
 //!   (received from a leader), since start.
 //! - `raftfs_{read,write,cas,delete}_requests_total`: commands of each kind that reached the
 //!   node task (redirected ones included; `raftfs_commands_total` counts answers instead).
+//! - `raftfs_wal_inline`: 1 while a follower commits its log writes inline;
+//!   `raftfs_wal_slow_inline_batches_total`: inline batches slower than 100 ms, each sending
+//!   the writes to the log's thread for 10 s (a stalling disk).
 //! - `raftfs_wal_fsyncs_total`: fsyncs of the log (files and directories);
 //!   `raftfs_wal_fsync_duration_seconds`: a histogram of how long each took, buckets
 //!   `wal::SYNC_BUCKET_BOUNDS_US` (50 µs to 10 s).
@@ -595,8 +598,13 @@ fn counter(value: u64) -> Counter {
 /// The node's state as metrics, built for one scrape from one reading.
 fn state_registry(status: &Status) -> Registry {
     let mut registry = Registry::with_prefix("raftfs");
-    let gauges: [(&str, &str, u64); 17] = [
+    let gauges: [(&str, &str, u64); 18] = [
         ("term", "Current Raft term", status.term),
+        (
+            "wal_inline",
+            "1 while this member commits its log writes on the node's own thread (a follower with a fast disk)",
+            u64::from(status.wal_inline),
+        ),
         (
             "is_leader",
             "1 if this node leads",
@@ -672,7 +680,7 @@ fn state_registry(status: &Status) -> Registry {
         "1 for the role this node has now, 0 for the others",
         roles,
     );
-    let counters: [(&str, &str, u64); 8] = [
+    let counters: [(&str, &str, u64); 9] = [
         (
             "read_requests",
             "read commands received by the node task",
@@ -697,6 +705,11 @@ fn state_registry(status: &Status) -> Registry {
             "wal_fsyncs",
             "fsyncs performed by the log",
             status.wal_fsyncs,
+        ),
+        (
+            "wal_slow_inline_batches",
+            "inline log batches slower than 100 ms, each sending the writes to the log thread for 10 s",
+            status.wal_slow_batches,
         ),
         (
             "snapshots_made",

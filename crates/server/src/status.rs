@@ -70,6 +70,13 @@ pub struct Status {
     pub requests: RequestCounts,
     /// fsyncs the log has performed.
     pub wal_fsyncs: u64,
+    /// Whether the log's writes are committed on the node's own thread now: a follower whose
+    /// disk has not been slow in the last 10 s. False on the leader, which always hands them
+    /// to the log's thread.
+    pub wal_inline: bool,
+    /// Inline log batches slower than 100 ms since start (a stalling disk): each sent the
+    /// writes back to the log's thread for 10 s.
+    pub wal_slow_batches: u64,
     /// Index of the newest snapshot (0 without one).
     pub snapshot_index: u64,
     /// Size of the newest snapshot's file, bytes.

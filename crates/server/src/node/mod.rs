@@ -560,6 +560,8 @@ impl Node {
             store_digest: with_digest.then(|| format!("{:016x}", store.digest())),
             requests: self.requests_seen.clone(),
             wal_fsyncs: self.storage.fsyncs(),
+            wal_inline: self.storage.is_inline(),
+            wal_slow_batches: self.storage.slow_batches(),
             snapshot_index: snapshot.map_or(0, |s| s.index.0),
             snapshot_bytes: snapshot.map_or(0, |s| s.file_bytes),
             first_index: core.first_index().0,

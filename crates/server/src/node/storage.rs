@@ -109,6 +109,8 @@ pub struct Storage {
     inline: bool,
     /// Until when writes go to the thread after a slow inline batch.
     backoff_until: Option<Instant>,
+    /// Inline batches slower than `INLINE_SLOW` so far: each sent the writes to the thread.
+    slow_batches: u64,
 }
 
 impl Storage {
@@ -187,6 +189,7 @@ impl Storage {
             pending: Vec::new(),
             inline: false,
             backoff_until: None,
+            slow_batches: 0,
         };
         let (store, info, membership) = match snapshot {
             Some(s) => (s.store, Some(s.info), s.membership),
@@ -310,6 +313,18 @@ impl Storage {
         Ok(())
     }
 
+    /// Whether this member's log writes are committed inline now (a follower whose disk has
+    /// not been slow lately).
+    pub fn is_inline(&self) -> bool {
+        self.inline
+    }
+
+    /// Inline batches so far that took longer than `INLINE_SLOW`, each sending the writes to
+    /// the thread for `INLINE_BACKOFF`.
+    pub fn slow_batches(&self) -> u64 {
+        self.slow_batches
+    }
+
     /// True when operations wait for `run_pending`.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
@@ -332,6 +347,7 @@ impl Storage {
                         took_ms = took.as_millis() as u64,
                         "a log write took long; writing on the log thread for a while"
                     );
+                    self.slow_batches += 1;
                     self.backoff_until = Some(Instant::now() + INLINE_BACKOFF);
                     self.inline = false;
                 }
