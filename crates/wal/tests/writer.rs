@@ -24,6 +24,15 @@ fn open(dir: &std::path::Path, hook: Option<Arc<FaultHook>>) -> Log {
     Log::open(dir, options).unwrap().0
 }
 
+/// A writer on a fresh log whose disk `FaultHook` the test drives; the directory lives as long
+/// as the returned guard.
+fn hooked_writer() -> (tempfile::TempDir, Arc<FaultHook>, Writer) {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Arc::new(FaultHook::new());
+    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    (dir, hook, writer)
+}
+
 /// A completion that hands its result to a channel.
 fn completion() -> (wal::Completion, mpsc::Receiver<Result<Durable, Error>>) {
     let (sender, receiver) = mpsc::channel();
@@ -82,9 +91,7 @@ fn concurrent_appenders_complete_durably_and_share_fsyncs() {
 
 #[test]
 fn appends_queued_behind_an_fsync_share_the_next_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (_dir, hook, writer) = hooked_writer();
     let before = writer.fsyncs();
 
     hook.hold_syncs();
@@ -117,9 +124,7 @@ fn appends_queued_behind_an_fsync_share_the_next_one() {
 
 #[test]
 fn an_io_error_poisons_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (dir, hook, writer) = hooked_writer();
     writer.append_wait(vec![entry(1)]).unwrap();
 
     hook.fail_syncs(true);
@@ -170,9 +175,7 @@ fn a_refused_operation_fails_alone() {
 
 #[test]
 fn every_operation_kind_applies_in_order_and_persists() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (dir, hook, writer) = hooked_writer();
     let state = HardState {
         term: 2,
         vote: 3,
@@ -233,9 +236,7 @@ fn shutdown_returns_the_log_and_counters_stay_readable() {
 
 #[test]
 fn the_queue_is_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (_dir, hook, writer) = hooked_writer();
     hook.hold_syncs();
     let (done, first) = completion();
     writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
@@ -337,9 +338,7 @@ fn an_inline_batch_is_durable_with_one_sync_before_it_returns() {
 /// untouched, and taken once the thread is done.
 #[test]
 fn an_inline_batch_never_overtakes_work_queued_on_the_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (_dir, hook, writer) = hooked_writer();
     hook.hold_syncs();
     let (done, first) = completion();
     writer.submit(Op::Append(vec![entry(1)]), done).unwrap();
@@ -364,9 +363,7 @@ fn an_inline_batch_never_overtakes_work_queued_on_the_thread() {
 /// An I/O error inline poisons the writer for the thread too (fail-stop either way).
 #[test]
 fn an_inline_io_error_poisons_the_thread_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (_dir, hook, writer) = hooked_writer();
     hook.fail_syncs(true);
     let (done, failed) = completion();
     assert!(
@@ -386,9 +383,7 @@ fn an_inline_io_error_poisons_the_thread_too() {
 /// longer; between batches it shows as none.
 #[test]
 fn a_stuck_batch_shows_how_long_it_has_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Arc::new(FaultHook::new());
-    let writer = Writer::spawn(open(dir.path(), Some(hook.clone()))).unwrap();
+    let (_dir, hook, writer) = hooked_writer();
     let counters = writer.counters();
     assert_eq!(counters.batch_running_for(), None);
     hook.hold_syncs();
