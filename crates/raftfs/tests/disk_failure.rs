@@ -225,9 +225,9 @@ async fn a_follower_with_a_stopped_disk_answers_status_and_catches_up() {
     std::os::unix::fs::symlink(disk.mount.join(data.file_name().unwrap()), &data).unwrap();
     cluster.set_serve_args(follower, &["--worker-threads", "1"]);
     cluster.restart(follower);
-    let statuses = cluster.wait_converged(&cluster.ids()).await;
-    let (ids, leader_status) = (cluster.ids(), cluster.status(leader).await);
-    let before = &statuses[ids.iter().position(|&i| i == follower).unwrap()];
+    cluster.wait_converged(&cluster.ids()).await;
+    let before = cluster.status(follower).await;
+    let leader_status = cluster.status(leader).await;
     // A follower on a healthy disk writes its log inline (a slow batch on a very busy
     // machine would explain otherwise); a leader never does.
     assert!(
@@ -275,20 +275,13 @@ async fn a_follower_with_a_stopped_disk_answers_status_and_catches_up() {
     frozen.thaw();
     // The batch stuck in the frozen disk finishes now, seconds late: the follower counts it
     // and hands its writes to the log's thread for the next 10 s.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let after = loop {
-        let status = cluster.status(follower).await;
-        if status["wal_slow_batches"].as_u64().unwrap()
-            > before["wal_slow_batches"].as_u64().unwrap()
-        {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no slow batch counted: {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let slow_before = before["wal_slow_batches"].as_u64().unwrap();
+    let after = common::status_when(
+        &cluster.http_addr(follower),
+        "no slow batch counted",
+        |status| status["wal_slow_batches"].as_u64().unwrap() > slow_before,
+    )
+    .await;
     assert_eq!(after["wal_inline"], false, "{after:#?}");
     let statuses = cluster.wait_converged(&cluster.ids()).await;
     assert!(

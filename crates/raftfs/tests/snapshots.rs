@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::Server;
 use common::cluster::TestCluster;
-use tokio::time::Instant;
 
 /// Small thresholds, so a test of a few thousand writes makes many snapshots.
 const SETTINGS: &str = "snapshot_entries = 200\nsnapshot_trailing_entries = 20\n";
@@ -100,18 +99,10 @@ async fn a_restarted_server_starts_from_its_snapshot_and_keeps_only_the_log_afte
     let acked = bulk_write(&server.addr, "r", 1_050, 100).await;
     // Snapshots are written off the node task, one at a time: wait until the newest covers
     // all but fewer than `--snapshot-entries` of the applied entries (then none is in flight).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let before = loop {
-        let status = common::http_status(&http).await;
-        if u(&status, "applied_index") < u(&status, "snapshot_index") + 100 {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no snapshot within 100 entries: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let before = common::status_when(&http, "no snapshot within 100 entries", |status| {
+        u(status, "applied_index") < u(status, "snapshot_index") + 100
+    })
+    .await;
     assert!(u(&before, "snapshots_made") >= 2, "{before}");
     server.kill9();
     // Restarted with snapshots out of reach, so the replay and the new term's first entry
@@ -119,15 +110,10 @@ async fn a_restarted_server_starts_from_its_snapshot_and_keeps_only_the_log_afte
     let args = ["--snapshot-entries", "1000000", "--http", &http];
     let server = Server::start_with(dir.path(), &args);
     // Entries after the snapshot are applied once this term's first entry commits.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let after = loop {
-        let status = common::http_status(&http).await;
-        if u(&status, "applied_index") == u(&status, "last_index") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "not caught up: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let after = common::status_when(&http, "not caught up", |status| {
+        u(status, "applied_index") == u(status, "last_index")
+    })
+    .await;
     // The store came from the snapshot; only the entries after it were replayed.
     assert_eq!(u(&after, "snapshot_index"), u(&before, "snapshot_index"));
     assert_eq!(u(&after, "first_index"), u(&after, "snapshot_index") + 1);

@@ -322,6 +322,24 @@ pub async fn http_status(addr: &str) -> serde_json::Value {
     raftfs::status::fetch(addr).await.expect("status JSON")
 }
 
+/// Polls `/status` at `addr` until `ready` holds of it (30 s at most, then fails saying it was
+/// waiting for `what`); returns that status.
+pub async fn status_when(
+    addr: &str,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = http_status(addr).await;
+        if ready(&status) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {status:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Test ports come from below the kernel's ephemeral range (32768 and up by default on Linux),
 /// where port-0 listeners and outgoing connections take theirs, so a server restarted on its
 /// old port never finds it taken by one of those. A per-process counter keeps this binary's
