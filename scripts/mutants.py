@@ -39,7 +39,8 @@ class Mutant:
     # "sim": a campaign of `seeds` seeds; "raft": the core's own tests (`cargo test -p raft`),
     # for a rule the rest of the system masks, so that no client-visible run can show it;
     # "server": one of the raftfs integration tests (crates/raftfs/tests) (`test`), for the real transport;
-    # "wal": the log's own tests (`cargo test -p wal`), for the on-disk format.
+    # "wal": the log's own tests (`cargo test -p wal`), for the on-disk format;
+    # "fs": the file store's own tests (`cargo test -p fs`).
     runner: str = "sim"
     test: str = ""
 
@@ -89,6 +90,22 @@ MUTANTS = [
         "self.backoff_until = None;",
         runner="server",
         test="disk_failure",
+    ),
+    Mutant(
+        "partial-append-keeps-its-frame",
+        "a follower that keeps only part of an append copies the entries it keeps out of the frame",
+        "crates/raft/src/node/follower.rs",
+        "new.iter_mut().for_each(Entry::detach);",
+        "new.iter_mut().for_each(|_| ());",
+        runner="raft",
+    ),
+    Mutant(
+        "store-keeps-a-command-slice",
+        "the store keeps its own copy of a new file's name, not a slice of the logged command",
+        "crates/fs/src/store.rs",
+        "btree_map::Entry::Vacant(_) => self.insert(name.detached(), file),",
+        "btree_map::Entry::Vacant(_) => self.insert(name.clone(), file),",
+        runner="fs",
     ),
     Mutant(
         "figure-8-commit-rule",
@@ -389,6 +406,8 @@ def run(m, repo, target):
             return cargo_tests(["-p", "raft"], tree, env, "raft test", "unit")
         if m.runner == "wal":
             return cargo_tests(["-p", "wal"], tree, env, "wal test", "unit")
+        if m.runner == "fs":
+            return cargo_tests(["-p", "fs"], tree, env, "fs test", "unit")
         build = subprocess.run(
             ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
             cwd=tree,
@@ -432,7 +451,7 @@ def main(argv):
     bad = 0
     for m in chosen:
         verdict, detail, after = run(m, repo, target)
-        where = {"sim": m.profile, "raft": "core tests", "wal": "log tests"}.get(
+        where = {"sim": m.profile, "raft": "core tests", "wal": "log tests", "fs": "store tests"}.get(
             m.runner, f"server test {m.test}"
         )
         if verdict == "caught":

@@ -30,12 +30,34 @@ impl From<Truncated> for NameFieldError {
 /// A cursor over a byte slice that refuses to read past its end.
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
+    /// The buffer `rest` lies in, when contents and names may be slices of it.
+    source: Option<&'a Bytes>,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader positioned at the start of `buf`.
+    /// A reader positioned at the start of `buf`; contents and names it reads are copies.
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader { rest: buf }
+        Reader {
+            rest: buf,
+            source: None,
+        }
+    }
+
+    /// A reader positioned at the start of `buf` whose contents and names are slices of `buf`,
+    /// sharing its allocation.
+    pub(crate) fn sharing(buf: &'a Bytes) -> Self {
+        Reader {
+            rest: buf,
+            source: Some(buf),
+        }
+    }
+
+    /// `part` (read from `rest`) as a slice of the source, or as a copy.
+    fn bytes(&self, part: &[u8]) -> Bytes {
+        match self.source {
+            Some(source) => source.slice_ref(part),
+            None => Bytes::copy_from_slice(part),
+        }
     }
 
     /// Bytes not yet read.
@@ -72,19 +94,20 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    /// A `u64` length followed by that many bytes, copied into their own buffer.
+    /// A `u64` length followed by that many bytes.
     pub(crate) fn content(&mut self) -> Result<Bytes, Truncated> {
         let len = self.u64()?;
         // A length that does not fit in memory cannot be backed by the input either.
         let len = usize::try_from(len).map_err(|_| Truncated)?;
-        Ok(Bytes::copy_from_slice(self.take(len)?))
+        let part = self.take(len)?;
+        Ok(self.bytes(part))
     }
 
     /// A one-byte length followed by that many bytes, checked as a [`Name`].
     pub(crate) fn name(&mut self) -> Result<Name, NameFieldError> {
         let len = usize::from(self.u8()?);
-        let bytes = self.take(len)?;
-        Name::new(Bytes::copy_from_slice(bytes)).map_err(NameFieldError::Invalid)
+        let part = self.take(len)?;
+        Name::new(self.bytes(part)).map_err(NameFieldError::Invalid)
     }
 }
 

@@ -41,6 +41,12 @@ impl Name {
         Ok(Name(bytes))
     }
 
+    /// The same name in a buffer of its own, so that keeping it keeps nothing else alive (a
+    /// name decoded from a logged command shares the command's buffer).
+    pub fn detached(&self) -> Name {
+        Name(Bytes::copy_from_slice(&self.0))
+    }
+
     /// The name's bytes (always printable ASCII).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

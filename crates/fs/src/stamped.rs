@@ -156,9 +156,11 @@ impl StampedCommand {
         out.freeze()
     }
 
-    /// Parses the binary form, checking every field; never panics on any input.
-    pub fn decode(bytes: &[u8]) -> Result<StampedCommand, DecodeError> {
-        let mut input = Reader::new(bytes);
+    /// Parses the binary form, checking every field; never panics on any input. The name and
+    /// content are slices of `bytes`, not copies: a command applied is dropped, and the store
+    /// copies what it keeps.
+    pub fn decode(bytes: &Bytes) -> Result<StampedCommand, DecodeError> {
+        let mut input = Reader::sharing(bytes);
         let tag = input.u8()?;
         if !(TAG_READ..=TAG_CLOCK).contains(&tag) {
             return Err(DecodeError::UnknownTag(tag));

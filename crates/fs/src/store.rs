@@ -60,7 +60,7 @@ use crate::binary::{self, NameFieldError, Reader, Truncated};
 use crate::command::{Command, Name, NameError};
 use crate::reply::Reply;
 use bytes::{BufMut, Bytes};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, btree_map};
 
 /// The bytes every snapshot starts with, so a file of something else is refused at once.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RAFTFSS\0";
@@ -283,9 +283,9 @@ impl Store {
     /// If the version counter is exhausted (only reachable from a crafted snapshot), a write or cas
     /// answers [`Reply::Internal`] and changes nothing.
     ///
-    /// Written content is copied into a buffer of its own, so a small file never keeps alive a
-    /// larger buffer it was sliced from (such as a connection's read buffer): the store's memory
-    /// stays what [`Store::content_bytes`] says.
+    /// Written content and new names are copied into buffers of their own, so a small file never
+    /// keeps alive a larger buffer it was sliced from (a connection's read buffer, a logged
+    /// command, a peer's frame): the store's memory stays what [`Store::content_bytes`] says.
     pub fn apply(&mut self, command: &Command, clock_ms: u64) -> Reply {
         let now_ms = self.effective_clock(clock_ms);
         self.clock_ms = now_ms;
@@ -494,21 +494,25 @@ impl Store {
             expires_at_ms,
         );
         // One search of the map: a file replaced in place keeps its node (and its key), where a
-        // removal and an insertion would search twice and rebalance twice.
-        match self.files.get_mut(&Key::of(name)) {
-            Some(slot) => {
+        // removal and an insertion would search twice and rebalance twice. `name` may share the
+        // buffer of the command it came from, so what the store keeps is its own copy: the key's
+        // name when the file exists, a detached one for a new file.
+        match self.files.entry(Key::of(name)) {
+            btree_map::Entry::Occupied(mut slot) => {
+                let own = slot.key().name.clone();
+                let slot = slot.get_mut();
                 let old = std::mem::replace(slot, file);
                 if let Some(at) = old.expires_at_ms {
-                    self.expiries.remove(&(at, name.clone()));
+                    self.expiries.remove(&(at, own.clone()));
                 }
                 if let Some(at) = slot.expires_at_ms {
-                    self.expiries.insert((at, name.clone()));
+                    self.expiries.insert((at, own));
                 }
                 self.content_bytes =
                     self.content_bytes - old.content.len() as u64 + slot.content.len() as u64;
                 self.hash_sum = self.hash_sum.wrapping_sub(old.hash).wrapping_add(slot.hash);
             }
-            None => self.insert(name.clone(), file),
+            btree_map::Entry::Vacant(_) => self.insert(name.detached(), file),
         }
         Reply::Written { version }
     }
@@ -589,6 +593,54 @@ mod key_tests {
                 let ordering = Key::new(na.clone()).cmp(&Key::new(nb.clone()));
                 assert_eq!(ordering, a.as_bytes().cmp(b.as_bytes()), "{a} vs {b}");
                 assert_eq!(Key::new(na) == Key::new(nb), a == b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ownership_tests {
+    #![allow(clippy::unwrap_used)] // Tests fail loudly on purpose.
+
+    use super::Store;
+    use crate::{Command, Name, StampedCommand};
+    use bytes::Bytes;
+
+    /// True if `part` lies in `whole`'s memory.
+    fn inside(part: &[u8], whole: &[u8]) -> bool {
+        let range = whole.as_ptr_range();
+        range.contains(&part.as_ptr())
+    }
+
+    /// A decoded command's name and content are slices of the logged bytes; whatever the store
+    /// keeps of them (the map key, the expiry index, the content) must be its own copy, or one
+    /// small file would keep a whole peer frame or command buffer alive.
+    #[test]
+    fn the_store_keeps_no_slice_of_a_decoded_command() {
+        let mut store = Store::new();
+        for round in 0..2 {
+            let logged: Bytes = StampedCommand::new(
+                1_000 + round,
+                Command::Write {
+                    name: Name::new(&b"some-file"[..]).unwrap(),
+                    content: Bytes::from_static(b"content"),
+                    exptime_s: 60,
+                },
+            )
+            .encode();
+            let stamped = StampedCommand::decode(&logged).unwrap();
+            let Some(Command::Write { name, content, .. }) = &stamped.command else {
+                panic!("decoded a write");
+            };
+            assert!(inside(name.as_bytes(), &logged) && inside(content, &logged));
+            // The first round creates the file, the second replaces it in place.
+            stamped.apply_to(&mut store);
+            for (key, file) in &store.files {
+                assert!(!inside(key.name.as_bytes(), &logged), "round {round}: key");
+                assert!(!inside(&file.content, &logged), "round {round}: content");
+            }
+            for (_, name) in &store.expiries {
+                assert!(!inside(name.as_bytes(), &logged), "round {round}: expiry");
             }
         }
     }

@@ -72,7 +72,7 @@ fn decode_refuses_every_truncation() {
         let bytes = stamped.encode();
         for len in 0..bytes.len() {
             assert_eq!(
-                StampedCommand::decode(&bytes[..len]),
+                StampedCommand::decode(&bytes.slice(..len)),
                 Err(DecodeError::Truncated),
                 "{stamped:?} cut to {len}"
             );
@@ -86,7 +86,7 @@ fn decode_refuses_trailing_bytes() {
         let mut bytes = stamped.encode().to_vec();
         bytes.extend_from_slice(b"xy");
         assert_eq!(
-            StampedCommand::decode(&bytes),
+            StampedCommand::decode(&Bytes::copy_from_slice(&bytes)),
             Err(DecodeError::TrailingBytes(2))
         );
     }
@@ -98,7 +98,7 @@ fn decode_refuses_unknown_tags() {
         let mut bytes = samples()[0].encode().to_vec();
         bytes[0] = tag;
         assert_eq!(
-            StampedCommand::decode(&bytes),
+            StampedCommand::decode(&Bytes::copy_from_slice(&bytes)),
             Err(DecodeError::UnknownTag(tag))
         );
     }
@@ -117,7 +117,7 @@ fn decode_refuses_invalid_names() {
         bytes.push(bad.len() as u8);
         bytes.extend_from_slice(bad);
         assert_eq!(
-            StampedCommand::decode(&bytes),
+            StampedCommand::decode(&Bytes::copy_from_slice(&bytes)),
             Err(DecodeError::BadName(why))
         );
     }
@@ -128,7 +128,10 @@ fn decode_refuses_a_content_length_beyond_the_input() {
     let mut bytes = samples()[1].encode().to_vec();
     let at = 1 + 8 + 2 + 8;
     bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert_eq!(StampedCommand::decode(&bytes), Err(DecodeError::Truncated));
+    assert_eq!(
+        StampedCommand::decode(&Bytes::copy_from_slice(&bytes)),
+        Err(DecodeError::Truncated)
+    );
 }
 
 fn name_strategy() -> impl Strategy<Value = Name> {
@@ -171,7 +174,7 @@ proptest! {
     #[test]
     fn decode_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         // Whatever decodes must be exactly what encoding it gives back: one form per command.
-        if let Ok(stamped) = StampedCommand::decode(&bytes) {
+        if let Ok(stamped) = StampedCommand::decode(&Bytes::copy_from_slice(&bytes)) {
             prop_assert_eq!(stamped.encode().to_vec(), bytes);
         }
     }
@@ -185,7 +188,7 @@ proptest! {
         let mut bytes = stamped.encode().to_vec();
         let at = at.index(bytes.len());
         bytes[at] ^= mask;
-        if let Ok(decoded) = StampedCommand::decode(&bytes) {
+        if let Ok(decoded) = StampedCommand::decode(&Bytes::copy_from_slice(&bytes)) {
             prop_assert_eq!(decoded.encode().to_vec(), bytes);
         }
     }

@@ -1,5 +1,6 @@
 //! What a peer sends: the payload of one peer frame, and the encodings nested in it.
 
+use bytes::Bytes;
 use fs::StampedCommand;
 use raft::{Entry, LogIndex, Membership, Message, Payload, Term};
 use replica::PeerMessage;
@@ -13,9 +14,9 @@ use replica::PeerMessage;
 /// promises it, and an invalid one written to the log would fail to decode on restart); the
 /// canonical binary forms (logged commands) re-encode to exactly their input.
 pub fn peer_message(data: &[u8]) {
-    if let Ok(msg) = PeerMessage::decode(data) {
+    if let Ok(msg) = PeerMessage::decode(&Bytes::copy_from_slice(data)) {
         assert_eq!(
-            PeerMessage::decode(&msg.encode()).as_ref(),
+            PeerMessage::decode(&Bytes::from(msg.encode())).as_ref(),
             Ok(&msg),
             "a peer message does not survive encode and decode"
         );
@@ -39,7 +40,7 @@ pub fn peer_message(data: &[u8]) {
     if let Ok(membership) = Membership::decode(data) {
         check_membership(&membership);
     }
-    check_stamped(data);
+    check_stamped(&Bytes::copy_from_slice(data));
 }
 
 fn check_message(m: &Message) {
@@ -77,7 +78,7 @@ fn check_membership(m: &Membership) {
     );
 }
 
-fn check_stamped(bytes: &[u8]) {
+fn check_stamped(bytes: &Bytes) {
     if let Ok(stamped) = StampedCommand::decode(bytes) {
         assert_eq!(
             &stamped.encode()[..],

@@ -11,9 +11,18 @@
 //!
 //! Tags 3 and up are reserved. A reader refuses any other tag, a no-op with trailing bytes and
 //! an invalid configuration, so a damaged record is reported rather than misread.
+//!
+//! # Commands sliced from a frame
+//! A message decoded inside [`slicing_commands`] gives each command as a slice of the received
+//! frame, sharing its buffer, rather than a copy of its own: a follower takes a batch of entries
+//! with no allocation per entry. The price is that a kept command keeps the whole frame alive,
+//! so whoever keeps only part of a message's entries gives those their own buffers
+//! ([`Entry::detach`]); a frame then stays alive only as long as all of its entries do.
+
+use std::cell::RefCell;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::ids::{LogIndex, Term};
 use crate::membership::Membership;
@@ -51,7 +60,7 @@ pub enum Payload {
     /// the state machine skips it but it is still reported by `Commit`.
     Noop,
     /// An opaque client command for the state machine.
-    Command(Bytes),
+    Command(#[serde(deserialize_with = "command_bytes")] Bytes),
     /// A new configuration (see [`crate::membership`]); in force once committed. The state
     /// machine skips it like a no-op; the driver may track it (addresses, status).
     Membership(Membership),
@@ -115,4 +124,79 @@ impl Entry {
     pub fn size_hint(&self) -> usize {
         self.payload.len().saturating_add(ENTRY_OVERHEAD_BYTES)
     }
+
+    /// Gives the command a buffer of its own, so that it no longer keeps alive the frame it
+    /// was sliced from (see the module doc).
+    pub fn detach(&mut self) {
+        if let Payload::Command(data) = &mut self.payload {
+            *data = Bytes::copy_from_slice(data);
+        }
+    }
+}
+
+thread_local! {
+    /// The frame [`slicing_commands`] is decoding on this thread, if any.
+    static FRAME: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Runs `decode`, which deserialises a message from the bytes of `frame`, so that every
+/// command it decodes is a slice of `frame` instead of a copy (see the module doc). Commands
+/// decoded from anything else are copied as usual.
+pub fn slicing_commands<T>(frame: &Bytes, decode: impl FnOnce() -> T) -> T {
+    /// Puts back the frame of an enclosing call, also if `decode` panics.
+    struct Restore(Option<Bytes>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FRAME.set(self.0.take());
+        }
+    }
+    let _restore = Restore(FRAME.replace(Some(frame.clone())));
+    decode()
+}
+
+/// Deserialises a command: a slice of the frame being decoded when the bytes lie inside it
+/// (postcard lends them straight from its input), a copy otherwise.
+fn command_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Bytes;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("command bytes")
+        }
+
+        fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Bytes, E> {
+            Ok(FRAME.with_borrow(|frame| match frame {
+                Some(frame) if lies_within(v, frame) => frame.slice_ref(v),
+                _ => Bytes::copy_from_slice(v),
+            }))
+        }
+
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Bytes, E> {
+            Ok(Bytes::copy_from_slice(v))
+        }
+
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Bytes, E> {
+            Ok(Bytes::from(v))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+            // Self-describing formats without a bytes type (JSON) write a sequence of numbers.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                out.push(byte);
+            }
+            Ok(Bytes::from(out))
+        }
+    }
+    deserializer.deserialize_bytes(Visitor)
+}
+
+/// True if `part` is a non-empty stretch of `whole`'s memory (what [`Bytes::slice_ref`] needs).
+fn lies_within(part: &[u8], whole: &[u8]) -> bool {
+    let start = part.as_ptr() as usize;
+    let whole_start = whole.as_ptr() as usize;
+    !part.is_empty()
+        && start >= whole_start
+        && start.saturating_add(part.len()) <= whole_start.saturating_add(whole.len())
 }

@@ -88,10 +88,13 @@ impl PeerMessage {
         }
     }
 
-    /// Decodes a message; never panics, whatever the bytes.
-    pub fn decode(bytes: &[u8]) -> Result<PeerMessage, WireError> {
-        let (msg, rest) = postcard::take_from_bytes::<PeerMessage>(bytes)
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+    /// Decodes the message a frame holds; never panics, whatever the bytes. Its commands are
+    /// slices of `frame` rather than copies ([`raft::entry::slicing_commands`]).
+    pub fn decode(frame: &Bytes) -> Result<PeerMessage, WireError> {
+        let (msg, rest) = raft::entry::slicing_commands(frame, || {
+            postcard::take_from_bytes::<PeerMessage>(frame)
+        })
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
         if !rest.is_empty() {
             return Err(WireError::TrailingBytes { count: rest.len() });
         }

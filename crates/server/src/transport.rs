@@ -767,8 +767,8 @@ impl Acceptor {
             self.metrics
                 .peer_bytes_received
                 .inc_by((FRAME_PREFIX_BYTES + len) as u64);
-            let msg =
-                PeerMessage::decode(&frame).map_err(|err| ReceiveError::Decode(err.to_string()))?;
+            let msg = PeerMessage::decode(&Bytes::from(frame))
+                .map_err(|err| ReceiveError::Decode(err.to_string()))?;
             if bulk != matches!(msg, PeerMessage::Chunk(_)) {
                 return Err(ReceiveError::WrongLane);
             }

@@ -71,6 +71,7 @@ impl Node {
         if !is_well_formed(&req) {
             return;
         }
+        let received = req.entries.len();
         self.trim_compacted(&mut req);
         // Entries trimmed to the base must still continue it: a garbage request may carry terms
         // below the snapshot's.
@@ -102,7 +103,12 @@ impl Node {
                 self.log.truncate(from_index);
                 self.durable = self.durable.min(from_index.prev());
             }
-            let new: Vec<Entry> = req.entries.split_off(k);
+            let mut new: Vec<Entry> = req.entries.split_off(k);
+            if new.len() < received {
+                // The entries dropped here must not stay in memory through the frame they
+                // share with the kept ones (see `raft::entry`).
+                new.iter_mut().for_each(Entry::detach);
+            }
             self.log.append(&new);
             self.store(new);
         }

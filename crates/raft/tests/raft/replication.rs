@@ -46,6 +46,54 @@ fn section_5_3_follower_appends_after_the_matching_entry() {
     assert_eq!(node.last_index(), LogIndex(4));
 }
 
+/// Entries `indexes` of term `term` whose commands are slices of one shared buffer, as a
+/// message decoded from a peer's frame gives them; returns the buffer too.
+fn sliced_entries(indexes: std::ops::RangeInclusive<u64>, term: u64) -> (Bytes, Vec<Entry>) {
+    let frame = Bytes::from((0..=255u8).collect::<Vec<u8>>());
+    let entries = indexes
+        .map(|i| Entry {
+            index: LogIndex(i),
+            term: Term(term),
+            payload: Payload::Command(frame.slice(i as usize..i as usize + 1)),
+        })
+        .collect();
+    (frame, entries)
+}
+
+/// True if the stored entries' commands lie in `frame`'s memory.
+fn stored_in(frame: &Bytes, stored: &[Entry]) -> Vec<bool> {
+    let range = frame.as_ptr_range();
+    stored
+        .iter()
+        .map(|e| match &e.payload {
+            Payload::Command(data) => range.contains(&data.as_ptr()),
+            _ => false,
+        })
+        .collect()
+}
+
+/// A follower keeps the commands of a request it takes whole as they came (slices of the frame,
+/// no copy), but copies those it keeps from a request it takes only in part: the entries it
+/// dropped must not stay in memory through the frame they share.
+#[test]
+fn kept_entries_share_their_frame_only_if_all_of_it_is_kept() {
+    let mut node = follower(2, &[1, 1]);
+    let (frame, entries) = sliced_entries(3..=4, 2);
+    let acts = step(&mut node, 10, append(2, 2, (2, 1), entries, 0));
+    assert_eq!(stored_in(&frame, &stores(&acts)), vec![true, true]);
+
+    // Entries 3 and 4 again (held already), with 5 and 6: only 5 and 6 are kept.
+    let (frame, entries) = sliced_entries(3..=6, 2);
+    let acts = step(&mut node, 20, append(2, 2, (2, 1), entries, 0));
+    let stored = stores(&acts);
+    assert_eq!(
+        stored.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![LogIndex(5), LogIndex(6)]
+    );
+    assert_eq!(stored_in(&frame, &stored), vec![false, false]);
+    assert_eq!(node.last_index(), LogIndex(6));
+}
+
 #[test]
 fn section_5_3_truncation_only_at_a_real_conflict() {
     // Follower log terms [1, 1, 2, 2]; the leader of term 3.

@@ -539,7 +539,7 @@ impl Simulation {
         &mut self,
         from: NodeId,
         to: usize,
-        bytes: &[u8],
+        bytes: &Bytes,
     ) -> Result<(), Violation> {
         let to_id = self.slots[to].id;
         if self.network.is_blocked(from, to_id) {
