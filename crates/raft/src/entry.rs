@@ -194,9 +194,6 @@ fn command_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D:
 
 /// True if `part` is a non-empty stretch of `whole`'s memory (what [`Bytes::slice_ref`] needs).
 fn lies_within(part: &[u8], whole: &[u8]) -> bool {
-    let start = part.as_ptr() as usize;
-    let whole_start = whole.as_ptr() as usize;
-    !part.is_empty()
-        && start >= whole_start
-        && start.saturating_add(part.len()) <= whole_start.saturating_add(whole.len())
+    let (part, whole) = (part.as_ptr_range(), whole.as_ptr_range());
+    !part.is_empty() && whole.start <= part.start && part.end <= whole.end
 }
