@@ -235,7 +235,9 @@ fn peer_message(dir: &Path) {
     }
     write(dir, "membership", &membership().encode());
     for (i, entry) in entries().iter().enumerate() {
-        write(dir, &format!("payload-{i}"), &entry.encode_payload());
+        // The fuzz target reads the tag from the first byte.
+        let (tag, data) = entry.stored();
+        write(dir, &format!("payload-{i}"), &[&[tag], &data[..]].concat());
     }
 }
 
@@ -248,7 +250,10 @@ fn wal_recovery(dir: &Path) {
     let (mut log, _) = wal::Log::open(log_dir.path(), wal::Options::default()).expect("open");
     let wal_entries: Vec<wal::Entry> = entries()
         .iter()
-        .map(|e| wal::Entry::new(e.index.0, e.term.0, e.encode_payload()))
+        .map(|e| {
+            let (kind, data) = e.stored();
+            wal::Entry::of_kind(e.index.0, e.term.0, kind, data)
+        })
         .collect();
     log.append(&wal_entries).expect("append");
     log.sync().expect("sync");

@@ -6,7 +6,7 @@ use raft::{Entry, LogIndex, Membership, Message, Payload, Term};
 use replica::PeerMessage;
 
 /// One peer frame's payload through [`PeerMessage::decode`], and the same bytes through each
-/// decoder nested under it: [`Message::decode`], [`Entry::decode_payload`] (what the WAL gives
+/// decoder nested under it: [`Message::decode`], [`Entry::from_stored`] (what the WAL gives
 /// back), [`Membership::decode`] and [`StampedCommand::decode`] (a logged client command).
 ///
 /// Asserts: no panic, errors are typed; every decoded value re-encodes to bytes that decode
@@ -34,7 +34,9 @@ pub fn peer_message(data: &[u8]) {
         );
         check_message(&m);
     }
-    if let Ok(entry) = Entry::decode_payload(LogIndex(1), Term(1), data) {
+    if let Some((&tag, rest)) = data.split_first()
+        && let Ok(entry) = Entry::from_stored(LogIndex(1), Term(1), tag, rest)
+    {
         check_entry(&entry);
     }
     if let Ok(membership) = Membership::decode(data) {
@@ -58,8 +60,9 @@ fn check_entry(entry: &Entry) {
         Payload::Command(bytes) => check_stamped(bytes),
         Payload::Membership(m) => check_membership(m),
     }
+    let (tag, data) = entry.stored();
     assert_eq!(
-        Entry::decode_payload(entry.index, entry.term, &entry.encode_payload()).as_ref(),
+        Entry::from_stored(entry.index, entry.term, tag, &data).as_ref(),
         Ok(entry),
         "an entry does not survive its WAL payload encoding"
     );

@@ -1,16 +1,18 @@
 //! Log entries, and the bytes the driver stores for each one.
 //!
 //! # Stored payload format
-//! The WAL stores `(index, term, data)` per entry; `data` is [`Entry::encode_payload`]:
+//! The WAL stores `(index, term, kind, data)` per entry; the kind is the payload's tag and the
+//! data its bytes, both from [`Entry::stored`]. On disk the kind is the byte before the data.
 //!
-//! | first byte | rest                      | payload             |
+//! | tag (kind) | data                      | payload             |
 //! |------------|---------------------------|---------------------|
 //! | `0`        | nothing                   | [`Payload::Noop`]   |
 //! | `1`        | the command bytes, as is  | [`Payload::Command`]|
 //! | `2`        | [`Membership::encode`]    | [`Payload::Membership`]|
 //!
-//! Tags 3 and up are reserved. A reader refuses any other tag, a no-op with trailing bytes and
-//! an invalid configuration, so a damaged record is reported rather than misread.
+//! Tags 3 and up are reserved. A reader refuses any other tag, a no-op with data and an invalid
+//! configuration, so a damaged record is reported rather than misread. A command is stored as
+//! the very buffer the entry holds (no copy with the tag in front).
 //!
 //! # Commands sliced from a frame
 //! A message decoded inside [`slicing_commands`] gives each command as a slice of the received
@@ -83,35 +85,31 @@ impl Payload {
 }
 
 impl Entry {
-    /// The bytes to store as this entry's data in the WAL (see the module doc for the format).
-    pub fn encode_payload(&self) -> Vec<u8> {
+    /// What the WAL stores for this entry: the payload's tag, as the record's kind, and its
+    /// data (see the module doc). A command's data is its own buffer, shared, not copied.
+    pub fn stored(&self) -> (u8, Bytes) {
         match &self.payload {
-            Payload::Noop => vec![TAG_NOOP],
-            Payload::Command(data) => {
-                let mut out = Vec::with_capacity(1 + data.len());
-                out.push(TAG_COMMAND);
-                out.extend_from_slice(data);
-                out
-            }
-            Payload::Membership(m) => {
-                let mut out = vec![TAG_MEMBERSHIP];
-                out.extend_from_slice(&m.encode());
-                out
-            }
+            Payload::Noop => (TAG_NOOP, Bytes::new()),
+            Payload::Command(data) => (TAG_COMMAND, data.clone()),
+            Payload::Membership(m) => (TAG_MEMBERSHIP, Bytes::from(m.encode())),
         }
     }
 
-    /// Rebuilds an entry from what the WAL stored; refuses damaged data instead of guessing.
-    pub fn decode_payload(index: LogIndex, term: Term, data: &[u8]) -> Result<Entry, WireError> {
-        let payload = match data.split_first() {
-            None => return Err(WireError::EmptyPayload),
-            Some((&TAG_NOOP, [])) => Payload::Noop,
-            Some((&TAG_NOOP, rest)) => {
-                return Err(WireError::TrailingBytes { count: rest.len() });
-            }
-            Some((&TAG_COMMAND, rest)) => Payload::Command(Bytes::copy_from_slice(rest)),
-            Some((&TAG_MEMBERSHIP, rest)) => Payload::Membership(Membership::decode(rest)?),
-            Some((&tag, _)) => return Err(WireError::UnknownPayloadTag(tag)),
+    /// Rebuilds an entry from what the WAL stored (the kind `tag` and `data`); refuses damaged
+    /// data instead of guessing. A command gets a copy of `data`: a slice would keep alive the
+    /// whole segment it was read from.
+    pub fn from_stored(
+        index: LogIndex,
+        term: Term,
+        tag: u8,
+        data: &[u8],
+    ) -> Result<Entry, WireError> {
+        let payload = match tag {
+            TAG_NOOP if data.is_empty() => Payload::Noop,
+            TAG_NOOP => return Err(WireError::TrailingBytes { count: data.len() }),
+            TAG_COMMAND => Payload::Command(Bytes::copy_from_slice(data)),
+            TAG_MEMBERSHIP => Payload::Membership(Membership::decode(data)?),
+            tag => return Err(WireError::UnknownPayloadTag(tag)),
         };
         Ok(Entry {
             index,

@@ -202,9 +202,6 @@ pub enum WireError {
         /// How many bytes were left over.
         count: usize,
     },
-    /// A stored entry payload has no bytes at all.
-    #[error("empty entry payload")]
-    EmptyPayload,
     /// A stored entry payload starts with an unknown tag.
     #[error("unknown entry payload tag {0}")]
     UnknownPayloadTag(u8),

@@ -43,13 +43,16 @@ proptest! {
 
     #[test]
     fn every_entry_payload_round_trips(entry in strategies::entry()) {
-        let data = entry.encode_payload();
-        prop_assert_eq!(Entry::decode_payload(entry.index, entry.term, &data), Ok(entry));
+        let (tag, data) = entry.stored();
+        prop_assert_eq!(Entry::from_stored(entry.index, entry.term, tag, &data), Ok(entry));
     }
 
     #[test]
-    fn random_payload_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = Entry::decode_payload(LogIndex(1), Term(1), &bytes);
+    fn random_payload_bytes_never_panic(
+        tag in any::<u8>(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let _ = Entry::from_stored(LogIndex(1), Term(1), tag, &bytes);
     }
 }
 
@@ -75,25 +78,31 @@ fn stored_payload_format_is_stable() {
         term: Term(1),
         payload: Payload::Noop,
     };
-    assert_eq!(noop.encode_payload(), [0]);
+    assert_eq!(noop.stored(), (0, Bytes::new()));
+    let command = Bytes::from_static(b"hi");
     let cmd = Entry {
         index: LogIndex(2),
         term: Term(1),
-        payload: Payload::Command(Bytes::from_static(b"hi")),
+        payload: Payload::Command(command.clone()),
     };
-    assert_eq!(cmd.encode_payload(), [1, b'h', b'i']);
-    // (stored bytes, expected result)
-    let table: Vec<(&[u8], Result<Payload, WireError>)> = vec![
-        (&[0], Ok(Payload::Noop)),
-        (&[1], Ok(Payload::Command(Bytes::new()))),
-        (&[1, 7], Ok(Payload::Command(Bytes::from_static(&[7])))),
-        (&[], Err(WireError::EmptyPayload)),
-        (&[0, 0], Err(WireError::TrailingBytes { count: 1 })),
-        (&[3, 1], Err(WireError::UnknownPayloadTag(3))),
+    let (tag, data) = cmd.stored();
+    assert_eq!((tag, &data[..]), (1, &b"hi"[..]));
+    assert_eq!(
+        data.as_ptr(),
+        command.as_ptr(),
+        "a command is stored uncopied"
+    );
+    // (stored tag and data, expected result)
+    let table: Vec<(u8, &[u8], Result<Payload, WireError>)> = vec![
+        (0, &[], Ok(Payload::Noop)),
+        (1, &[], Ok(Payload::Command(Bytes::new()))),
+        (1, &[7], Ok(Payload::Command(Bytes::from_static(&[7])))),
+        (0, &[0], Err(WireError::TrailingBytes { count: 1 })),
+        (3, &[1], Err(WireError::UnknownPayloadTag(3))),
     ];
-    for (bytes, expected) in table {
-        let got = Entry::decode_payload(LogIndex(1), Term(1), bytes).map(|e| e.payload);
-        assert_eq!(got, expected, "{bytes:?}");
+    for (tag, bytes, expected) in table {
+        let got = Entry::from_stored(LogIndex(1), Term(1), tag, bytes).map(|e| e.payload);
+        assert_eq!(got, expected, "{tag} {bytes:?}");
     }
     // A configuration: tag 2 and its encoding; a damaged one is refused.
     let membership = raft::Membership::voters_only([raft::NodeId(1), raft::NodeId(2)]);
@@ -102,15 +111,15 @@ fn stored_payload_format_is_stable() {
         term: Term(1),
         payload: Payload::Membership(membership.clone()),
     };
-    let stored = conf.encode_payload();
-    assert_eq!(stored[0], 2);
-    assert_eq!(stored[1..], membership.encode());
+    let (tag, stored) = conf.stored();
+    assert_eq!(tag, 2);
+    assert_eq!(stored[..], membership.encode());
     assert_eq!(
-        Entry::decode_payload(LogIndex(3), Term(1), &stored),
+        Entry::from_stored(LogIndex(3), Term(1), tag, &stored),
         Ok(conf)
     );
-    for cut in 1..stored.len() {
-        assert!(Entry::decode_payload(LogIndex(3), Term(1), &stored[..cut]).is_err());
+    for cut in 0..stored.len() {
+        assert!(Entry::from_stored(LogIndex(3), Term(1), tag, &stored[..cut]).is_err());
     }
 }
 

@@ -39,21 +39,24 @@
 //!  12   8  first index (equals the number in the file name)
 //!  20   4  CRC32C of bytes 0..20
 //!
-//! record, version 2 (RECORD_HEADER_BYTES = 32, then the data)
-//!   0   4  CRC32C of bytes 4..32+len (length, index, term, watermark and data)
-//!   4   4  len: data length, at most RECORD_DATA_BYTES_MAX
+//! record, version 2 (RECORD_HEADER_BYTES = 32, then the kind and the data)
+//!   0   4  CRC32C of bytes 4..32+len (length, index, term, watermark, kind and data)
+//!   4   4  len: 1 + data length, at most 1 + RECORD_DATA_BYTES_MAX
 //!   8   8  index
 //!  16   8  term
 //!  24   8  watermark: the durable watermark when the record was written (below index)
-//!  32 len  data
+//!  32   1  kind
+//!  33 len-1 data
 //!
 //! record, version 1 (RECORD_HEADER_BYTES_V1 = 24): as version 2 without the watermark
 //!   0   4  CRC32C of bytes 4..24+len
 //!   4   4  len
 //!   8   8  index
 //!  16   8  term
-//!  24 len  data
+//!  24 len  kind (1), data (len-1)
 //! ```
+//! A record of length 0, which entries before they had a kind could leave, reads as kind 0
+//! with no data.
 //!
 //! Record `i` of a segment holds index `first index + i`; terms never decrease through the log.
 //! All records of a segment have the layout of its header's version. Version 1 segments (from

@@ -14,7 +14,7 @@ pub const RECORD_HEADER_BYTES: usize = 32;
 /// Bytes before a record's data in format version 1, which had no watermark. Still read.
 pub const RECORD_HEADER_BYTES_V1: usize = 24;
 
-/// Largest data one record may hold. A Raft entry carries one client command (at most 1 MiB of
+/// Largest data one record may hold, besides its kind byte. A Raft entry carries one client command (at most 1 MiB of
 /// file content by default); 64 MiB leaves room for larger settings while keeping a corrupt
 /// length field from making recovery allocate or skip gigabytes.
 pub const RECORD_DATA_BYTES_MAX: usize = 64 << 20;
@@ -51,7 +51,7 @@ pub(crate) struct Decoded {
 
 /// Bytes a record for `data_len` bytes of data takes on disk in the current format.
 pub(crate) fn encoded_len(data_len: usize) -> u64 {
-    (RECORD_HEADER_BYTES + data_len) as u64
+    (RECORD_HEADER_BYTES + 1 + data_len) as u64
 }
 
 /// Appends the current-format record for `entry` to `out`, carrying `watermark`. The caller has
@@ -68,10 +68,11 @@ pub(crate) fn encode(entry: &Entry, watermark: u64, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // CRC, filled in below
     // Fits: bounded by RECORD_DATA_BYTES_MAX above.
-    out.extend_from_slice(&(entry.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(1 + entry.data.len() as u32).to_le_bytes());
     out.extend_from_slice(&entry.index.to_le_bytes());
     out.extend_from_slice(&entry.term.to_le_bytes());
     out.extend_from_slice(&watermark.to_le_bytes());
+    out.push(entry.kind);
     out.extend_from_slice(&entry.data);
     let crc = crc32c::crc32c(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
@@ -93,10 +94,10 @@ pub(crate) fn decode(buf: &Bytes, pos: usize, format: Format) -> Result<Decoded,
     let header = &buf[pos..pos + header_bytes];
     let stored = read_u32(header, 0);
     let data_len = read_u32(header, 4) as usize;
-    if data_len > RECORD_DATA_BYTES_MAX {
+    if data_len > 1 + RECORD_DATA_BYTES_MAX {
         return Err(Problem::LengthTooLarge {
             length: data_len as u64,
-            max: RECORD_DATA_BYTES_MAX as u64,
+            max: 1 + RECORD_DATA_BYTES_MAX as u64,
         });
     }
     let total = header_bytes + data_len;
@@ -114,11 +115,18 @@ pub(crate) fn decode(buf: &Bytes, pos: usize, format: Format) -> Result<Decoded,
         Format::V1 => 0,
         Format::V2 => read_u64(header, 24),
     };
+    let data_at = pos + header_bytes;
+    // Length 0 is an entry from before kinds: kind 0, no data (see the crate doc).
+    let (kind, data) = match data_len {
+        0 => (0, Bytes::new()),
+        _ => (buf[data_at], buf.slice(data_at + 1..pos + total)),
+    };
     Ok(Decoded {
         entry: Entry {
             index: read_u64(header, 8),
             term: read_u64(header, 16),
-            data: buf.slice(pos + header_bytes..pos + total),
+            kind,
+            data,
         },
         watermark,
         len: total,
@@ -151,7 +159,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let entry = Entry::new(7, 3, &b"hello"[..]);
+        let entry = Entry::of_kind(7, 3, 9, &b"hello"[..]);
         let buf = encoded(&entry);
         assert_eq!(buf.len() as u64, encoded_len(5));
         let decoded = decode(&buf, 0, Format::V2).unwrap();
@@ -167,18 +175,40 @@ mod tests {
 
     #[test]
     fn version_1_records_read_with_watermark_zero() {
-        // Version 1 layout by hand: CRC, length, index, term, data.
+        // Version 1 layout by hand: CRC, length, index, term, kind, data.
         let mut buf = Vec::new();
         buf.extend_from_slice(&[0; 4]);
-        buf.extend_from_slice(&3u32.to_le_bytes());
+        buf.extend_from_slice(&4u32.to_le_bytes());
         buf.extend_from_slice(&9u64.to_le_bytes());
         buf.extend_from_slice(&2u64.to_le_bytes());
-        buf.extend_from_slice(b"abc");
+        buf.extend_from_slice(b"\x05abc");
         let crc = crc32c::crc32c(&buf[4..]);
         buf[0..4].copy_from_slice(&crc.to_le_bytes());
         let decoded = decode(&Bytes::from(buf), 0, Format::V1).unwrap();
-        assert_eq!(decoded.entry, Entry::new(9, 2, &b"abc"[..]));
-        assert_eq!((decoded.watermark, decoded.len), (0, 27));
+        assert_eq!(decoded.entry, Entry::of_kind(9, 2, 5, &b"abc"[..]));
+        assert_eq!((decoded.watermark, decoded.len), (0, 28));
+    }
+
+    #[test]
+    fn a_record_of_length_zero_reads_as_kind_zero_without_data() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        buf.extend_from_slice(&4u64.to_le_bytes());
+        buf.extend_from_slice(&1u64.to_le_bytes());
+        buf.extend_from_slice(&3u64.to_le_bytes());
+        let crc = crc32c::crc32c(&buf[4..]);
+        buf[0..4].copy_from_slice(&crc.to_le_bytes());
+        let decoded = decode(&Bytes::from(buf), 0, Format::V2).unwrap();
+        assert_eq!(decoded.entry, Entry::new(4, 1, Bytes::new()));
+        assert_eq!((decoded.watermark, decoded.len), (3, RECORD_HEADER_BYTES));
+    }
+
+    #[test]
+    fn the_kind_is_stored_in_front_of_the_data() {
+        let buf = encoded(&Entry::of_kind(2, 1, 7, &b"xy"[..]));
+        assert_eq!(read_u32(&buf, 4), 3);
+        assert_eq!(&buf[RECORD_HEADER_BYTES..], b"\x07xy");
     }
 
     #[test]

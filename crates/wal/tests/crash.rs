@@ -66,7 +66,8 @@ fn build(dir: &Path) -> Vec<Layout> {
         let mut index = first;
         // Records up to the preallocated zeros (or the end of the file).
         while at < len && bytes[at as usize..].iter().any(|&b| b != 0) {
-            let end = at + (RECORD_HEADER_BYTES + entry(index).data.len()) as u64;
+            // The kind byte comes before the data.
+            let end = at + (RECORD_HEADER_BYTES + 1 + entry(index).data.len()) as u64;
             records.push((index, at, end));
             at = end;
             index += 1;

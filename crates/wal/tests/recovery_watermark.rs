@@ -485,13 +485,17 @@ fn write_v1_segment(dir: &Path, first: u64, entries: &[Entry]) -> PathBuf {
     for e in entries {
         let start = bytes.len();
         bytes.extend_from_slice(&[0; 4]);
-        bytes.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(1 + e.data.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&e.index.to_le_bytes());
         bytes.extend_from_slice(&e.term.to_le_bytes());
+        bytes.push(e.kind);
         bytes.extend_from_slice(&e.data);
         let crc = crc32c::crc32c(&bytes[start + 4..]);
         bytes[start..start + 4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(bytes.len() - start, RECORD_HEADER_BYTES_V1 + e.data.len());
+        assert_eq!(
+            bytes.len() - start,
+            RECORD_HEADER_BYTES_V1 + 1 + e.data.len()
+        );
     }
     let path = dir.join(format!("{first:020}.wal"));
     fs::write(&path, bytes).unwrap();

@@ -156,12 +156,12 @@ impl Storage {
             Vec::new()
         };
         for record in records {
-            let entry =
-                Entry::decode_payload(LogIndex(record.index), Term(record.term), &record.data)
-                    .map_err(|err| StorageError::Undecodable {
-                        index: record.index,
-                        message: err.to_string(),
-                    })?;
+            let index = LogIndex(record.index);
+            let entry = Entry::from_stored(index, Term(record.term), record.kind, &record.data)
+                .map_err(|err| StorageError::Undecodable {
+                    index: record.index,
+                    message: err.to_string(),
+                })?;
             entries.push(entry);
         }
         let reconciled = replica::reconcile(
@@ -243,10 +243,9 @@ impl Storage {
         };
         let records = entries
             .iter()
-            .map(|e| wal::Entry {
-                index: e.index.0,
-                term: e.term.0,
-                data: e.encode_payload().into(),
+            .map(|e| {
+                let (kind, data) = e.stored();
+                wal::Entry::of_kind(e.index.0, e.term.0, kind, data)
             })
             .collect();
         self.submit(wal::Op::Append(records), Some(stored))
@@ -463,7 +462,8 @@ mod tests {
         };
         let (mut log, _) =
             wal::Log::open(&dir.path().join("log"), wal::Options::default()).unwrap();
-        log.append(&[wal::Entry::new(1, 1, noop.encode_payload())])
+        let (kind, data) = noop.stored();
+        log.append(&[wal::Entry::of_kind(1, 1, kind, data)])
             .unwrap();
         log.sync().unwrap();
         drop(log);
