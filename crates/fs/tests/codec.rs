@@ -488,3 +488,38 @@ fn skipping_and_discarding_are_not_command_boundaries() {
     assert_eq!(decoder.decode(&mut src), None);
     assert!(decoder.at_command_boundary());
 }
+
+/// Whether `part` lies within `whole`'s memory.
+fn lies_within(part: &[u8], whole: std::ops::Range<*const u8>) -> bool {
+    let range = part.as_ptr_range();
+    whole.start <= range.start && range.end <= whole.end
+}
+
+#[test]
+fn names_and_contents_are_slices_of_the_input_not_copies() {
+    // The command carries them to the node, which copies what it keeps; a copy per parse
+    // would be an allocation per command for nothing.
+    let mut decoder = Decoder::new(TEST_LIMITS);
+    let mut src =
+        BytesMut::from(&b"read alpha\r\nwrite beta 2\r\nhi\r\ncas gamma 1 1\r\nx\r\n"[..]);
+    let input = src.as_ptr_range();
+    let mut names = Vec::new();
+    while let Some(decoded) = decoder.decode(&mut src) {
+        match decoded {
+            Decoded::Command(Command::Read { name }) => names.push(name),
+            Decoded::Command(Command::Write { name, content, .. })
+            | Decoded::Command(Command::Cas { name, content, .. }) => {
+                assert!(lies_within(&content, input.clone()));
+                names.push(name);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(names, [name("alpha"), name("beta"), name("gamma")]);
+    for name in &names {
+        assert!(
+            lies_within(name.as_bytes(), input.clone()),
+            "{name} was copied"
+        );
+    }
+}

@@ -308,15 +308,17 @@ impl Decoder {
             }
             LineScan::Found(end) => end,
         };
-        let line = &src[..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let step = if line.len() > LINE_BYTES_MAX {
+        // The line leaves the buffer as its own `Bytes`, so that a name is a slice of it, as a
+        // file's content is of the buffer: the command is what keeps it, and copies it where
+        // it is kept for long (the log's entry; the store copies what it keeps).
+        let line = src.split_to(end + 1).freeze();
+        let text = &line[..end];
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.len() > LINE_BYTES_MAX {
             Step::Emit(Decoded::Error(ParseError::LineTooLong))
         } else {
-            self.parse_line(line)
-        };
-        src.advance(end + 1);
-        step
+            self.parse_line(&line, text)
+        }
     }
 
     /// Drops input through the next `\n`; returns whether it was found (else all was dropped).
@@ -335,14 +337,16 @@ impl Decoder {
         }
     }
 
-    fn parse_line(&mut self, line: &[u8]) -> Step {
-        let fields = Fields::collect(line.split(|&b| b == b' ').filter(|f| !f.is_empty()));
+    /// Parses `text`, the part of `line` before its terminator.
+    fn parse_line(&mut self, line: &Bytes, text: &[u8]) -> Step {
+        let name = |field: &[u8]| parse_name(line, field);
+        let fields = Fields::collect(text.split(|&b| b == b' ').filter(|f| !f.is_empty()));
         if fields.count == 0 {
             return Step::Emit(Decoded::Error(ParseError::EmptyLine));
         }
         let Some(verb) = Verb::parse(fields.first[0]) else {
             if crate::admin::is_admin_verb(fields.first[0]) {
-                let all: Vec<&[u8]> = line
+                let all: Vec<&[u8]> = text
                     .split(|&b| b == b' ')
                     .filter(|f| !f.is_empty())
                     .collect();
@@ -358,21 +362,19 @@ impl Decoder {
             found: fields.count,
         };
         let result = match (verb, fields.as_slice()) {
-            (Verb::Read, Some(&[_, name])) => parse_name(name).map(|name| Command::Read { name }),
-            (Verb::Delete, Some(&[_, name])) => {
-                parse_name(name).map(|name| Command::Delete { name })
+            (Verb::Read, Some(&[_, field])) => name(field).map(|name| Command::Read { name }),
+            (Verb::Delete, Some(&[_, field])) => name(field).map(|name| Command::Delete { name }),
+            (Verb::Write, Some(&[_, field, numbytes])) => {
+                return self.start_content(numbytes, write_header(name(field), b"0"));
             }
-            (Verb::Write, Some(&[_, name, numbytes])) => {
-                return self.start_content(numbytes, write_header(name, b"0"));
+            (Verb::Write, Some(&[_, field, numbytes, exptime])) => {
+                return self.start_content(numbytes, write_header(name(field), exptime));
             }
-            (Verb::Write, Some(&[_, name, numbytes, exptime])) => {
-                return self.start_content(numbytes, write_header(name, exptime));
+            (Verb::Cas, Some(&[_, field, version, numbytes])) => {
+                return self.start_content(numbytes, cas_header(name(field), version, b"0"));
             }
-            (Verb::Cas, Some(&[_, name, version, numbytes])) => {
-                return self.start_content(numbytes, cas_header(name, version, b"0"));
-            }
-            (Verb::Cas, Some(&[_, name, version, numbytes, exptime])) => {
-                return self.start_content(numbytes, cas_header(name, version, exptime));
+            (Verb::Cas, Some(&[_, field, version, numbytes, exptime])) => {
+                return self.start_content(numbytes, cas_header(name(field), version, exptime));
             }
             _ => Err(wrong_count),
         };
@@ -468,25 +470,29 @@ impl Decoder {
     }
 }
 
-fn parse_name(field: &[u8]) -> Result<Name, ParseError> {
-    // Copied, not sliced: a name outlives the read buffer it arrived in.
-    Name::new(Bytes::copy_from_slice(field)).map_err(ParseError::BadName)
+/// The name in `field`, a part of `line`, as a slice of `line`.
+fn parse_name(line: &Bytes, field: &[u8]) -> Result<Name, ParseError> {
+    Name::new(line.slice_ref(field)).map_err(ParseError::BadName)
 }
 
 fn parse_number(field: &[u8], which: NumberField) -> Result<u64, ParseError> {
     parse_u64(field).ok_or(ParseError::BadNumber(which))
 }
 
-fn write_header(name: &[u8], exptime: &[u8]) -> Result<Header, ParseError> {
+fn write_header(name: Result<Name, ParseError>, exptime: &[u8]) -> Result<Header, ParseError> {
     Ok(Header::Write {
-        name: parse_name(name)?,
+        name: name?,
         exptime_s: parse_number(exptime, NumberField::Exptime)?,
     })
 }
 
-fn cas_header(name: &[u8], version: &[u8], exptime: &[u8]) -> Result<Header, ParseError> {
+fn cas_header(
+    name: Result<Name, ParseError>,
+    version: &[u8],
+    exptime: &[u8],
+) -> Result<Header, ParseError> {
     Ok(Header::Cas {
-        name: parse_name(name)?,
+        name: name?,
         version: parse_number(version, NumberField::Version)?,
         exptime_s: parse_number(exptime, NumberField::Exptime)?,
     })
