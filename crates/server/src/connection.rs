@@ -39,6 +39,7 @@ use tracing::debug;
 
 use crate::deadline::sleep_until;
 use crate::limits::ClientLimits;
+use crate::mailbox::Mailbox;
 use crate::metrics::{CommandKind, Metrics};
 use crate::node::NodeHandle;
 use crate::shutdown::Shutdown;
@@ -93,8 +94,9 @@ impl ConnectionLimits {
 enum Answer {
     /// The reply is known already (a parse error, say).
     Ready(Reply),
-    /// The node will answer.
-    Pending(oneshot::Receiver<Reply>),
+    /// The node answers: the reply is the oldest not yet taken from the connection's mailbox
+    /// (every pending slot reserved its place in it, in slot order).
+    Pending,
 }
 
 /// One command's place in the reply order, with its share of the pipeline budget.
@@ -128,6 +130,8 @@ struct Shared {
     last_write_ms: AtomicU64,
     /// Wakes a reader paused over budget (one waiter, so a stored permit is never lost).
     progress: Notify,
+    /// Where the node answers the commands the reader submits, in the order of their slots.
+    replies: Arc<Mailbox>,
     /// The connection's start, the origin of `last_write_ms`.
     start: Instant,
 }
@@ -141,6 +145,7 @@ impl Shared {
             last_write_ms: AtomicU64::new(0),
             progress: Notify::new(),
             start: Instant::now(),
+            replies: Mailbox::new(),
         }
     }
 
@@ -264,17 +269,19 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 // The next command, if any, starts in what is buffered now.
                 partial_since = (!buf.is_empty()).then_some(last_read);
                 let (answer, close, kind) = match decoded {
+                    // A node that has stopped drops the token, which answers ERR_INTERNAL
+                    // in its place; the connection then closes.
                     Decoded::Command(command) => {
                         let kind = CommandKind::of(&command);
-                        match node.submit(command).await {
-                            Some(rx) => (Answer::Pending(rx), false, kind),
-                            None => (Answer::Ready(Reply::Internal), true, kind),
-                        }
+                        let token = shared.replies.reserve();
+                        let submitted = node.submit(command, token).await;
+                        (Answer::Pending, !submitted, kind)
                     }
-                    Decoded::Admin(admin) => match node.admin(admin).await {
-                        Some(rx) => (Answer::Pending(rx), false, CommandKind::Admin),
-                        None => (Answer::Ready(Reply::Internal), true, CommandKind::Admin),
-                    },
+                    Decoded::Admin(admin) => {
+                        let token = shared.replies.reserve();
+                        let submitted = node.admin(admin, token).await;
+                        (Answer::Pending, !submitted, CommandKind::Admin)
+                    }
                     Decoded::Error(err) => {
                         debug!(%err, "malformed command");
                         let close = err.closes_connection();
@@ -363,17 +370,17 @@ async fn read_commands<R: AsyncRead + Unpin>(
 async fn next_reply(
     current: &mut Option<Slot>,
     slots: &mut mpsc::Receiver<Slot>,
+    replies: &Mailbox,
 ) -> Option<Answered> {
     if current.is_none() {
         *current = Some(slots.recv().await?);
     }
     if let Some(Slot { answer, .. }) = current
-        && let Answer::Pending(rx) = answer
+        && let Answer::Pending = answer
     {
         // A node that dropped the command without answering (it is shutting down) gets
-        // `ERR_INTERNAL`, as docs/protocol.md says.
-        let reply = rx.await.unwrap_or(Reply::Internal);
-        *answer = Answer::Ready(reply);
+        // `ERR_INTERNAL`, as docs/protocol.md says: the mailbox gives that for it.
+        *answer = Answer::Ready(replies.next().await);
     }
     take_answered(current)
 }
@@ -383,7 +390,7 @@ fn take_answered(current: &mut Option<Slot>) -> Option<Answered> {
     let slot = current.take()?;
     let reply = match slot.answer {
         Answer::Ready(reply) => reply,
-        Answer::Pending(_) => Reply::Internal,
+        Answer::Pending => unreachable!("a slot is taken once answered"),
     };
     Some(Answered {
         reply,
@@ -397,19 +404,15 @@ fn take_answered(current: &mut Option<Slot>) -> Option<Answered> {
 fn try_next_reply(
     current: &mut Option<Slot>,
     slots: &mut mpsc::Receiver<Slot>,
+    replies: &Mailbox,
 ) -> Option<Answered> {
     if current.is_none() {
         *current = Some(slots.try_recv().ok()?);
     }
     if let Some(Slot { answer, .. }) = current
-        && let Answer::Pending(rx) = answer
+        && let Answer::Pending = answer
     {
-        let reply = match rx.try_recv() {
-            Ok(reply) => reply,
-            Err(oneshot::error::TryRecvError::Empty) => return None,
-            Err(oneshot::error::TryRecvError::Closed) => Reply::Internal,
-        };
-        *answer = Answer::Ready(reply);
+        *answer = Answer::Ready(replies.take()?);
     }
     take_answered(current)
 }
@@ -493,7 +496,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     while queue_open || !out.is_empty() {
         // Gather the replies ready now into one write.
         while out.len() < WRITE_BATCH_BYTES.min(limits.reply_buffer_bytes)
-            && let Some(answered) = try_next_reply(&mut current, &mut slots)
+            && let Some(answered) = try_next_reply(&mut current, &mut slots, &shared.replies)
         {
             took_reply(&shared, &metrics, &mut out, answered);
         }
@@ -503,7 +506,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
         let written = tokio::select! {
             biased;
             written = write_some(&mut writer, &out, stall), if !out.is_empty() => Some(written),
-            reply = next_reply(&mut current, &mut slots), if collect => {
+            reply = next_reply(&mut current, &mut slots, &shared.replies), if collect => {
                 match reply {
                     Some(answered) => took_reply(&shared, &metrics, &mut out, answered),
                     None => queue_open = false,

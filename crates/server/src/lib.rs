@@ -17,6 +17,7 @@ pub mod connection;
 pub mod deadline;
 pub mod limits;
 pub mod listener;
+pub mod mailbox;
 pub mod metrics;
 pub mod node;
 pub mod server;

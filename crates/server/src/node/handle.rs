@@ -1,21 +1,23 @@
-//! How connections reach the node: a bounded queue of requests, each with the oneshot its reply
-//! comes back on.
+//! How connections reach the node: a bounded queue of requests, each with the place in its
+//! connection's mailbox that its reply goes to.
 
 use std::sync::Arc;
 
-use fs::{Admin, Command, Reply};
-use tokio::sync::{mpsc, oneshot};
+use fs::{Admin, Command};
+use tokio::sync::mpsc;
+
+use crate::mailbox::ReplyTo;
 
 use crate::metrics::Metrics;
 
 /// A client command on its way to the node, with where to send the answer.
-pub type Request = replica::Request<oneshot::Sender<Reply>>;
+pub type Request = replica::Request<ReplyTo>;
 
 /// An administrative command on its way to the node, with where to send the answer.
 #[derive(Debug)]
 pub struct AdminRequest {
     /// Where the reply goes.
-    pub token: oneshot::Sender<Reply>,
+    pub token: ReplyTo,
     /// The command.
     pub admin: Admin,
 }
@@ -43,18 +45,15 @@ impl NodeHandle {
     }
 
     /// Queues an administrative command (on a queue of its own, so it never waits behind a
-    /// full client queue) and returns where its reply will arrive; `None` if the node stopped.
-    pub async fn admin(&self, admin: Admin) -> Option<oneshot::Receiver<Reply>> {
-        let (token, rx) = oneshot::channel();
-        self.admin.send(AdminRequest { token, admin }).await.ok()?;
-        Some(rx)
+    /// full client queue), to be answered through `token`; false if the node has stopped (the
+    /// dropped token then answers `ERR_INTERNAL`).
+    pub async fn admin(&self, admin: Admin, token: ReplyTo) -> bool {
+        self.admin.send(AdminRequest { token, admin }).await.is_ok()
     }
 
-    /// Queues a command for the node (waiting while the queue is full) and returns where its
-    /// reply will arrive; `None` if the node has stopped.
-    pub async fn submit(&self, command: Command) -> Option<oneshot::Receiver<Reply>> {
-        let (token, rx) = oneshot::channel();
-        self.tx.send(Request { token, command }).await.ok()?;
-        Some(rx)
+    /// Queues a command for the node (waiting while the queue is full), to be answered through
+    /// `token`; false if the node has stopped (the dropped token then answers `ERR_INTERNAL`).
+    pub async fn submit(&self, command: Command, token: ReplyTo) -> bool {
+        self.tx.send(Request { token, command }).await.is_ok()
     }
 }

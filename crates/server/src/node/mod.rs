@@ -20,15 +20,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use fs::{Command, Reply};
+use fs::Command;
 use raft::{LogIndex, Millis, NodeId};
 use replica::{Now, Output, Replica};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info};
 
 use crate::config::NodeConfig;
 use crate::deadline::sleep_until;
+use crate::mailbox::{Mailbox, ReplyTo};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::status::{RequestCounts, Status, StatusQuery};
@@ -98,7 +99,7 @@ pub const ADMIN_QUEUE_MAX: usize = 64;
 /// The node task's state: the one replica driver (crate `replica`) and the I/O it asks for.
 pub struct Node {
     config: NodeConfig,
-    replica: Replica<oneshot::Sender<Reply>>,
+    replica: Replica<ReplyTo>,
     storage: Storage,
     snapshots: Snapshots,
     requests: mpsc::Receiver<Request>,
@@ -113,7 +114,7 @@ pub struct Node {
     /// The origin of the replica's monotonic clock.
     epoch: Instant,
     /// Reused buffer for the replica's outputs.
-    out: Vec<Output<oneshot::Sender<Reply>>>,
+    out: Vec<Output<ReplyTo>>,
     shutdown: Shutdown,
     /// When the replica call in progress began (taken with its clock reading, so timing a step
     /// costs no extra clock read).
@@ -203,7 +204,7 @@ impl Node {
         self.carry_out()?;
         // A leader asked to stop hands leadership over first, so that a rolling restart has
         // no election gap: the reply of its transfer, and how long to wait for it.
-        let mut handover: Option<(oneshot::Receiver<Reply>, Instant)> = None;
+        let mut handover: Option<(Arc<Mailbox>, Instant)> = None;
         let mut requests_open = true;
         loop {
             // A follower's log writes of the last pass, inline (see `storage`): after the
@@ -214,8 +215,8 @@ impl Node {
                 tokio::task::yield_now().await;
                 self.storage.run_pending()?;
             }
-            if let Some((reply, _)) = &mut handover
-                && !matches!(reply.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            if let Some((reply, _)) = &handover
+                && reply.take().is_some()
             {
                 break;
             }
@@ -291,7 +292,7 @@ impl Node {
 
     /// Starts the handover of a stopping leader: where its outcome arrives, and until when to
     /// wait for it (two election timeouts). `None` when there is nothing to hand over.
-    fn begin_handover(&mut self) -> Option<(oneshot::Receiver<Reply>, Instant)> {
+    fn begin_handover(&mut self) -> Option<(Arc<Mailbox>, Instant)> {
         let reply = self.start_handover()?;
         let wait = Duration::from_millis(2 * self.config.election_timeout_ms);
         Some((reply, Instant::now() + wait))
@@ -299,14 +300,15 @@ impl Node {
 
     /// On a leader with another voter: asks the replica to hand leadership over, and returns
     /// where the outcome arrives (a leader change, or a failure). `None` otherwise.
-    fn start_handover(&mut self) -> Option<oneshot::Receiver<Reply>> {
+    fn start_handover(&mut self) -> Option<Arc<Mailbox>> {
         let core = self.replica.core();
         let others = core.voters().iter().any(|&v| v != core.id());
         if core.role() != raft::Role::Leader || !others {
             return None;
         }
         info!("stopping: handing leadership over first");
-        let (token, reply) = oneshot::channel();
+        let reply = Mailbox::new();
+        let token = reply.reserve();
         let now = self.now();
         self.replica.admin(
             now,
@@ -438,7 +440,7 @@ impl Node {
                 Output::SaveState(state) => result = result.and(self.storage.save_state(state)),
                 Output::Reply { token, reply } => {
                     // The connection may have gone; nothing to do then.
-                    let _ = token.send(reply);
+                    token.send(reply);
                 }
                 Output::Timer { at } => {
                     self.alarm = Some(self.epoch + Duration::from_millis(at.0));

@@ -192,7 +192,7 @@ impl Snapshots {
     /// encode is answered `ERR_INTERNAL`.
     pub fn backup(
         &self,
-        token: tokio::sync::oneshot::Sender<fs::Reply>,
+        token: crate::mailbox::ReplyTo,
         index: LogIndex,
         term: Term,
         store: Store,
@@ -218,7 +218,7 @@ impl Snapshots {
                 }
             };
             // The client may have gone meanwhile; nothing to do then.
-            let _ = token.send(reply);
+            token.send(reply);
         });
     }
 
