@@ -40,7 +40,8 @@ class Mutant:
     # for a rule the rest of the system masks, so that no client-visible run can show it;
     # "server": one of the raftfs integration tests (crates/raftfs/tests) (`test`), for the real transport;
     # "wal": the log's own tests (`cargo test -p wal`), for the on-disk format;
-    # "fs": the file store's own tests (`cargo test -p fs`).
+    # "fs": the file store's own tests (`cargo test -p fs`);
+    # "server-unit": the server crate's own tests (`cargo test -p server --lib`).
     runner: str = "sim"
     test: str = ""
 
@@ -106,6 +107,14 @@ MUTANTS = [
         "btree_map::Entry::Vacant(_) => self.insert(name.detached(), file),",
         "btree_map::Entry::Vacant(_) => self.insert(name.clone(), file),",
         runner="fs",
+    ),
+    Mutant(
+        "replies-out-of-read-order",
+        "a connection's replies are taken in the order its commands were read, whatever order the node answers in",
+        "crates/server/src/mailbox.rs",
+        "let reply = match state.places.front()? {",
+        "let reply = match state.places.back()? {",
+        runner="server-unit",
     ),
     Mutant(
         "figure-8-commit-rule",
@@ -408,6 +417,8 @@ def run(m, repo, target):
             return cargo_tests(["-p", "wal"], tree, env, "wal test", "unit")
         if m.runner == "fs":
             return cargo_tests(["-p", "fs"], tree, env, "fs test", "unit")
+        if m.runner == "server-unit":
+            return cargo_tests(["-p", "server", "--lib"], tree, env, "server unit test", "unit")
         build = subprocess.run(
             ["cargo", "build", "--quiet", "--profile", profile, "-p", "sim"],
             cwd=tree,
@@ -451,7 +462,7 @@ def main(argv):
     bad = 0
     for m in chosen:
         verdict, detail, after = run(m, repo, target)
-        where = {"sim": m.profile, "raft": "core tests", "wal": "log tests", "fs": "store tests"}.get(
+        where = {"sim": m.profile, "raft": "core tests", "wal": "log tests", "fs": "store tests", "server-unit": "server unit tests"}.get(
             m.runner, f"server test {m.test}"
         )
         if verdict == "caught":

@@ -145,6 +145,11 @@ impl ReplyTo {
 
 impl Drop for ReplyTo {
     fn drop(&mut self) {
+        // While unwinding from a broken invariant, a second panic here would abort the process
+        // and hide the first.
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(mailbox) = self.mailbox.take() {
             mailbox.fill(self.seq, Place::Abandoned);
         }
