@@ -173,33 +173,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn version_1_records_read_with_watermark_zero() {
-        // Version 1 layout by hand: CRC, length, index, term, kind, data.
+    /// A record laid out by hand: CRC, length, index, term, the watermark if given (version 2),
+    /// then `stored` (the kind and the data).
+    fn by_hand(index: u64, term: u64, watermark: Option<u64>, stored: &[u8]) -> Bytes {
         let mut buf = Vec::new();
         buf.extend_from_slice(&[0; 4]);
-        buf.extend_from_slice(&4u32.to_le_bytes());
-        buf.extend_from_slice(&9u64.to_le_bytes());
-        buf.extend_from_slice(&2u64.to_le_bytes());
-        buf.extend_from_slice(b"\x05abc");
+        buf.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&index.to_le_bytes());
+        buf.extend_from_slice(&term.to_le_bytes());
+        if let Some(watermark) = watermark {
+            buf.extend_from_slice(&watermark.to_le_bytes());
+        }
+        buf.extend_from_slice(stored);
         let crc = crc32c::crc32c(&buf[4..]);
         buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        let decoded = decode(&Bytes::from(buf), 0, Format::V1).unwrap();
+        Bytes::from(buf)
+    }
+
+    #[test]
+    fn version_1_records_read_with_watermark_zero() {
+        let decoded = decode(&by_hand(9, 2, None, b"\x05abc"), 0, Format::V1).unwrap();
         assert_eq!(decoded.entry, Entry::of_kind(9, 2, 5, &b"abc"[..]));
         assert_eq!((decoded.watermark, decoded.len), (0, 28));
     }
 
     #[test]
     fn a_record_of_length_zero_reads_as_kind_zero_without_data() {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&[0; 4]);
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        buf.extend_from_slice(&4u64.to_le_bytes());
-        buf.extend_from_slice(&1u64.to_le_bytes());
-        buf.extend_from_slice(&3u64.to_le_bytes());
-        let crc = crc32c::crc32c(&buf[4..]);
-        buf[0..4].copy_from_slice(&crc.to_le_bytes());
-        let decoded = decode(&Bytes::from(buf), 0, Format::V2).unwrap();
+        let decoded = decode(&by_hand(4, 1, Some(3), b""), 0, Format::V2).unwrap();
         assert_eq!(decoded.entry, Entry::new(4, 1, Bytes::new()));
         assert_eq!((decoded.watermark, decoded.len), (3, RECORD_HEADER_BYTES));
     }
