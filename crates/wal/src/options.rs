@@ -11,8 +11,9 @@ use crate::segment::SEGMENT_HEADER_BYTES;
 /// files small for a long log while a recovery scan still reads one segment at a time into memory.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 
-/// Smallest segment size accepted: a header plus one record without data (only its kind). Anything smaller could never
-/// hold an entry; tests use values just above this to exercise rollover.
+/// Smallest segment size accepted: a header plus one record without data (only its kind).
+/// Anything smaller could never hold an entry; tests use values just above this to exercise
+/// rollover.
 pub const SEGMENT_BYTES_MIN: u64 = (SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES + 1) as u64;
 
 /// Default for [`Options::preallocate_bytes`]. Writing 1 MiB of zeros and fdatasyncing it takes

@@ -14,9 +14,9 @@ pub const RECORD_HEADER_BYTES: usize = 32;
 /// Bytes before a record's data in format version 1, which had no watermark. Still read.
 pub const RECORD_HEADER_BYTES_V1: usize = 24;
 
-/// Largest data one record may hold, besides its kind byte. A Raft entry carries one client command (at most 1 MiB of
-/// file content by default); 64 MiB leaves room for larger settings while keeping a corrupt
-/// length field from making recovery allocate or skip gigabytes.
+/// Largest data one record may hold, besides its kind byte. A Raft entry carries one client
+/// command (at most 1 MiB of file content by default); 64 MiB leaves room for larger settings
+/// while keeping a corrupt length field from making recovery allocate or skip gigabytes.
 pub const RECORD_DATA_BYTES_MAX: usize = 64 << 20;
 
 /// The record layout of one segment, set by the version in its header.
