@@ -112,8 +112,8 @@ MUTANTS = [
         "replies-out-of-read-order",
         "a connection's replies are taken in the order its commands were read, whatever order the node answers in",
         "crates/server/src/mailbox.rs",
-        "let reply = match state.places.front()? {",
-        "let reply = match state.places.back()? {",
+        "let reply = state.places.front_mut()?.take()?;",
+        "let reply = state.places.back_mut()?.take()?;",
         runner="server-unit",
     ),
     Mutant(

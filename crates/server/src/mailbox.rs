@@ -24,20 +24,11 @@ pub struct Mailbox {
 struct State {
     /// Sequence number of `places[0]`.
     head: u64,
-    /// Places from the oldest not yet taken on.
-    places: VecDeque<Place>,
+    /// Places from the oldest not yet taken on: `None` while the node has the command, its
+    /// reply once answered.
+    places: VecDeque<Option<Reply>>,
     /// The writer, waiting for the head place to be answered.
     waker: Option<Waker>,
-}
-
-enum Place {
-    /// The node has the command.
-    Waiting,
-    /// Answered, not yet taken.
-    Answered(Reply),
-    /// Its token was dropped unanswered (the node stopped): taken as `ERR_INTERNAL`, as
-    /// docs/protocol.md says.
-    Abandoned,
 }
 
 impl Mailbox {
@@ -50,7 +41,7 @@ impl Mailbox {
     pub fn reserve(self: &Arc<Self>) -> ReplyTo {
         let mut state = self.lock();
         let seq = state.head + state.places.len() as u64;
-        state.places.push_back(Place::Waiting);
+        state.places.push_back(None);
         ReplyTo {
             mailbox: Some(Arc::clone(self)),
             seq,
@@ -81,7 +72,7 @@ impl Mailbox {
         std::future::poll_fn(|cx| self.poll_take(cx)).await
     }
 
-    fn fill(&self, seq: u64, place: Place) {
+    fn fill(&self, seq: u64, reply: Reply) {
         let waker = {
             let mut state = self.lock();
             let head = state.head;
@@ -93,8 +84,8 @@ impl Mailbox {
             let Some(slot) = slot else {
                 unreachable!("place {seq} answered twice");
             };
-            assert!(matches!(slot, Place::Waiting), "place {seq} answered twice");
-            *slot = place;
+            assert!(slot.is_none(), "place {seq} answered twice");
+            *slot = Some(reply);
             // The writer waits for the head only; it takes those behind it in the same pass.
             if seq == head {
                 state.waker.take()
@@ -114,13 +105,8 @@ impl Mailbox {
 }
 
 fn take_head(state: &mut State) -> Option<Reply> {
-    let reply = match state.places.front()? {
-        Place::Waiting => return None,
-        Place::Answered(_) | Place::Abandoned => match state.places.pop_front() {
-            Some(Place::Answered(reply)) => reply,
-            _ => Reply::Internal,
-        },
-    };
+    let reply = state.places.front_mut()?.take()?;
+    state.places.pop_front();
     state.head += 1;
     Some(reply)
 }
@@ -138,7 +124,7 @@ impl ReplyTo {
     /// with the mailbox.
     pub fn send(mut self, reply: Reply) {
         if let Some(mailbox) = self.mailbox.take() {
-            mailbox.fill(self.seq, Place::Answered(reply));
+            mailbox.fill(self.seq, reply);
         }
     }
 }
@@ -150,8 +136,10 @@ impl Drop for ReplyTo {
         if std::thread::panicking() {
             return;
         }
+        // Unanswered: the node dropped the command (it is stopping), which docs/protocol.md
+        // answers ERR_INTERNAL.
         if let Some(mailbox) = self.mailbox.take() {
-            mailbox.fill(self.seq, Place::Abandoned);
+            mailbox.fill(self.seq, Reply::Internal);
         }
     }
 }
