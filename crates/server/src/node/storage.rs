@@ -241,13 +241,7 @@ impl Storage {
             index: last.index,
             term: last.term,
         };
-        let records = entries
-            .iter()
-            .map(|e| {
-                let (kind, data) = e.stored();
-                wal::Entry::of_kind(e.index.0, e.term.0, kind, data)
-            })
-            .collect();
+        let records = entries.iter().map(record_of).collect();
         self.submit(wal::Op::Append(records), Some(stored))
     }
 
@@ -418,6 +412,12 @@ impl Storage {
     }
 }
 
+/// The WAL record of `entry`: its payload tag as the kind, its command's own buffer as the data.
+fn record_of(entry: &Entry) -> wal::Entry {
+    let (kind, data) = entry.stored();
+    wal::Entry::of_kind(entry.index.0, entry.term.0, kind, data)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
@@ -462,9 +462,7 @@ mod tests {
         };
         let (mut log, _) =
             wal::Log::open(&dir.path().join("log"), wal::Options::default()).unwrap();
-        let (kind, data) = noop.stored();
-        log.append(&[wal::Entry::of_kind(1, 1, kind, data)])
-            .unwrap();
+        log.append(&[record_of(&noop)]).unwrap();
         log.sync().unwrap();
         drop(log);
 
