@@ -75,6 +75,15 @@ MUTANTS = [
         test="budgets",
     ),
     Mutant(
+        "shared-client-budget-ignored",
+        "all connections together hold at most the shared budget plus one command and one reply each",
+        "crates/server/src/connection.rs",
+        "            && (out.is_empty() || !shared.budget.is_full());",
+        "            && (out.is_empty() || !shared.budget.is_full() || true);",
+        runner="server",
+        test="budgets",
+    ),
+    Mutant(
         "status-waits-on-a-stuck-node",
         "the status server answers in bounded time while the node is stuck (on its disk)",
         "crates/server/src/status.rs",

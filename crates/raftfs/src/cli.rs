@@ -155,6 +155,12 @@ pub struct ClientLimitArgs {
     /// read [default: 2097152, or client_limits.pipeline_bytes].
     #[arg(long, value_name = "BYTES")]
     pub pipeline_bytes: Option<usize>,
+    /// Bytes all client connections together may hold in unanswered commands and unsent
+    /// replies; while they do, a connection with something in flight reads no more commands
+    /// (one with nothing in flight is still served) [default: 268435456, or
+    /// client_limits.total_bytes].
+    #[arg(long, value_name = "BYTES")]
+    pub client_total_bytes: Option<usize>,
     /// Seconds a command may take to arrive, from its first byte (a line without its end,
     /// content not yet complete), before its connection is closed [default: 120, or
     /// client_limits.partial_command_timeout_s].
@@ -177,6 +183,9 @@ impl ClientLimitArgs {
         }
         if let Some(n) = self.pipeline_bytes {
             limits.pipeline_bytes = n;
+        }
+        if let Some(n) = self.client_total_bytes {
+            limits.total_bytes = n;
         }
         if let Some(s) = self.partial_command_timeout {
             limits.partial_command_timeout_s = s;

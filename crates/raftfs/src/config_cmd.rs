@@ -73,12 +73,14 @@ pub fn summary(file: &ClusterFile) -> String {
             let limits = &file.client_limits;
             format!(
                 "[client_limits] max_connections = {}, reply_buffer_bytes = {}, \
-                 pipeline_bytes = {}, partial_command_timeout_s = {}, idle_timeout_s = {}",
+                 pipeline_bytes = {}, total_bytes = {}, partial_command_timeout_s = {}, \
+                 idle_timeout_s = {}",
                 limits
                     .max_connections
                     .map_or("(from the descriptor limit)".to_owned(), |n| n.to_string()),
                 limits.reply_buffer_bytes,
                 limits.pipeline_bytes,
+                limits.total_bytes,
                 limits.partial_command_timeout_s,
                 limits.idle_timeout_s
             )

@@ -1,6 +1,7 @@
 //! Client-side resource budgets on a real `raftfs serve` process over real sockets:
 //! thousands of idle connections, the connection cap's reply, a client that pipelines
-//! reads of a large file and never reads the replies, a slowloris client, and the idle timeout
+//! reads of a large file and never reads the replies, many such clients against the shared
+//! budget, a slowloris client, and the idle timeout
 //! (which a command waiting for the cluster longer than it does not trigger).
 //! Other clients must keep being served throughout; nothing here asserts a speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly on purpose.
@@ -190,6 +191,101 @@ async fn a_client_that_pipelines_big_reads_and_never_reads_replies_does_not_grow
         "peak RSS {peak_kib} KiB exceeds the bound {bound_kib} KiB"
     );
     drop(hog_task);
+}
+
+/// `raftfs_client_buffered_bytes` from a member's `GET /metrics`.
+async fn client_buffered_bytes(http: &str) -> u64 {
+    let mut stream = TcpStream::connect(http).await.expect("connect to HTTP");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: raftfs\r\n\r\n")
+        .await
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read the metrics");
+    let line = response
+        .lines()
+        .find(|line| line.starts_with("raftfs_client_buffered_bytes "))
+        .unwrap_or_else(|| panic!("no raftfs_client_buffered_bytes in {response}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn many_clients_that_never_read_replies_hold_the_total_budget_and_others_are_served() {
+    const BIG: usize = 1 << 20;
+    const HOGS: usize = 16;
+    /// The shared budget: far below the hogs' own budgets together (16 x 2 MiB of replies).
+    const TOTAL: u64 = 4 << 20;
+    /// Over the budget, each connection may hold one more reply and command.
+    const BOUND: u64 = TOTAL + HOGS as u64 * (BIG as u64 + 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let http = common::free_port();
+    let total = TOTAL.to_string();
+    let server = Server::start_with(
+        dir.path(),
+        &["--http", &http, "--client-total-bytes", &total],
+    );
+    let mut writer = server.connect().await;
+    write_and_read(&mut writer, "big", Bytes::from(vec![b'a'; BIG])).await;
+
+    // Each hog pipelines reads of the big file (1 GiB of replies each) and never reads one.
+    let mut hogs = Vec::with_capacity(HOGS);
+    for _ in 0..HOGS {
+        let mut hog = TcpStream::connect(&server.addr).await.unwrap();
+        let commands = b"read big\r\n".repeat(1000);
+        hogs.push(tokio::spawn(async move {
+            let _ = hog.write_all(&commands).await;
+            hog // Kept open (and unread) until the test ends.
+        }));
+    }
+    // The hogs fill the shared budget (each alone would stop only at its own 2 MiB)...
+    let started = std::time::Instant::now();
+    loop {
+        let held = client_buffered_bytes(&http).await;
+        assert!(
+            held <= BOUND,
+            "clients hold {held} bytes, over the bound {BOUND}"
+        );
+        if held >= TOTAL {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the hogs never filled the budget: {held}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...and while they hold it, a client that reads its replies is served, one command at a
+    // time, and the sum stays bounded.
+    let mut small = server.connect().await;
+    for round in 0..20 {
+        write_and_read(&mut small, "small", Bytes::from(format!("round {round}"))).await;
+        let held = client_buffered_bytes(&http).await;
+        eprintln!("round {round}: clients hold {held} bytes");
+        assert!(
+            held <= BOUND,
+            "clients hold {held} bytes, over the bound {BOUND}"
+        );
+    }
+    // Once the hogs are gone, what they held is given back.
+    for hog in hogs {
+        hog.abort();
+        let _ = hog.await;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let held = client_buffered_bytes(&http).await;
+        if held == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{held} bytes still counted after every hog left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -14,7 +14,10 @@
 //!   at most the budget plus one reply, plus the replies of commands already in flight, which
 //!   share the store's buffers), or
 //! - the commands read and not yet answered add up to more than `pipeline_bytes` (one command
-//!   is always admitted), or `PIPELINE_DEPTH_MAX` of them are queued.
+//!   is always admitted), or `PIPELINE_DEPTH_MAX` of them are queued, or
+//! - all connections together hold the member's shared budget ([`crate::client_budget`]) and
+//!   this one has something in flight; its writer then gathers no more replies while it has
+//!   some unsent.
 //!
 //! A command still incomplete `partial_command_timeout` after its first byte closes the
 //! connection, however slowly it trickles in. A connection with nothing in flight for
@@ -37,6 +40,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::client_budget::ClientBudget;
 use crate::deadline::sleep_until;
 use crate::limits::ClientLimits;
 use crate::mailbox::Mailbox;
@@ -134,11 +138,15 @@ struct Shared {
     replies: Arc<Mailbox>,
     /// The connection's start, the origin of `last_write_ms`.
     start: Instant,
+    /// The budget all connections share; this one's pending command bytes and unsent reply
+    /// bytes are counted in it, and given back when it ends.
+    budget: Arc<ClientBudget>,
 }
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(budget: Arc<ClientBudget>) -> Shared {
         Shared {
+            budget,
             unsent_reply_bytes: AtomicUsize::new(0),
             pending_command_bytes: AtomicUsize::new(0),
             unanswered: AtomicUsize::new(0),
@@ -154,6 +162,14 @@ impl Shared {
             || self.pending_command_bytes.load(Ordering::Acquire) >= limits.pipeline_bytes
     }
 
+    /// Whether the shared budget is full and this connection has something in flight (one
+    /// with nothing in flight is always admitted a command, so no client starves).
+    fn over_shared_budget(&self) -> bool {
+        self.budget.is_full()
+            && (self.unanswered.load(Ordering::Acquire) > 0
+                || self.unsent_reply_bytes.load(Ordering::Acquire) > 0)
+    }
+
     fn last_write(&self) -> Instant {
         self.start + Duration::from_millis(self.last_write_ms.load(Ordering::Acquire))
     }
@@ -164,16 +180,30 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Both halves are done: what they still count is no longer held.
+        let pending = self.pending_command_bytes.load(Ordering::Acquire);
+        let unsent = self.unsent_reply_bytes.load(Ordering::Acquire);
+        self.budget.give_back(pending + unsent);
+    }
+}
+
 /// Serves one client until it disconnects, framing is lost, a budget's timeout closes it, or
 /// shutdown is signalled (shutdown stops reading between commands; replies for commands already
 /// read are still written).
-pub async fn serve<S>(stream: S, node: NodeHandle, limits: ConnectionLimits, shutdown: Shutdown)
-where
+pub async fn serve<S>(
+    stream: S,
+    node: NodeHandle,
+    limits: ConnectionLimits,
+    budget: Arc<ClientBudget>,
+    shutdown: Shutdown,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
     let (slots_tx, slots_rx) = mpsc::channel(PIPELINE_DEPTH_MAX);
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::new(budget));
     let metrics = node.metrics().clone();
     // Dropped when the writer stops (the client is gone or reads nothing): the reader stops too.
     let (writer_alive, writer_stopped) = oneshot::channel::<()>();
@@ -254,7 +284,9 @@ async fn read_commands<R: AsyncRead + Unpin>(
     let mut paused_at: Option<Instant> = None;
     let mut last_read = Instant::now();
     loop {
-        let over_budget = shared.over_budget(&limits);
+        let over_own_budget = shared.over_budget(&limits);
+        let over_shared_budget = !over_own_budget && shared.over_shared_budget();
+        let over_budget = over_own_budget || over_shared_budget;
         if over_budget {
             paused_at.get_or_insert_with(Instant::now);
         } else {
@@ -291,6 +323,7 @@ async fn read_commands<R: AsyncRead + Unpin>(
                 shared
                     .pending_command_bytes
                     .fetch_add(command_bytes, Ordering::AcqRel);
+                shared.budget.take(command_bytes);
                 shared.unanswered.fetch_add(1, Ordering::AcqRel);
                 let slot = Slot {
                     answer,
@@ -333,8 +366,10 @@ async fn read_commands<R: AsyncRead + Unpin>(
                     node.metrics().client_bytes_received.inc_by(n as u64);
                 }
             },
-            // Over budget: wait for the writer to make room.
+            // Over budget: wait for the writer to make room, or (over the shared budget only)
+            // for the other connections to.
             _ = shared.progress.notified(), if over_budget => {}
+            _ = shared.budget.room(), if over_shared_budget => {}
             _ = &mut writer_stopped => return,
             // Shutdown stops a connection between commands; one in the middle of a command
             // may finish it (the listener's drain timeout bounds how long that can take).
@@ -427,13 +462,16 @@ fn took_reply(shared: &Shared, metrics: &Metrics, out: &mut BytesMut, answered: 
         read_at,
     } = answered;
     metrics.command_done(kind, &reply, read_at.elapsed());
+    let before = out.len();
     reply.encode(out);
+    shared.budget.take(out.len() - before);
     shared
         .unsent_reply_bytes
         .store(out.len(), Ordering::Release);
     shared
         .pending_command_bytes
         .fetch_sub(command_bytes, Ordering::AcqRel);
+    shared.budget.give_back(command_bytes);
     shared.unanswered.fetch_sub(1, Ordering::AcqRel);
     shared.progress.notify_one();
 }
@@ -494,15 +532,19 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     let mut current: Option<Slot> = None;
     let mut queue_open = true;
     while queue_open || !out.is_empty() {
-        // Gather the replies ready now into one write.
+        // Gather the replies ready now into one write (while the shared budget is full, only
+        // one: the one this connection is always allowed).
         while out.len() < WRITE_BATCH_BYTES.min(limits.reply_buffer_bytes)
+            && (out.is_empty() || !shared.budget.is_full())
             && let Some(answered) = try_next_reply(&mut current, &mut slots, &shared.replies)
         {
             took_reply(&shared, &metrics, &mut out, answered);
         }
         // Write when the stream takes bytes; while it does not, keep collecting replies up to
-        // the reply budget (the reader stops once it is reached).
-        let collect = queue_open && out.len() < limits.reply_buffer_bytes;
+        // the reply budget (the reader stops once it is reached) and the shared one.
+        let collect = queue_open
+            && out.len() < limits.reply_buffer_bytes
+            && (out.is_empty() || !shared.budget.is_full());
         let written = tokio::select! {
             biased;
             written = write_some(&mut writer, &out, stall), if !out.is_empty() => Some(written),
@@ -525,6 +567,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
             Some(Ok(n)) => {
                 metrics.client_bytes_sent.inc_by(n as u64);
                 out.advance(n);
+                shared.budget.give_back(n);
                 shared
                     .unsent_reply_bytes
                     .store(out.len(), Ordering::Release);

@@ -12,6 +12,7 @@
 //! - [`backup`]: backups (snapshot files) saved, exported offline and restored.
 
 pub mod backup;
+pub mod client_budget;
 pub mod config;
 pub mod connection;
 pub mod deadline;

@@ -1,5 +1,6 @@
-//! Budgets of the client side: how many client connections a member serves, and what one
-//! connection may make it hold (buffered replies, pipelined commands, time).
+//! Budgets of the client side: how many client connections a member serves, what one
+//! connection may make it hold (buffered replies, pipelined commands, time), and what all of
+//! them together may (see [`crate::client_budget`]).
 //!
 //! Every setting has a default here, a key in the cluster file's `[client_limits]` table, and a
 //! `raftfs serve` flag (crates/raftfs, `ClientLimitArgs`):
@@ -9,6 +10,7 @@
 //! # max_connections = 9000        # default: computed from the descriptor limit
 //! reply_buffer_bytes = 2097152    # replies buffered but not yet sent, per connection (2 MiB)
 //! pipeline_bytes = 2097152        # commands read but not yet answered, per connection (2 MiB)
+//! total_bytes = 268435456         # both of those, summed over all connections (256 MiB)
 //! partial_command_timeout_s = 120 # a half-sent command is closed this long after its first byte
 //! idle_timeout_s = 3600           # a connection with nothing in flight is closed after this
 //! ```
@@ -63,6 +65,9 @@ pub struct ClientLimits {
     /// Command bytes one connection may have read and not yet answered before more are not
     /// read.
     pub pipeline_bytes: usize,
+    /// Command bytes unanswered plus reply bytes unsent, over all connections together, at
+    /// which connections with something in flight stop reading commands.
+    pub total_bytes: usize,
     /// Seconds from a command's first byte until, still incomplete, its connection is closed.
     pub partial_command_timeout_s: u64,
     /// Seconds a connection with nothing in flight, or whose client reads none of its unsent
@@ -76,6 +81,7 @@ impl Default for ClientLimits {
             max_connections: None,
             reply_buffer_bytes: REPLY_BUFFER_BYTES_DEFAULT,
             pipeline_bytes: PIPELINE_BYTES_DEFAULT,
+            total_bytes: crate::client_budget::TOTAL_BYTES_DEFAULT,
             partial_command_timeout_s: PARTIAL_COMMAND_TIMEOUT_S_DEFAULT,
             idle_timeout_s: IDLE_TIMEOUT_S_DEFAULT,
         }
@@ -140,6 +146,12 @@ impl ClientLimits {
         check(
             "pipeline_bytes",
             self.pipeline_bytes as u64,
+            1024,
+            "at least 1024 bytes",
+        )?;
+        check(
+            "total_bytes",
+            self.total_bytes as u64,
             1024,
             "at least 1024 bytes",
         )?;

@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::client_budget::ClientBudget;
 use crate::connection::{self, ConnectionLimits};
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
@@ -48,11 +49,12 @@ impl Drop for OpenConnection {
 }
 
 /// Accepts clients until shutdown, then waits (briefly) for their connections to finish.
-/// At most `max_connections` are served at once.
+/// At most `max_connections` are served at once, all of them within `budget`.
 pub async fn run(
     listener: TcpListener,
     node: NodeHandle,
     limits: ConnectionLimits,
+    budget: Arc<ClientBudget>,
     max_connections: usize,
     tls: Option<TlsAcceptor>,
     mut shutdown: Shutdown,
@@ -88,12 +90,13 @@ pub async fn run(
                 let node = node.clone();
                 let conn_shutdown = shutdown.clone();
                 let tls = tls.clone();
+                let budget = budget.clone();
                 connections.spawn(async move {
                     let metrics = node.metrics().clone();
                     match tls {
                         None => {
                             let _open = OpenConnection::new(metrics);
-                            connection::serve(stream, node, limits, conn_shutdown).await;
+                            connection::serve(stream, node, limits, budget, conn_shutdown).await;
                         }
                         // The handshake gets the time a half-sent command gets.
                         Some(tls) => match tokio::time::timeout(
@@ -104,7 +107,8 @@ pub async fn run(
                         {
                             Ok(Ok(stream)) => {
                                 let _open = OpenConnection::new(metrics);
-                                connection::serve(stream, node, limits, conn_shutdown).await;
+                                connection::serve(stream, node, limits, budget, conn_shutdown)
+                                    .await;
                             }
                             Ok(Err(err)) => debug!(%peer, %err, "client TLS handshake failed"),
                             Err(_) => debug!(%peer, "client TLS handshake timed out"),

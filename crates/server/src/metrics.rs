@@ -394,6 +394,10 @@ pub struct Metrics {
     /// `raftfs_client_connections`: client connections open now (over TLS: from the
     /// handshake on).
     pub client_connections: Gauge,
+    /// `raftfs_client_buffered_bytes`: bytes all client connections hold now, commands read and
+    /// not yet answered plus replies not yet sent (`[client_limits] total_bytes` bounds it; see
+    /// `client_budget`).
+    pub client_buffered_bytes: Gauge,
     /// `raftfs_client_received_bytes_total`: bytes read from client connections.
     pub client_bytes_received: Counter,
     /// `raftfs_client_sent_bytes_total`: bytes written to client connections.
@@ -463,6 +467,7 @@ impl Metrics {
             proposals_committed: Counter::default(),
             proposals_failed: Counter::default(),
             client_connections: Gauge::default(),
+            client_buffered_bytes: Gauge::default(),
             client_bytes_received: Counter::default(),
             client_bytes_sent: Counter::default(),
             peer_bytes_received: Counter::default(),
@@ -539,6 +544,11 @@ impl Metrics {
             "client_connections",
             "Client connections open now",
             metrics.client_connections.clone(),
+        );
+        registry.register(
+            "client_buffered_bytes",
+            "Bytes client connections hold: commands not yet answered, replies not yet sent",
+            metrics.client_buffered_bytes.clone(),
         );
         Metrics {
             registry,

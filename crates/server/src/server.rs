@@ -5,6 +5,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::client_budget::ClientBudget;
 use crate::config::NodeConfig;
 use crate::connection::ConnectionLimits;
 use crate::metrics::Metrics;
@@ -165,6 +166,10 @@ pub async fn run(
     info!(id = config.id, client = %bound, tls = client_tls.is_some(), data_dir = %config.data_dir.display(), "raftfs serving");
 
     let limits = ConnectionLimits::new(&config.client_limits, config.file_bytes_max);
+    let budget = ClientBudget::new(
+        config.client_limits.total_bytes,
+        handle.metrics().client_buffered_bytes.clone(),
+    );
     if config.joining {
         tokio::spawn(announce_join(config.clone()));
     }
@@ -172,6 +177,7 @@ pub async fn run(
         clients,
         handle,
         limits,
+        budget,
         max_connections,
         client_tls,
         shutdown,
