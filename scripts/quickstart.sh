@@ -201,8 +201,12 @@ def cmd_ports_free(base, nodes):
     for i in range(int(nodes)):
         for port in (int(base) + i, int(base) + i + 1000, int(base) + i - 1000):
             with socket.socket() as s:
+                # As the server binds (tokio sets SO_REUSEADDR): connections in TIME_WAIT from
+                # an earlier run do not hold a port, a listener does.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
+                    s.listen()
                 except OSError:
                     busy.append(port)
     if busy:
