@@ -195,21 +195,10 @@ async fn a_client_that_pipelines_big_reads_and_never_reads_replies_does_not_grow
 
 /// `raftfs_client_buffered_bytes` from a member's `GET /metrics`.
 async fn client_buffered_bytes(http: &str) -> u64 {
-    let mut stream = TcpStream::connect(http).await.expect("connect to HTTP");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: raftfs\r\n\r\n")
-        .await
-        .expect("send the request");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("read the metrics");
-    let line = response
-        .lines()
-        .find(|line| line.starts_with("raftfs_client_buffered_bytes "))
-        .unwrap_or_else(|| panic!("no raftfs_client_buffered_bytes in {response}"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    const METRIC: &str = "raftfs_client_buffered_bytes";
+    let scrape = common::metrics::scrape(http).await;
+    assert!(common::metrics::present(&scrape, METRIC), "no {METRIC}");
+    common::metrics::value(&scrape, METRIC, &[]) as u64
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use fs::{Name, Reply};
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub mod cluster;
+pub mod metrics;
 pub mod proxy;
 
 /// The line a server logs once it listens for clients; it names the bound address.
