@@ -170,6 +170,12 @@ impl Shared {
                 || self.unsent_reply_bytes.load(Ordering::Acquire) > 0)
     }
 
+    /// Whether the writer, holding `unsent` encoded bytes, may gather another reply: always
+    /// its first, more only while the shared budget has room.
+    fn may_gather(&self, unsent: usize) -> bool {
+        unsent == 0 || !self.budget.is_full()
+    }
+
     fn last_write(&self) -> Instant {
         self.start + Duration::from_millis(self.last_write_ms.load(Ordering::Acquire))
     }
@@ -535,16 +541,15 @@ async fn write_replies<W: AsyncWrite + Unpin>(
         // Gather the replies ready now into one write (while the shared budget is full, only
         // one: the one this connection is always allowed).
         while out.len() < WRITE_BATCH_BYTES.min(limits.reply_buffer_bytes)
-            && (out.is_empty() || !shared.budget.is_full())
+            && shared.may_gather(out.len())
             && let Some(answered) = try_next_reply(&mut current, &mut slots, &shared.replies)
         {
             took_reply(&shared, &metrics, &mut out, answered);
         }
         // Write when the stream takes bytes; while it does not, keep collecting replies up to
         // the reply budget (the reader stops once it is reached) and the shared one.
-        let collect = queue_open
-            && out.len() < limits.reply_buffer_bytes
-            && (out.is_empty() || !shared.budget.is_full());
+        let collect =
+            queue_open && out.len() < limits.reply_buffer_bytes && shared.may_gather(out.len());
         let written = tokio::select! {
             biased;
             written = write_some(&mut writer, &out, stall), if !out.is_empty() => Some(written),
