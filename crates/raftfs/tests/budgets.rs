@@ -229,20 +229,26 @@ async fn many_clients_that_never_read_replies_hold_the_total_budget_and_others_a
             hog // Kept open (and unread) until the test ends.
         }));
     }
-    // The hogs fill the shared budget (each alone would stop only at its own 2 MiB)...
+    // The hogs fill the shared budget (each alone would stop only at its own 2 MiB) and come to
+    // rest there: every hog's writer blocked on its full socket, its reader paused. The level is
+    // checked on the way and at rest (ten equal readings in a row), where a member that ignored
+    // the shared budget would hold each hog's 2 MiB.
     let started = std::time::Instant::now();
+    let mut readings = Vec::new();
     loop {
         let held = client_buffered_bytes(&http).await;
         assert!(
             held <= BOUND,
             "clients hold {held} bytes, over the bound {BOUND}"
         );
-        if held >= TOTAL {
+        readings.push(held);
+        let at_rest = readings.len() >= 10 && readings.iter().rev().take(10).all(|&r| r == held);
+        if held >= TOTAL && at_rest {
             break;
         }
         assert!(
             started.elapsed() < PATIENCE,
-            "the hogs never filled the budget: {held}"
+            "the hogs never came to rest holding the budget: {held}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
